@@ -1,1 +1,12 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    credmint::telemetry::init();
+    let cli = credmint::cli::Cli::parse();
+    if let Err(e) = credmint::cli::run(cli) {
+        let code = e.exit_code();
+        tracing::error!(exit_code = code, "{e}");
+        eprintln!("credmint: error: {e}");
+        std::process::exit(code);
+    }
+}

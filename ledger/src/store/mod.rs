@@ -1,0 +1,251 @@
+//! The ledger file: a redb database holding records, Merkle nodes and
+//! checkpoints, plus the in-memory head (frontier, chain head) rebuilt on
+//! open with O(log n) reads.
+//!
+//! One writer at a time (a mutex around each append); readers take the head
+//! snapshot (`Arc`) without waiting for a write in progress.
+
+mod append;
+mod checkpoints;
+mod read;
+pub mod schema;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::error::StoreError;
+use crate::event::Event;
+use crate::merkle::Frontier;
+use crate::record::{chain_hash, NewEntry, Record};
+use crate::Hash;
+
+pub use read::{CheckpointIter, RawRecord, RecordIter};
+
+/// State after the last committed record; replaced whole after each commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) frontier: Frontier,
+    pub(crate) head_hash: Hash,
+    pub(crate) last_timestamp_ms: u64,
+}
+
+impl Head {
+    fn empty() -> Self {
+        Head {
+            frontier: Frontier::new(),
+            head_hash: crate::record::ZERO_HASH,
+            last_timestamp_ms: 0,
+        }
+    }
+}
+
+/// An open ledger file.
+pub struct Ledger {
+    db: Database,
+    origin: String,
+    ledger_key: [u8; 32],
+    head: RwLock<Arc<Head>>,
+    writer: Mutex<()>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("origin", &self.origin)
+            .field("size", &self.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Creates a new ledger file whose record 0 is `genesis`. Refuses if the
+    /// file already holds a ledger, so `init` can never fork an existing log.
+    pub fn create(path: &Path, genesis: NewEntry) -> Result<Ledger, StoreError> {
+        let Event::Genesis(g) = &genesis.event else {
+            return Err(StoreError::InvalidEntry {
+                position: 0,
+                reason: "record 0 must be a genesis event".into(),
+            });
+        };
+        let ledger_key = g.ledger_key().map_err(|reason| StoreError::InvalidEntry {
+            position: 0,
+            reason: reason.into(),
+        })?;
+        let origin = g.origin.clone();
+        let db = Database::create(path)?;
+        {
+            let txn = db.begin_read()?;
+            let existing_origin = match txn.open_table(schema::META) {
+                Ok(t) => t
+                    .get(schema::META_ORIGIN)?
+                    .map(|v| String::from_utf8_lossy(v.value()).into_owned()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let size = match txn.open_table(schema::RECORDS) {
+                Ok(t) => t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0),
+                Err(redb::TableError::TableDoesNotExist(_)) => 0,
+                Err(e) => return Err(e.into()),
+            };
+            if existing_origin.is_some() || size > 0 {
+                return Err(StoreError::AlreadyExists {
+                    origin: existing_origin.unwrap_or_default(),
+                    size,
+                });
+            }
+        }
+        let ledger = Ledger {
+            db,
+            origin: origin.clone(),
+            ledger_key,
+            head: RwLock::new(Arc::new(Head::empty())),
+            writer: Mutex::new(()),
+        };
+        ledger
+            .append_inner(vec![genesis], Some(&origin), |_, _| {
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .map_err(|e| match e {
+                crate::error::AppendError::Store(s) => s,
+                crate::error::AppendError::Project(never) => match never {},
+            })?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger and rebuilds the head from the stored tables:
+    /// the last record (chain head, timestamp), record 0 (ledger key) and one
+    /// node per set bit of the size (frontier) — O(log n) reads.
+    pub fn open(path: &Path) -> Result<Ledger, StoreError> {
+        let db = Database::open(path)?;
+        let txn = db.begin_read()?;
+        let meta = match txn.open_table(schema::META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Err(StoreError::NotALedger),
+            Err(e) => return Err(e.into()),
+        };
+        let origin = meta
+            .get(schema::META_ORIGIN)?
+            .ok_or(StoreError::NotALedger)?
+            .value()
+            .to_vec();
+        let origin = String::from_utf8(origin)
+            .map_err(|_| StoreError::Corrupt("origin is not UTF-8".into()))?;
+        let records = txn.open_table(schema::RECORDS)?;
+        let (last_index, last_bytes) = match records.last()? {
+            Some((k, v)) => (k.value(), v.value().to_vec()),
+            None => return Err(StoreError::NotALedger),
+        };
+        let size = last_index
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("record index overflow".into()))?;
+        let last = Record::decode(&last_bytes).map_err(|source| StoreError::Decode {
+            index: last_index,
+            source,
+        })?;
+        let first_bytes = records
+            .get(0)?
+            .ok_or_else(|| StoreError::Corrupt("record 0 is missing".into()))?
+            .value()
+            .to_vec();
+        let first = Record::decode(&first_bytes)
+            .map_err(|source| StoreError::Decode { index: 0, source })?;
+        let Event::Genesis(g) = &first.event else {
+            return Err(StoreError::Corrupt("record 0 is not genesis".into()));
+        };
+        if g.origin != origin {
+            return Err(StoreError::Corrupt(
+                "meta origin differs from genesis origin".into(),
+            ));
+        }
+        let ledger_key = g
+            .ledger_key()
+            .map_err(|r| StoreError::Corrupt(format!("genesis: {r}")))?;
+        let nodes = txn.open_table(schema::NODES)?;
+        let mut hashes = Vec::new();
+        for (level, index) in Frontier::positions(size) {
+            let h = nodes
+                .get((level, index))?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("tree node ({level}, {index}) is missing"))
+                })?
+                .value();
+            hashes.push(h);
+        }
+        let frontier = Frontier::from_parts(size, hashes)
+            .ok_or_else(|| StoreError::Corrupt("frontier does not match size".into()))?;
+        drop((meta, records, nodes));
+        drop(txn);
+        let head = Head {
+            frontier,
+            head_hash: chain_hash(&last_bytes),
+            last_timestamp_ms: last.timestamp_ms,
+        };
+        Ok(Ledger {
+            db,
+            origin,
+            ledger_key,
+            head: RwLock::new(Arc::new(head)),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The underlying database, so the appliance can read its projection
+    /// tables. Never write the tables in [`schema`] through it.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The origin (checkpoint first line and key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The Ed25519 ledger key named in genesis; checkpoints must be signed by it.
+    pub fn ledger_key(&self) -> [u8; 32] {
+        self.ledger_key
+    }
+
+    pub(crate) fn head(&self) -> Arc<Head> {
+        match self.head.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn set_head(&self, head: Head) {
+        let mut g = match self.head.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = Arc::new(head);
+    }
+
+    /// Number of committed records.
+    pub fn size(&self) -> u64 {
+        self.head().frontier.size()
+    }
+
+    /// Merkle root of all committed records.
+    pub fn root(&self) -> Hash {
+        self.head().frontier.root()
+    }
+
+    /// Size and root taken from one snapshot (never mix `size()` and `root()`
+    /// across a concurrent append).
+    pub fn size_and_root(&self) -> (u64, Hash) {
+        let h = self.head();
+        (h.frontier.size(), h.frontier.root())
+    }
+
+    /// SHA-256 of the last committed record's encoding (the next `prev_hash`).
+    pub fn head_hash(&self) -> Hash {
+        self.head().head_hash
+    }
+
+    /// Timestamp of the last committed record; appends must not go below it.
+    pub fn head_timestamp_ms(&self) -> u64 {
+        self.head().last_timestamp_ms
+    }
+}

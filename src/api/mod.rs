@@ -1,0 +1,22 @@
+//! HTTP routes, merged in one place. `error.rs` is the only module that picks status codes.
+
+mod error;
+mod public;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::app::AppState;
+
+/// The whole router; tests can drive it without a socket.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.server.max_body_bytes;
+    Router::new()
+        .merge(public::router())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,54 @@
+//! Public, unauthenticated routes: health, the signed checkpoint, the CA certificate.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::ApiError;
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/ledger/checkpoint", get(checkpoint))
+        .route("/v1/ca.pem", get(ca_pem))
+}
+
+/// 200 when the HSM answers a session probe, 503 otherwise; always reports ledger size.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let hsm = state.hsm.clone();
+    let probe = tokio::task::spawn_blocking(move || hsm.probe()).await;
+    let (status, hsm_state) = match probe {
+        Ok(Ok(())) => (StatusCode::OK, "ok".to_string()),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.kind().to_string()),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "probe_panicked".to_string(),
+        ),
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ok" } else { "degraded" },
+        "hsm": hsm_state,
+        "ledger_size": state.ledger.size(),
+    });
+    (status, Json(body))
+}
+
+/// The latest signed checkpoint (C2SP signed note), as text.
+async fn checkpoint(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let note = state.latest_checkpoint().ok_or(ApiError::Unavailable {
+        what: "checkpoint",
+        detail: "no checkpoint signed yet".into(),
+    })?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note))
+}
+
+async fn ca_pem(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        state.ca.pem.clone(),
+    )
+}

@@ -1,0 +1,378 @@
+//! Typed firmware configuration (`firmware-config/credmint.toml`).
+//!
+//! Loading is strict: unknown keys and invalid values stop start-up with a message naming
+//! the key, because a typo in an HSM or TTL setting must never silently fall back to a
+//! default. Relative paths are resolved against the config file's directory so the
+//! embedded default works from any working directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::secret::SecretSource;
+
+/// Errors found while reading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config value `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Signature algorithm of a key held in the HSM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// ECDSA on P-256 with SHA-256: accepted by every relying system, and ~3x faster than
+    /// Ed25519 on SoftHSM.
+    EcdsaP256,
+    /// Ed25519 (PureEdDSA). Required for the ledger key (C2SP signed notes).
+    Ed25519,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::EcdsaP256 => "ecdsa-p256",
+            Algorithm::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory holding the ledger, certificates, the TLS key and (embedded default) the
+    /// SoftHSM token store. Created on `init`.
+    pub data_dir: PathBuf,
+    pub hsm: HsmConfig,
+    pub keys: KeysConfig,
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    pub server: ServerConfig,
+    pub identity: IdentityConfig,
+    pub ttl: TtlConfig,
+    /// SHA-256 of the config file bytes; recorded in the genesis event.
+    #[serde(skip)]
+    pub digest: [u8; 32],
+}
+
+/// How to reach the PKCS#11 module and token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    /// Path of the PKCS#11 shared library.
+    pub module: PathBuf,
+    /// Label of the token holding credmint's keys; the slot is found by this label.
+    pub token_label: String,
+    /// Source of the user PIN (environment variable or file). Never the PIN itself.
+    pub pin: SecretSource,
+    /// Number of PKCS#11 sessions kept for signing (default 4).
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+    /// Present only for the embedded SoftHSM2 default.
+    #[serde(default)]
+    pub softhsm: Option<SoftHsmConfig>,
+}
+
+/// Embedded SoftHSM2: credmint owns the token directory and may create the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftHsmConfig {
+    /// Token store directory (relative to `data_dir`).
+    pub token_dir: PathBuf,
+    /// softhsm2.conf template with `@TOKEN_DIR@` (relative to the config file).
+    pub conf_template: PathBuf,
+    /// Security-officer PIN source, used only to create the token.
+    pub so_pin: SecretSource,
+}
+
+/// Labels and algorithms of the three keys credmint keeps in the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    pub ca: KeyConfig,
+    pub token: KeyConfig,
+    pub ledger: KeyConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// CKA_LABEL of the key pair in the token.
+    pub label: String,
+    pub algorithm: Algorithm,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// redb file (relative to `data_dir`; default `ledger.redb`).
+    #[serde(default = "default_ledger_file")]
+    pub file: PathBuf,
+    /// How often a new checkpoint is signed when the ledger has grown (default 5 s).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            file: default_ledger_file(),
+            checkpoint_interval_secs: default_checkpoint_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// DNS names and IP addresses put in the server certificate.
+    pub names: Vec<String>,
+    /// Largest request body accepted (default 64 KiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// SPIFFE trust domain: lowercase DNS-like name.
+    pub trust_domain: String,
+    pub ca_common_name: String,
+    pub ca_validity_days: u32,
+    pub server_cert_validity_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtlConfig {
+    /// Upper bound on any routine credential's TTL.
+    pub routine_max_secs: u64,
+    /// Upper bound on any privileged credential's TTL.
+    pub privileged_max_secs: u64,
+}
+
+fn default_sessions() -> usize {
+    4
+}
+fn default_ledger_file() -> PathBuf {
+    PathBuf::from("ledger.redb")
+}
+fn default_checkpoint_interval() -> u64 {
+    5
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+
+/// The parser's message plus a line number, without the source snippet toml would print:
+/// a mistaken config line may hold a secret (a PIN pasted where a source belongs).
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+impl Config {
+    /// Reads, parses, resolves relative paths and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| ConfigError::Parse {
+            path: path.to_owned(),
+            message: "not UTF-8".into(),
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: describe_toml_error(&text, &e),
+        })?;
+        config.digest = Sha256::digest(&bytes).into();
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.data_dir = base.join(&self.data_dir);
+        let data = self.data_dir.clone();
+        self.hsm.pin.resolve(&data);
+        if let Some(soft) = &mut self.hsm.softhsm {
+            soft.token_dir = data.join(&soft.token_dir);
+            soft.conf_template = base.join(&soft.conf_template);
+            soft.so_pin.resolve(&data);
+        }
+        self.ledger.file = data.join(&self.ledger.file);
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
+            return invalid("hsm.token_label", "must be 1 to 32 bytes (PKCS#11 limit)");
+        }
+        if self.hsm.sessions == 0 || self.hsm.sessions > 64 {
+            return invalid("hsm.sessions", "must be between 1 and 64");
+        }
+        if self.keys.ledger.algorithm != Algorithm::Ed25519 {
+            return invalid(
+                "keys.ledger.algorithm",
+                "must be ed25519 (C2SP signed notes)",
+            );
+        }
+        let labels = [
+            ("keys.ca.label", &self.keys.ca.label),
+            ("keys.token.label", &self.keys.token.label),
+            ("keys.ledger.label", &self.keys.ledger.label),
+        ];
+        for (key, label) in labels {
+            if label.is_empty() {
+                return invalid(key, "must not be empty");
+            }
+        }
+        if labels[0].1 == labels[1].1 || labels[0].1 == labels[2].1 || labels[1].1 == labels[2].1 {
+            return invalid("keys", "the three key labels must differ");
+        }
+        if self.ledger.checkpoint_interval_secs == 0 {
+            return invalid("ledger.checkpoint_interval_secs", "must be at least 1");
+        }
+        if self.server.names.is_empty() {
+            return invalid("server.names", "needs at least one DNS name or IP address");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        let td = &self.identity.trust_domain;
+        let td_ok = !td.is_empty()
+            && td
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !td_ok {
+            return invalid(
+                "identity.trust_domain",
+                "must be a lowercase DNS-like name (a-z, 0-9, '.', '-')",
+            );
+        }
+        if self.identity.ca_validity_days == 0 {
+            return invalid("identity.ca_validity_days", "must be at least 1");
+        }
+        if self.identity.server_cert_validity_days == 0
+            || self.identity.server_cert_validity_days > self.identity.ca_validity_days
+        {
+            return invalid(
+                "identity.server_cert_validity_days",
+                "must be at least 1 and at most ca_validity_days",
+            );
+        }
+        if self.ttl.routine_max_secs == 0 || self.ttl.routine_max_secs > 86_400 {
+            return invalid("ttl.routine_max_secs", "must be between 1 and 86400");
+        }
+        if self.ttl.privileged_max_secs == 0
+            || self.ttl.privileged_max_secs > self.ttl.routine_max_secs
+        {
+            return invalid(
+                "ttl.privileged_max_secs",
+                "must be at least 1 and at most ttl.routine_max_secs",
+            );
+        }
+        Ok(())
+    }
+
+    /// Checkpoint origin: binds the log's identity to its trust domain (C2SP: the key name
+    /// should equal the origin).
+    pub fn ledger_origin(&self) -> String {
+        format!("{}/credmint-ledger", self.identity.trust_domain)
+    }
+
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.data_dir.join("ca.pem")
+    }
+    pub fn server_cert_path(&self) -> PathBuf {
+        self.data_dir.join("server.pem")
+    }
+    pub fn server_key_path(&self) -> PathBuf {
+        self.data_dir.join("server-key.pem")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn default_text() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/credmint.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn embedded_default_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load(&write(dir.path(), &default_text())).unwrap();
+        assert_eq!(cfg.keys.ledger.algorithm, Algorithm::Ed25519);
+        assert!(cfg.ledger.file.starts_with(&cfg.data_dir));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = default_text().replace("sessions = 4", "sessions = 4\nsesions = 2");
+        let err = Config::load(&write(dir.path(), &text)).unwrap_err();
+        assert!(err.to_string().contains("sesions"), "{err}");
+    }
+
+    #[test]
+    fn invalid_value_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = default_text().replace(
+            "ledger = { label = \"credmint-ledger\", algorithm = \"ed25519\" }",
+            "ledger = { label = \"credmint-ledger\", algorithm = \"ecdsa-p256\" }",
+        );
+        let err = Config::load(&write(dir.path(), &text)).unwrap_err();
+        assert!(err.to_string().contains("keys.ledger.algorithm"), "{err}");
+        let text = default_text().replace("privileged_max_secs = 900", "privileged_max_secs = 0");
+        let err = Config::load(&write(dir.path(), &text)).unwrap_err();
+        assert!(err.to_string().contains("ttl.privileged_max_secs"), "{err}");
+    }
+
+    #[test]
+    fn pin_literal_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = default_text().replace(
+            "pin = { file = \"hsm-user.pin\" }",
+            "pin = { value = \"1234\" }",
+        );
+        let err = Config::load(&write(dir.path(), &text)).unwrap_err();
+        assert!(err.to_string().contains("value"), "{err}");
+        assert!(!err.to_string().contains("1234"), "{err}");
+    }
+}

@@ -1,0 +1,233 @@
+//! Key pairs inside the token: generation with non-extractable templates, lookup by label,
+//! and reading the public half as SubjectPublicKeyInfo.
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{
+    Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
+};
+
+use super::error::HsmError;
+use super::pool::Hsm;
+use crate::config::Algorithm;
+
+/// DER of OID prime256v1 (1.2.840.10045.3.1.7), the CKA_EC_PARAMS of a P-256 key.
+const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// DER of OID id-Ed25519 (1.3.101.112), the CKA_EC_PARAMS of an Ed25519 key.
+const ED25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+/// SPKI prefix for a 65-byte uncompressed P-256 point.
+const P256_SPKI_PREFIX: &[u8] = &[
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+/// SPKI prefix for a 32-byte Ed25519 public key.
+const ED25519_SPKI_PREFIX: &[u8] = &[
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Whether `ensure_key_pair` found an existing key or generated a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOutcome {
+    Existing,
+    Generated,
+}
+
+/// The public half of a token key, in the two shapes callers need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub algorithm: Algorithm,
+    /// Raw key: 65-byte uncompressed SEC1 point (P-256) or 32 bytes (Ed25519).
+    pub raw: Vec<u8>,
+}
+
+impl PublicKey {
+    pub fn spki_der(&self) -> Vec<u8> {
+        let prefix = match self.algorithm {
+            Algorithm::EcdsaP256 => P256_SPKI_PREFIX,
+            Algorithm::Ed25519 => ED25519_SPKI_PREFIX,
+        };
+        [prefix, &self.raw].concat()
+    }
+}
+
+fn params(alg: Algorithm) -> &'static [u8] {
+    match alg {
+        Algorithm::EcdsaP256 => P256_PARAMS,
+        Algorithm::Ed25519 => ED25519_PARAMS,
+    }
+}
+
+fn key_type(alg: Algorithm) -> KeyType {
+    match alg {
+        Algorithm::EcdsaP256 => KeyType::EC,
+        Algorithm::Ed25519 => KeyType::EC_EDWARDS,
+    }
+}
+
+/// Finds the key pair labelled `label`, generating it inside the token if absent.
+pub fn ensure_key_pair(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<KeyOutcome, HsmError> {
+    if find_key(hsm, label, ObjectClass::PRIVATE_KEY)?.is_some() {
+        check_key_type(hsm, label, alg)?;
+        return Ok(KeyOutcome::Existing);
+    }
+    generate_key_pair(hsm, label, alg)?;
+    Ok(KeyOutcome::Generated)
+}
+
+/// Generates a key pair whose private half is a token object that is private, sensitive and
+/// never extractable: it can sign and nothing else, and it never leaves the token.
+pub fn generate_key_pair(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<(), HsmError> {
+    let mechanism = match alg {
+        Algorithm::EcdsaP256 => Mechanism::EccKeyPairGen,
+        Algorithm::Ed25519 => Mechanism::EccEdwardsKeyPairGen,
+    };
+    let id = label.as_bytes().to_vec();
+    let public = vec![
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::EcParams(params(alg).to_vec()),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.clone()),
+    ];
+    let private = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Derive(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id),
+    ];
+    hsm.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
+    Ok(())
+}
+
+/// Finds a key object of `class` by label.
+pub fn find_key(
+    hsm: &Hsm,
+    label: &str,
+    class: ObjectClass,
+) -> Result<Option<ObjectHandle>, HsmError> {
+    let template = [
+        Attribute::Class(class),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    let found = hsm.with_session(|s| s.find_objects(&template))?;
+    Ok(found.into_iter().next())
+}
+
+fn check_key_type(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<(), HsmError> {
+    let handle = require_key(hsm, label, ObjectClass::PRIVATE_KEY)?;
+    let attrs = hsm.with_session(|s| s.get_attributes(handle, &[AttributeType::KeyType]))?;
+    let found = attrs.iter().find_map(|a| match a {
+        Attribute::KeyType(kt) => Some(*kt),
+        _ => None,
+    });
+    if found != Some(key_type(alg)) {
+        return Err(HsmError::KeyMismatch {
+            label: label.into(),
+            reason: format!("expected a {} key, found {found:?}", alg.name()),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn require_key(
+    hsm: &Hsm,
+    label: &str,
+    class: ObjectClass,
+) -> Result<ObjectHandle, HsmError> {
+    find_key(hsm, label, class)?.ok_or_else(|| HsmError::KeyNotFound {
+        label: label.into(),
+    })
+}
+
+/// Reads the public key of the pair labelled `label`.
+pub fn public_key(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<PublicKey, HsmError> {
+    let handle = require_key(hsm, label, ObjectClass::PUBLIC_KEY)?;
+    let attrs = hsm.with_session(|s| s.get_attributes(handle, &[AttributeType::EcPoint]))?;
+    let point = attrs
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::EcPoint(p) => Some(p),
+            _ => None,
+        })
+        .ok_or_else(|| HsmError::Malformed(format!("key {label:?} has no CKA_EC_POINT")))?;
+    let raw = unwrap_ec_point(&point, alg).ok_or_else(|| HsmError::KeyMismatch {
+        label: label.into(),
+        reason: format!("CKA_EC_POINT is not a {} public key", alg.name()),
+    })?;
+    Ok(PublicKey {
+        algorithm: alg,
+        raw,
+    })
+}
+
+/// CKA_EC_POINT is a DER OCTET STRING on SoftHSM and most modules, the bare point on some
+/// others; accept both by length.
+fn unwrap_ec_point(point: &[u8], alg: Algorithm) -> Option<Vec<u8>> {
+    let raw_len = match alg {
+        Algorithm::EcdsaP256 => 65,
+        Algorithm::Ed25519 => 32,
+    };
+    let raw = if point.len() == raw_len + 2 && point[0] == 0x04 && point[1] as usize == raw_len {
+        &point[2..]
+    } else if point.len() == raw_len {
+        point
+    } else {
+        return None;
+    };
+    if alg == Algorithm::EcdsaP256 && raw[0] != 0x04 {
+        return None;
+    }
+    Some(raw.to_vec())
+}
+
+/// Reads attributes of the private key for custody checks (never the value).
+pub fn private_key_flags(hsm: &Hsm, label: &str) -> Result<KeyFlags, HsmError> {
+    let handle = require_key(hsm, label, ObjectClass::PRIVATE_KEY)?;
+    let wanted = [
+        AttributeType::Token,
+        AttributeType::Private,
+        AttributeType::Sensitive,
+        AttributeType::Extractable,
+        AttributeType::AlwaysSensitive,
+        AttributeType::NeverExtractable,
+    ];
+    let attrs = hsm.with_session(|s| s.get_attributes(handle, &wanted))?;
+    let mut flags = KeyFlags::default();
+    for a in attrs {
+        match a {
+            Attribute::Token(v) => flags.token = v,
+            Attribute::Private(v) => flags.private = v,
+            Attribute::Sensitive(v) => flags.sensitive = v,
+            Attribute::Extractable(v) => flags.extractable = v,
+            Attribute::AlwaysSensitive(v) => flags.always_sensitive = v,
+            Attribute::NeverExtractable(v) => flags.never_extractable = v,
+            _ => {}
+        }
+    }
+    Ok(flags)
+}
+
+/// Custody-relevant attributes of a private key.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFlags {
+    pub token: bool,
+    pub private: bool,
+    pub sensitive: bool,
+    pub extractable: bool,
+    pub always_sensitive: bool,
+    pub never_extractable: bool,
+}
+
+/// Asks the token for CKA_VALUE of the private key. A custodial token answers
+/// `Sensitive` (CKR_ATTRIBUTE_SENSITIVE); anything else is a custody failure.
+pub fn private_value_access(hsm: &Hsm, label: &str) -> Result<AttributeInfo, HsmError> {
+    let handle = require_key(hsm, label, ObjectClass::PRIVATE_KEY)?;
+    let info = hsm.with_session(|s| s.get_attribute_info(handle, &[AttributeType::Value]))?;
+    info.into_iter()
+        .next()
+        .ok_or_else(|| HsmError::Malformed("no answer for CKA_VALUE".into()))
+}

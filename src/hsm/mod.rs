@@ -1,0 +1,22 @@
+//! Key custody through PKCS#11: the only place that talks to the HSM.
+//!
+//! Private keys are generated inside the token and never leave it; everything else in
+//! credmint holds an `HsmKey` and asks it to sign.
+
+mod context;
+mod error;
+pub mod keys;
+mod pool;
+mod signer;
+pub mod token;
+
+pub use context::context_for;
+pub use error::HsmError;
+pub use keys::{KeyFlags, KeyOutcome, PublicKey};
+pub use pool::Hsm;
+pub use signer::{ecdsa_raw_to_der, HsmKey};
+
+/// True when a token with this label exists in the module.
+pub fn token_exists(ctx: &cryptoki::context::Pkcs11, label: &str) -> Result<bool, HsmError> {
+    Ok(context::find_token(ctx, label)?.is_some())
+}

@@ -1,0 +1,207 @@
+//! `credmint init`: provisions token, keys, CA certificate and ledger genesis.
+//!
+//! Idempotent by construction: every step first looks for what it would create and only
+//! creates what is missing, so a second run changes nothing and reports each step as
+//! already present. An existing ledger whose genesis names other keys is refused rather
+//! than forked.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use credmint_ledger::event::{Event, Genesis};
+use credmint_ledger::{Ledger, NewEntry};
+use time::OffsetDateTime;
+
+use crate::ca::{build_root, load_root, CaError, RootCa};
+use crate::config::Config;
+use crate::hsm::keys::ensure_key_pair;
+use crate::hsm::token::{ensure_token, prepare_softhsm};
+use crate::hsm::{context_for, Hsm, HsmError, KeyOutcome};
+use crate::keyset::KeySet;
+use crate::secret::SecretError;
+
+/// Actor recorded for events written by `init` itself.
+pub const INIT_ACTOR: &str = "system:init";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] credmint_ledger::StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("existing ledger {path} does not belong to these keys: {reason}; refusing to fork it")]
+    ForeignLedger {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
+/// One line of the init report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub what: String,
+    pub created: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct InitReport {
+    pub steps: Vec<Step>,
+}
+
+impl InitReport {
+    fn push(&mut self, what: impl Into<String>, created: bool) {
+        self.steps.push(Step {
+            what: what.into(),
+            created,
+        });
+    }
+    /// True when this run created nothing.
+    pub fn unchanged(&self) -> bool {
+        self.steps.iter().all(|s| !s.created)
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
+    move |source| InitError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Points the process at the embedded SoftHSM store when configured; a no-op otherwise.
+pub fn prepare_environment(cfg: &Config) -> Result<(), InitError> {
+    create_private_dir(&cfg.data_dir)?;
+    if let Some(soft) = &cfg.hsm.softhsm {
+        prepare_softhsm(soft, &cfg.data_dir).map_err(io(&soft.token_dir))?;
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), InitError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io(dir))
+}
+
+pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
+    let mut report = InitReport::default();
+    prepare_environment(cfg)?;
+    if let Some(soft) = &cfg.hsm.softhsm {
+        let ctx = context_for(&cfg.hsm.module)?;
+        let exists = crate::hsm::token_exists(&ctx, &cfg.hsm.token_label)?;
+        if !exists {
+            // PIN files are only ever generated together with a new token: regenerating
+            // them for an existing token would lock the operator out.
+            soft.so_pin.generate_if_missing()?;
+            cfg.hsm.pin.generate_if_missing()?;
+        }
+        let created = ensure_token(&cfg.hsm, &soft.so_pin.read()?, &cfg.hsm.pin.read()?)?;
+        report.push(format!("token {:?}", cfg.hsm.token_label), created);
+    }
+    let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    for (role, key) in [
+        ("CA", &cfg.keys.ca),
+        ("token", &cfg.keys.token),
+        ("ledger", &cfg.keys.ledger),
+    ] {
+        let outcome = ensure_key_pair(&hsm, &key.label, key.algorithm)?;
+        report.push(
+            format!("{role} key {:?} ({})", key.label, key.algorithm.name()),
+            outcome == KeyOutcome::Generated,
+        );
+    }
+    let keys = KeySet::load(hsm, cfg)?;
+    let now = OffsetDateTime::now_utc();
+    let ca_path = cfg.ca_cert_path();
+    let ca = if ca_path.exists() {
+        report.push(format!("CA certificate {}", ca_path.display()), false);
+        load_root(&ca_path, &keys.ca)?
+    } else {
+        let root = build_root(
+            &keys.ca,
+            &cfg.identity.ca_common_name,
+            cfg.identity.ca_validity_days,
+            now,
+        )?;
+        std::fs::write(&ca_path, &root.pem).map_err(io(&ca_path))?;
+        report.push(format!("CA certificate {}", ca_path.display()), true);
+        root
+    };
+    let created = ensure_ledger(cfg, &keys, &ca, now)?;
+    report.push(format!("ledger {}", cfg.ledger.file.display()), created);
+    Ok(report)
+}
+
+/// Creates the ledger with its genesis event and first checkpoint, or checks that an
+/// existing ledger was made for these keys and this CA.
+fn ensure_ledger(
+    cfg: &Config,
+    keys: &KeySet,
+    ca: &RootCa,
+    now: OffsetDateTime,
+) -> Result<bool, InitError> {
+    let path = &cfg.ledger.file;
+    if path.exists() {
+        let ledger = Ledger::open(path)?;
+        check_genesis(&ledger, keys, ca).map_err(|reason| InitError::ForeignLedger {
+            path: path.clone(),
+            reason,
+        })?;
+        return Ok(false);
+    }
+    let genesis = Genesis {
+        origin: cfg.ledger_origin(),
+        keys: keys.key_infos(),
+        config_digest: cfg.digest,
+        ca_certificate_der: ca.der.clone(),
+    };
+    let ledger = Ledger::create(
+        path,
+        NewEntry {
+            timestamp_ms: unix_ms(now),
+            actor: INIT_ACTOR.into(),
+            event: Event::Genesis(genesis),
+        },
+    )?;
+    ledger.sign_checkpoint(&keys.ledger)?;
+    Ok(true)
+}
+
+fn check_genesis(ledger: &Ledger, keys: &KeySet, ca: &RootCa) -> Result<(), String> {
+    let record = ledger
+        .record(0)
+        .map_err(|e| e.to_string())?
+        .ok_or("ledger has no genesis record")?;
+    let Event::Genesis(genesis) = record.event else {
+        return Err("record 0 is not a genesis event".into());
+    };
+    let wanted = keys.key_infos();
+    for key in &wanted {
+        let found = genesis.keys.iter().find(|k| k.role == key.role);
+        if found.map(|k| &k.spki_der) != Some(&key.spki_der) {
+            return Err(format!(
+                "genesis {:?} key differs from token key {:?}",
+                key.role, key.label
+            ));
+        }
+    }
+    if genesis.ca_certificate_der != ca.der {
+        return Err("genesis CA certificate differs from ca.pem".into());
+    }
+    Ok(())
+}
+
+pub fn unix_ms(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}

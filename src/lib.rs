@@ -1,0 +1,23 @@
+//! credmint: a hardware-backed credential signing appliance for non-human identities.
+//!
+//! Layout, in the order a request travels:
+//! `api` (HTTPS edge, error mapping) -> `app` (shared state) -> `ca` (X.509 building) ->
+//! `hsm` (PKCS#11 custody, the only code that touches keys) -> `credmint_ledger`
+//! (append-only, hash-chained, Merkle-tree ledger). `init` provisions token, keys, CA and
+//! genesis; `serve` runs the listener; `checkpointer` signs tree heads on a schedule;
+//! `bench` measures the hot paths.
+
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod ca;
+pub mod checkpointer;
+pub mod cli;
+pub mod config;
+pub mod hsm;
+pub mod init;
+pub mod keyset;
+pub mod secret;
+pub mod serve;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,187 @@
+//! `credmint serve`: opens the token, keys, CA and ledger, then serves HTTPS until SIGTERM.
+//!
+//! Shutdown order: stop accepting, drain in-flight requests (bounded grace), stop the
+//! checkpointer after it signs a final checkpoint, then drop the ledger and HSM sessions.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use credmint_ledger::Ledger;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::AppState;
+use crate::ca::{ensure_server_cert, load_root, CaError};
+use crate::config::Config;
+use crate::hsm::{Hsm, HsmError};
+use crate::init::{prepare_environment, InitError};
+use crate::keyset::KeySet;
+use crate::tls::{server_config, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Init(#[from] InitError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] credmint_ledger::StoreError),
+    #[error("not initialised: {0} is missing; run `credmint init` first")]
+    NotInitialized(String),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server task failed: {0}")]
+    Task(String),
+}
+
+/// Opens everything the handlers need. Blocking (PKCS#11 login, redb open).
+pub fn open_state(cfg: Config) -> Result<(AppState, Arc<rustls::ServerConfig>), ServeError> {
+    prepare_environment(&cfg)?;
+    for path in [cfg.ca_cert_path(), cfg.ledger.file.clone()] {
+        if !path.exists() {
+            return Err(ServeError::NotInitialized(path.display().to_string()));
+        }
+    }
+    let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    let keys = KeySet::load(hsm.clone(), &cfg)?;
+    let ca = load_root(&cfg.ca_cert_path(), &keys.ca)?;
+    let ledger = Ledger::open(&cfg.ledger.file)?;
+    let server = ensure_server_cert(
+        &cfg.server_cert_path(),
+        &cfg.server_key_path(),
+        &cfg.server.names,
+        cfg.identity.server_cert_validity_days,
+        &ca,
+        &keys.ca,
+        OffsetDateTime::now_utc(),
+    )?;
+    if server.issued {
+        tracing::info!(names = ?cfg.server.names, "issued a new server certificate");
+    }
+    let tls = server_config(&server.chain_pem, &server.key_pem)?;
+    let checkpoint = ledger.latest_checkpoint()?;
+    let state = AppState {
+        config: Arc::new(cfg),
+        hsm,
+        keys,
+        ca: Arc::new(ca),
+        ledger: Arc::new(ledger),
+        checkpoint: Arc::new(RwLock::new(checkpoint)),
+    };
+    Ok((state, tls))
+}
+
+/// A running appliance.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    handle: axum_server::Handle<SocketAddr>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    checkpointer: JoinHandle<()>,
+}
+
+/// Starts serving on `listener` (tests pass 127.0.0.1:0) or on `server.listen`.
+pub async fn start(
+    cfg: Config,
+    listener: Option<std::net::TcpListener>,
+) -> Result<Running, ServeError> {
+    let listen = cfg.server.listen;
+    let interval = Duration::from_secs(cfg.ledger.checkpoint_interval_secs);
+    let (state, tls) = tokio::task::spawn_blocking(move || open_state(cfg))
+        .await
+        .map_err(|e| ServeError::Task(e.to_string()))??;
+    let listener = match listener {
+        Some(l) => l,
+        None => std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?,
+    };
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    // Make sure a checkpoint covering the current ledger exists before serving it.
+    crate::checkpointer::sign_if_grown(&state)
+        .await
+        .map_err(ServeError::Task)?;
+    let handle = axum_server::Handle::new();
+    let app = crate::api::router(state.clone());
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )
+    .map_err(|source| ServeError::Listen { addr, source })?
+    .handle(handle.clone());
+    let server = tokio::spawn(server.serve(app.into_make_service()));
+    let (stop, stop_rx) = watch::channel(false);
+    let checkpointer = tokio::spawn(crate::checkpointer::run(state.clone(), interval, stop_rx));
+    tracing::info!(%addr, ledger_size = state.ledger.size(), "credmint serving");
+    Ok(Running {
+        addr,
+        state,
+        handle,
+        stop,
+        server,
+        checkpointer,
+    })
+}
+
+impl Running {
+    /// Graceful stop: no new connections, in-flight requests get `grace` to finish.
+    pub async fn shutdown(self, grace: Duration) -> Result<(), ServeError> {
+        self.handle.graceful_shutdown(Some(grace));
+        let served = self
+            .server
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?;
+        let _ = self.stop.send(true);
+        self.checkpointer
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?;
+        tracing::info!("credmint stopped");
+        served.map_err(|source| ServeError::Listen {
+            addr: self.addr,
+            source,
+        })
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(cfg: Config) -> Result<(), ServeError> {
+    let running = start(cfg, None).await?;
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received, draining");
+    running.shutdown(Duration::from_secs(10)).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

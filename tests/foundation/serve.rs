@@ -1,0 +1,161 @@
+//! The HTTPS listener: rustls clients that trust only the CA reach it, the checkpoint is a
+//! signed note verifiable with the genesis ledger key, and SIGTERM stops it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use credmint_ledger::event::{Event, KeyRole};
+use credmint_ledger::Ledger;
+
+use crate::common::{require_tool, text, TestAppliance};
+
+fn client(ca_pem: &[u8], max_tls12: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem).unwrap()])
+        .timeout(Duration::from_secs(10));
+    if max_tls12 {
+        b = b.tls_version_max(reqwest::tls::Version::TLS_1_2);
+    }
+    b.build().unwrap()
+}
+
+fn genesis_ledger_key(app: &TestAppliance) -> [u8; 32] {
+    let ledger = Ledger::open(&app.data().join("ledger.redb")).unwrap();
+    let Event::Genesis(g) = ledger.record(0).unwrap().unwrap().event else {
+        panic!("record 0 is not genesis")
+    };
+    g.keys
+        .iter()
+        .find(|k| k.role == KeyRole::Ledger)
+        .and_then(|k| k.ed25519_raw())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_healthz_and_signed_checkpoint() {
+    let app = TestAppliance::new("serve");
+    app.init_in_process();
+    let pinned = genesis_ledger_key(&app);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let running = credmint::serve::start(app.config(), Some(listener))
+        .await
+        .unwrap();
+    let ca = std::fs::read(app.data().join("ca.pem")).unwrap();
+    let base = format!("https://localhost:{}", running.addr.port());
+
+    for tls12 in [false, true] {
+        let resp = client(&ca, tls12)
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["hsm"], "ok");
+        assert_eq!(body["ledger_size"], 1);
+    }
+
+    let resp = client(&ca, false)
+        .get(format!("{base}/v1/ledger/checkpoint"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let note = resp.text().await.unwrap();
+    let checkpoint =
+        credmint_ledger::checkpoint::open(&note, "test.credmint.local/credmint-ledger", &pinned)
+            .expect("checkpoint verifies with the genesis ledger key");
+    assert_eq!(checkpoint.size, 1);
+    let other = [9u8; 32];
+    assert!(credmint_ledger::checkpoint::open(
+        &note,
+        "test.credmint.local/credmint-ledger",
+        &other
+    )
+    .is_err());
+
+    // A client that does not trust this CA is refused.
+    let stranger = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&stranger_ca()).unwrap()])
+        .build()
+        .unwrap();
+    assert!(stranger
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_err());
+
+    running.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    // openssl agrees the server certificate chains to the CA.
+    let out = Command::new(require_tool("openssl"))
+        .args(["verify", "-CAfile"])
+        .arg(app.data().join("ca.pem"))
+        .arg(app.data().join("server.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A throwaway self-signed CA that signed nothing of ours.
+fn stranger_ca() -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem().into_bytes()
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let app = TestAppliance::with_listen("sigterm", &format!("127.0.0.1:{port}"));
+    let init = app.cli(&["init"]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credmint"))
+        .arg("--config")
+        .arg(&app.config_path)
+        .arg("serve")
+        .env_remove("SOFTHSM2_CONF")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("credmint serving")) {
+        assert!(Instant::now() < deadline, "server did not start: {log:?}");
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push(line);
+        }
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        log.push(line);
+    }
+    assert!(status.success(), "exit {status:?}: {log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("credmint stopped")),
+        "{log:?}"
+    );
+}
