@@ -1,4 +1,4 @@
-//! C2SP tlog-checkpoint v1.0.0 (https://c2sp.org/tlog-checkpoint) body,
+//! C2SP tlog-checkpoint v1.0.0 (<https://c2sp.org/tlog-checkpoint>) body,
 //! carried inside a signed note whose key name is the origin.
 //!
 //! Body: `<origin>\n<decimal size>\n<base64 root>\n` then optional non-empty

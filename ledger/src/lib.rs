@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod error;
 pub mod event;
+#[cfg(test)]
 mod format_doc;
 pub mod merkle;
 pub mod note;

@@ -1,4 +1,4 @@
-//! C2SP signed note (https://c2sp.org/signed-note): text, blank line,
+//! C2SP signed note (<https://c2sp.org/signed-note>): text, blank line,
 //! signature lines `— <name> <base64(key_id || signature)>`.
 //!
 //! Only Ed25519 keys (type byte 0x01) are verified. Signatures by keys the
