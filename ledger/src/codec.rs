@@ -67,6 +67,19 @@ impl Writer {
         self.bytes(v.as_bytes());
     }
 
+    /// Writes a `vec<string>`: count, then each string.
+    pub fn str_list(&mut self, items: &[String]) {
+        self.count(items.len());
+        for item in items {
+            self.str(item);
+        }
+    }
+
+    /// Writes a boolean as one byte, 0 or 1.
+    pub fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
+    }
+
     /// Writes a vector element count as a big-endian `u32`.
     pub fn count(&mut self, n: usize) {
         self.u32(u32::try_from(n).unwrap_or(u32::MAX));
@@ -178,6 +191,33 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(s)
+    }
+
+    /// Reads a `vec<string<max_len>, max_count>`.
+    pub fn str_list(
+        &mut self,
+        field: &'static str,
+        max_count: usize,
+        max_len: usize,
+    ) -> Result<Vec<String>, DecodeError> {
+        let n = self.count(field, max_count)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.str(field, max_len)?.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Reads a boolean byte; only 0 and 1 are valid (one encoding per value).
+    pub fn bool(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Invalid {
+                field,
+                reason: "boolean must be 0 or 1",
+            }),
+        }
     }
 
     /// Reads a `u32` element count of at most `max`.

@@ -9,7 +9,19 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::codec::{check_len, Reader, Writer};
+use crate::codec::{Reader, Writer};
+
+mod credential;
+mod governance;
+mod rotation;
+
+pub use credential::{ReuseDetected, ReuseKind, TokenIssued, TokenRevoked};
+pub use governance::{
+    ChangeKind, EnrollmentCreated, EnrollmentUsed, IntegrationChanged, IntegrationRegistered,
+    IntegrationSpec, IntegrationStatus, OperatorCertIssued, PrivilegeClass, MAX_LIST, MAX_TEXT,
+};
+pub use governance::{AnomalyFlagged, AnomalyKind, ChangeRequested};
+pub use rotation::{KeyRotated, MAX_SIGNATURE, ROTATION_CONTEXT};
 use crate::error::DecodeError;
 
 /// Maximum encoded size of one event body (the CA certificate dominates).
@@ -308,45 +320,72 @@ impl EventBody for Revoked {
     }
 }
 
-/// Every state change of the appliance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// Record 0 only.
-    Genesis(Genesis),
-    /// A certificate was issued.
-    CertificateIssued(CertificateIssued),
-    /// A certificate was revoked.
-    Revoked(Revoked),
+/// Declares the `Event` enum and its tag/kind/encode/decode dispatch from one list, so a
+/// new event type is one line here plus its struct.
+macro_rules! events {
+    ($($variant:ident => $kind:literal),+ $(,)?) => {
+        /// Every state change of the appliance.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Event {
+            $(
+                #[doc = concat!("Event `", $kind, "`.")]
+                $variant($variant),
+            )+
+        }
+
+        impl Event {
+            /// The event's `u16` type tag.
+            pub fn tag(&self) -> u16 {
+                match self {
+                    $(Event::$variant(_) => $variant::TAG,)+
+                }
+            }
+
+            /// Short stable name, for logs, metrics and audit output.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Event::$variant(_) => $kind,)+
+                }
+            }
+
+            fn encode_body(&self, w: &mut Writer) {
+                match self {
+                    $(Event::$variant(e) => e.encode_body(w),)+
+                }
+            }
+
+            fn decode_tagged(tag: u16, br: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                match tag {
+                    $($variant::TAG => Ok(Event::$variant($variant::decode_body(br)?)),)+
+                    tag => Err(DecodeError::UnknownTag {
+                        field: "event.tag",
+                        tag,
+                    }),
+                }
+            }
+        }
+    };
+}
+
+events! {
+    Genesis => "genesis",
+    CertificateIssued => "certificate_issued",
+    Revoked => "revoked",
+    IntegrationRegistered => "integration_registered",
+    IntegrationChanged => "integration_changed",
+    EnrollmentCreated => "enrollment_created",
+    EnrollmentUsed => "enrollment_used",
+    OperatorCertIssued => "operator_cert_issued",
+    TokenIssued => "token_issued",
+    TokenRevoked => "token_revoked",
+    ReuseDetected => "reuse_detected",
+    ChangeRequested => "change_requested",
+    AnomalyFlagged => "anomaly_flagged",
+    KeyRotated => "key_rotated",
 }
 
 impl Event {
-    /// The event's `u16` type tag.
-    pub fn tag(&self) -> u16 {
-        match self {
-            Event::Genesis(_) => Genesis::TAG,
-            Event::CertificateIssued(_) => CertificateIssued::TAG,
-            Event::Revoked(_) => Revoked::TAG,
-        }
-    }
-
-    /// Short stable name, for logs and metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::Genesis(_) => "genesis",
-            Event::CertificateIssued(_) => "certificate_issued",
-            Event::Revoked(_) => "revoked",
-        }
-    }
-
-    fn encode_body(&self, w: &mut Writer) {
-        match self {
-            Event::Genesis(e) => e.encode_body(w),
-            Event::CertificateIssued(e) => e.encode_body(w),
-            Event::Revoked(e) => e.encode_body(w),
-        }
-    }
-
     /// Writes `tag | body_len | body`.
     pub fn encode(&self, w: &mut Writer) {
         let mut body = Writer::new();
@@ -360,52 +399,20 @@ impl Event {
         let tag = r.u16("event.tag")?;
         let body = r.bytes("event.body", MAX_EVENT_BODY)?;
         let mut br = Reader::new(body);
-        let event = match tag {
-            Genesis::TAG => Event::Genesis(Genesis::decode_body(&mut br)?),
-            CertificateIssued::TAG => {
-                Event::CertificateIssued(CertificateIssued::decode_body(&mut br)?)
-            }
-            Revoked::TAG => Event::Revoked(Revoked::decode_body(&mut br)?),
-            tag => {
-                return Err(DecodeError::UnknownTag {
-                    field: "event.tag",
-                    tag,
-                })
-            }
-        };
+        let event = Self::decode_tagged(tag, &mut br)?;
         br.finish()?;
         Ok(event)
     }
 
-    /// Checks the writer-side limits that the decoder enforces, so the store
-    /// refuses an oversized field with a clear message instead of writing it.
+    /// Checks the writer-side limits by a round trip through the decoder, which enforces
+    /// every field's limit, so the store refuses an oversized field with a message naming
+    /// it instead of writing bytes no verifier would accept.
     pub(crate) fn check_limits(&self) -> Result<(), DecodeError> {
-        match self {
-            Event::Genesis(g) => {
-                check_len("genesis.origin", g.origin.len(), MAX_ORIGIN)?;
-                if g.keys.len() > MAX_KEYS {
-                    return Err(DecodeError::TooMany {
-                        field: "genesis.keys",
-                        count: g.keys.len(),
-                        max: MAX_KEYS,
-                    });
-                }
-                for k in &g.keys {
-                    check_len("key.label", k.label.len(), MAX_NAME)?;
-                    check_len("key.spki_der", k.spki_der.len(), MAX_SPKI)?;
-                }
-                check_len(
-                    "genesis.ca_certificate_der",
-                    g.ca_certificate_der.len(),
-                    MAX_CERT,
-                )
-            }
-            Event::CertificateIssued(c) => {
-                check_len("certificate.serial", c.serial.len(), MAX_SERIAL)?;
-                check_len("certificate.integration", c.integration.len(), MAX_NAME)?;
-                check_len("certificate.subject", c.subject.len(), MAX_SUBJECT)
-            }
-            Event::Revoked(r) => check_len("revoked.serial", r.serial.len(), MAX_SERIAL),
-        }
+        let mut w = Writer::new();
+        self.encode(&mut w);
+        let bytes = w.finish();
+        let mut r = Reader::new(&bytes);
+        Self::decode(&mut r)?;
+        r.finish()
     }
 }
