@@ -143,6 +143,13 @@ pub struct ServerConfig {
     /// Largest request body accepted (default 64 KiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Base URL relying parties use (put in certificates' OCSP and CRL URLs and as the JWT
+    /// `iss`). Default: `https://<first name>:<listening port>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Submissions the ledger writer queues before answering 503 (default 8192).
+    #[serde(default = "default_queue")]
+    pub ledger_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +179,9 @@ fn default_ledger_file() -> PathBuf {
 }
 fn default_checkpoint_interval() -> u64 {
     5
+}
+fn default_queue() -> usize {
+    8192
 }
 fn default_max_body() -> usize {
     64 * 1024
@@ -261,6 +271,14 @@ impl Config {
         if self.server.names.is_empty() {
             return invalid("server.names", "needs at least one DNS name or IP address");
         }
+        if let Some(url) = &self.server.public_url {
+            if !url.starts_with("https://") {
+                return invalid("server.public_url", "must start with https://");
+            }
+        }
+        if self.server.ledger_queue == 0 {
+            return invalid("server.ledger_queue", "must be at least 1");
+        }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
         }
@@ -304,6 +322,21 @@ impl Config {
     /// should equal the origin).
     pub fn ledger_origin(&self) -> String {
         format!("{}/credmint-ledger", self.identity.trust_domain)
+    }
+
+    /// The effective public base URL for a listener on `port`, without trailing slash.
+    pub fn public_url(&self, port: u16) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("https://{}:{port}", self.server.names[0]),
+        }
+    }
+
+    pub fn operator_cert_path(&self) -> PathBuf {
+        self.data_dir.join("operator-admin.pem")
+    }
+    pub fn operator_key_path(&self) -> PathBuf {
+        self.data_dir.join("operator-admin-key.pem")
     }
 
     pub fn ca_cert_path(&self) -> PathBuf {

@@ -12,12 +12,14 @@ use credmint_ledger::event::{Event, Genesis};
 use credmint_ledger::{Ledger, NewEntry};
 use time::OffsetDateTime;
 
-use crate::ca::{build_root, load_root, CaError, RootCa};
+use crate::ca::{build_root, load_root, write_private, CaError, RootCa};
 use crate::config::Config;
 use crate::hsm::keys::ensure_key_pair;
 use crate::hsm::token::{ensure_token, prepare_softhsm};
 use crate::hsm::{context_for, Hsm, HsmError, KeyOutcome};
+use crate::issuance::{pem_chain, sign_leaf};
 use crate::keyset::KeySet;
+use crate::operator::operator_leaf;
 use crate::secret::SecretError;
 
 /// Actor recorded for events written by `init` itself.
@@ -38,6 +40,8 @@ pub enum InitError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("operator certificate: {0}")]
+    Operator(String),
     #[error("existing ledger {path} does not belong to these keys: {reason}; refusing to fork it")]
     ForeignLedger {
         path: std::path::PathBuf,
@@ -140,7 +144,61 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
     };
     let created = ensure_ledger(cfg, &keys, &ca, now)?;
     report.push(format!("ledger {}", cfg.ledger.file.display()), created);
+    let created = ensure_first_operator(cfg, &keys, &ca, now)?;
+    report.push(
+        format!(
+            "operator certificate {}",
+            cfg.operator_cert_path().display()
+        ),
+        created,
+    );
     Ok(report)
+}
+
+/// Name of the operator whose certificate `init` issues.
+pub const FIRST_OPERATOR: &str = "admin";
+
+/// Issues the first operator certificate (key and chain in the data directory, key mode
+/// 0600) and records it in the ledger, once.
+fn ensure_first_operator(
+    cfg: &Config,
+    keys: &KeySet,
+    ca: &RootCa,
+    now: OffsetDateTime,
+) -> Result<bool, InitError> {
+    let (cert_path, key_path) = (cfg.operator_cert_path(), cfg.operator_key_path());
+    if cert_path.exists() && key_path.exists() {
+        return Ok(false);
+    }
+    let ledger = Ledger::open(&cfg.ledger.file)?;
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(CaError::from)?;
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    let leaf = operator_leaf(
+        FIRST_OPERATOR,
+        "credmint init",
+        &cfg.identity.trust_domain,
+        &cfg.public_url(cfg.server.listen.port()),
+        ledger.origin(),
+        &spki,
+        now,
+    );
+    let der = sign_leaf(&leaf.spec, &spki, ca, &keys.ca)
+        .map_err(|e| InitError::Operator(e.to_string()))?;
+    ledger
+        .append_batch_with(
+            vec![NewEntry {
+                timestamp_ms: unix_ms(now).max(ledger.head_timestamp_ms()),
+                actor: INIT_ACTOR.into(),
+                event: leaf.event,
+            }],
+            crate::registry::apply,
+        )
+        .map_err(|e| InitError::Operator(e.to_string()))?;
+    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert_path, pem_chain(&der, ca)).map_err(io(&cert_path))?;
+    ledger.sign_checkpoint(&keys.ledger)?;
+    Ok(true)
 }
 
 /// Creates the ledger with its genesis event and first checkpoint, or checks that an

@@ -14,11 +14,17 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppState;
 use crate::ca::{ensure_server_cert, load_root, CaError};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::hsm::{Hsm, HsmError};
 use crate::init::{prepare_environment, InitError};
+use crate::issuance::jws_alg;
 use crate::keyset::KeySet;
+use crate::ledger_writer::LedgerWriter;
+use crate::registry::rebuild_if_stale;
+use crate::signals::Signals;
 use crate::tls::{server_config, TlsError};
+use crate::token::thumbprint_kid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -43,8 +49,20 @@ pub enum ServeError {
     Task(String),
 }
 
-/// Opens everything the handlers need. Blocking (PKCS#11 login, redb open).
-pub fn open_state(cfg: Config) -> Result<(AppState, Arc<rustls::ServerConfig>), ServeError> {
+/// Opens everything the handlers need. Blocking (PKCS#11 login, redb open, projection
+/// rebuild). `port` is the bound listener's, for the default public URL.
+pub fn open_state(
+    cfg: Config,
+    port: u16,
+    clock: Clock,
+) -> Result<
+    (
+        AppState,
+        Arc<rustls::ServerConfig>,
+        std::thread::JoinHandle<()>,
+    ),
+    ServeError,
+> {
     prepare_environment(&cfg)?;
     for path in [cfg.ca_cert_path(), cfg.ledger.file.clone()] {
         if !path.exists() {
@@ -54,7 +72,10 @@ pub fn open_state(cfg: Config) -> Result<(AppState, Arc<rustls::ServerConfig>), 
     let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
     let keys = KeySet::load(hsm.clone(), &cfg)?;
     let ca = load_root(&cfg.ca_cert_path(), &keys.ca)?;
-    let ledger = Ledger::open(&cfg.ledger.file)?;
+    let ledger = Arc::new(Ledger::open(&cfg.ledger.file)?);
+    if rebuild_if_stale(&ledger).map_err(|e| ServeError::Task(e.to_string()))? {
+        tracing::info!(size = ledger.size(), "projections rebuilt from the ledger");
+    }
     let server = ensure_server_cert(
         &cfg.server_cert_path(),
         &cfg.server_key_path(),
@@ -67,17 +88,26 @@ pub fn open_state(cfg: Config) -> Result<(AppState, Arc<rustls::ServerConfig>), 
     if server.issued {
         tracing::info!(names = ?cfg.server.names, "issued a new server certificate");
     }
-    let tls = server_config(&server.chain_pem, &server.key_pem)?;
+    let tls = server_config(&server.chain_pem, &server.key_pem, &[ca.der.clone()])?;
     let checkpoint = ledger.latest_checkpoint()?;
+    let (writer, writer_thread) =
+        LedgerWriter::start(ledger.clone(), clock.clone(), cfg.server.ledger_queue);
+    let token_kid = thumbprint_kid(&keys.token.public_key().raw, jws_alg(&keys.token))
+        .map_err(|e| ServeError::Task(e.to_string()))?;
     let state = AppState {
+        public_url: cfg.public_url(port).into(),
         config: Arc::new(cfg),
         hsm,
         keys,
         ca: Arc::new(ca),
-        ledger: Arc::new(ledger),
+        ledger,
+        writer,
+        clock,
+        token_kid: token_kid.into(),
+        signals: Arc::new(Signals::default()),
         checkpoint: Arc::new(RwLock::new(checkpoint)),
     };
-    Ok((state, tls))
+    Ok((state, tls, writer_thread))
 }
 
 /// A running appliance.
@@ -88,6 +118,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     checkpointer: JoinHandle<()>,
+    writer_thread: std::thread::JoinHandle<()>,
 }
 
 /// Starts serving on `listener` (tests pass 127.0.0.1:0) or on `server.listen`.
@@ -95,11 +126,17 @@ pub async fn start(
     cfg: Config,
     listener: Option<std::net::TcpListener>,
 ) -> Result<Running, ServeError> {
+    start_with_clock(cfg, listener, Clock::default()).await
+}
+
+/// As [`start`], with a clock tests can move.
+pub async fn start_with_clock(
+    cfg: Config,
+    listener: Option<std::net::TcpListener>,
+    clock: Clock,
+) -> Result<Running, ServeError> {
     let listen = cfg.server.listen;
     let interval = Duration::from_secs(cfg.ledger.checkpoint_interval_secs);
-    let (state, tls) = tokio::task::spawn_blocking(move || open_state(cfg))
-        .await
-        .map_err(|e| ServeError::Task(e.to_string()))??;
     let listener = match listener {
         Some(l) => l,
         None => std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
@@ -114,6 +151,10 @@ pub async fn start(
     listener
         .set_nonblocking(true)
         .map_err(|source| ServeError::Listen { addr, source })?;
+    let (state, tls, writer_thread) =
+        tokio::task::spawn_blocking(move || open_state(cfg, addr.port(), clock))
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))??;
     // Make sure a checkpoint covering the current ledger exists before serving it.
     crate::checkpointer::sign_if_grown(&state)
         .await
@@ -137,6 +178,7 @@ pub async fn start(
         stop,
         server,
         checkpointer,
+        writer_thread,
     })
 }
 
@@ -152,6 +194,13 @@ impl Running {
         self.checkpointer
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
+        // The writer thread ends once the last handle is gone and its queue is drained.
+        drop(self.state);
+        let writer = self.writer_thread;
+        tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?
+            .map_err(|_| ServeError::Task("ledger writer panicked".into()))?;
         tracing::info!("credmint stopped");
         served.map_err(|source| ServeError::Listen {
             addr: self.addr,

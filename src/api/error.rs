@@ -1,45 +1,155 @@
-//! Errors on the wire: a status code and a stable JSON body `{"error": code, "message": ...}`.
-//! 5xx details go to the log, not to the client.
+//! Errors on the wire: a status code and a stable JSON body
+//! `{"error": "<code>", "message": "<text>"[, "field": "<name>"]}`.
+//! The only module that picks status codes. 5xx details go to the log, not the client.
 
-use axum::http::StatusCode;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+use crate::issue::{CsrError, LeafError};
+use crate::ledger_writer::{Refusal, WriteError};
+use crate::policy::Denial;
+use crate::registry::{FieldError, ProjectionError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error(transparent)]
+    Csr(#[from] CsrError),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    TooLarge,
     #[error("{what} unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
+    #[error("busy: ledger queue full")]
+    Busy,
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    fn parts(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
-            ApiError::Unavailable { what, .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("{what} is temporarily unavailable"),
-            ),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error".into(),
-            ),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Field(_) => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::Csr(_) => (StatusCode::BAD_REQUEST, "invalid_csr"),
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Denied(_) => (StatusCode::FORBIDDEN, "denied"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Unavailable { .. } | ApiError::Busy => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// What the client may read: 5xx bodies never carry internal detail.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable { what, .. } => format!("{what} is temporarily unavailable"),
+            ApiError::Busy => "ledger queue is full, retry shortly".into(),
+            ApiError::Internal(_) => "internal error".into(),
+            other => other.to_string(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
+        let (status, code) = self.parts();
         if status.is_server_error() {
             tracing::error!(code, error = %self, "request failed");
+        } else {
+            tracing::info!(code, status = status.as_u16(), "request refused");
         }
-        (status, Json(json!({ "error": code, "message": message }))).into_response()
+        let mut body = json!({ "error": code, "message": self.public_message() });
+        if let ApiError::Field(f) = &self {
+            body["field"] = json!(f.field);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge;
+        }
+        ApiError::BadRequest(format!("invalid JSON body: {}", r.body_text()))
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::QueueFull => ApiError::Busy,
+            WriteError::Refused(Refusal::EnrollmentSpent) => {
+                ApiError::Unauthenticated("enrollment token already used or unknown".into())
+            }
+            WriteError::Refused(Refusal::EnrollmentExpired) => {
+                ApiError::Unauthenticated("enrollment token expired".into())
+            }
+            WriteError::Refused(Refusal::NameTaken(n)) => {
+                ApiError::Conflict(format!("an integration named {n:?} already exists"))
+            }
+            WriteError::Refused(Refusal::AlreadyRevoked) => {
+                ApiError::Conflict("already revoked".into())
+            }
+            WriteError::Refused(r @ Refusal::Stale(_)) => ApiError::Conflict(r.to_string()),
+            WriteError::Refused(Refusal::Unknown) => {
+                ApiError::NotFound("no such credential".into())
+            }
+            WriteError::Refused(r @ (Refusal::SerialTaken | Refusal::JtiTaken)) => {
+                ApiError::Unavailable {
+                    what: "issuance",
+                    detail: r.to_string(),
+                }
+            }
+            WriteError::Closed | WriteError::Storage(_) => ApiError::Unavailable {
+                what: "ledger",
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<ProjectionError> for ApiError {
+    fn from(e: ProjectionError) -> Self {
+        ApiError::Unavailable {
+            what: "registry",
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl From<LeafError> for ApiError {
+    fn from(e: LeafError) -> Self {
+        ApiError::Unavailable {
+            what: "certificate signing",
+            detail: e.to_string(),
+        }
     }
 }

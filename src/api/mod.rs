@@ -1,7 +1,13 @@
 //! HTTP routes, merged in one place. `error.rs` is the only module that picks status codes.
 
+mod admin;
 mod error;
+pub mod extract;
+pub mod lifecycle;
+mod operators;
 mod public;
+pub mod views;
+pub mod workload;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -16,6 +22,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
     Router::new()
         .merge(public::router())
+        .merge(admin::router())
+        .merge(workload::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

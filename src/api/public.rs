@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/v1/ledger/checkpoint", get(checkpoint))
         .route("/v1/ca.pem", get(ca_pem))
+        .route("/.well-known/jwks.json", get(jwks))
 }
 
 /// 200 when the HSM answers a session probe, 503 otherwise; always reports ledger size.
@@ -51,4 +52,19 @@ async fn ca_pem(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/x-pem-file")],
         state.ca.pem.clone(),
     )
+}
+
+/// Token verification keys (JWKS, RFC 7517). Public keys only; cacheable.
+async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let key = &state.keys.token;
+    let jwk = crate::token::jwk(
+        &key.public_key().raw,
+        crate::issuance::jws_alg(key),
+        &state.token_kid,
+    )
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(crate::token::jwks(&[jwk])),
+    ))
 }

@@ -6,7 +6,7 @@ pub mod serial;
 mod server_cert;
 
 pub use root::{build_root, load_root, RootCa};
-pub use server_cert::{ensure_server_cert, ServerCert};
+pub use server_cert::{ensure_server_cert, write_private, ServerCert};
 
 /// X.509 building or parsing failures.
 #[derive(Debug, thiserror::Error)]

@@ -126,7 +126,7 @@ fn ip_to_string(bytes: &[u8]) -> String {
 }
 
 /// Writes a private key file with mode 0600 from the start (no window where it is 0644).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut opts = std::fs::OpenOptions::new();

@@ -1,0 +1,163 @@
+//! Operator routes (mTLS with an operator certificate): integrations, enrollment tokens,
+//! further operators.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use credmint_ledger::event::{EnrollmentCreated, Event, IntegrationRegistered};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::extract::{ApiJson, Operator};
+use super::{views, ApiError};
+use crate::app::AppState;
+use crate::ledger_writer::{Precondition, Submission};
+use crate::policy::spiffe_id;
+use crate::registry::{check_identifier, validate, Registration, Registry};
+
+/// Longest lifetime of an enrollment token.
+pub const MAX_ENROLLMENT_TTL_SECS: u64 = 3600;
+/// Lifetime of an enrollment token when the request names none.
+pub const DEFAULT_ENROLLMENT_TTL_SECS: u64 = 900;
+/// Prefix that makes leaked enrollment tokens easy to spot in secret scanners.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "cmt_";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/admin/integrations",
+            post(register).get(list_integrations),
+        )
+        .route("/v1/admin/integrations/{name}", get(show_integration))
+        .route(
+            "/v1/admin/integrations/{name}/enrollments",
+            post(create_enrollment),
+        )
+        .route(
+            "/v1/admin/operators",
+            post(crate::api::operators::add_operator),
+        )
+        .merge(crate::api::lifecycle::router())
+}
+
+async fn register(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiJson(reg): ApiJson<Registration>,
+) -> Result<impl IntoResponse, ApiError> {
+    let spec = validate(reg, &state.config.ttl, state.clock.unix())?;
+    let name = spec.name.clone();
+    let records = state
+        .writer
+        .submit(Submission {
+            actor: operator.actor(),
+            events: vec![Event::IntegrationRegistered(IntegrationRegistered {
+                spec: spec.clone(),
+            })],
+            preconditions: vec![Precondition::IntegrationNameFree(name.clone())],
+        })
+        .await?;
+    tracing::info!(integration = %name, operator = %operator.name, "integration registered");
+    let mut body = views::integration(
+        &spec,
+        &spiffe_id(&state.config.identity.trust_domain, &spec),
+    );
+    body["ledger_index"] = json!(records[0].index);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn list_integrations(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<impl IntoResponse, ApiError> {
+    let registry = Registry::open(state.ledger.database())?;
+    let td = &state.config.identity.trust_domain;
+    let items: Vec<_> = registry
+        .integrations()?
+        .iter()
+        .map(|spec| views::integration(spec, &spiffe_id(td, spec)))
+        .collect();
+    Ok(Json(json!({ "integrations": items })))
+}
+
+async fn show_integration(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let spec = Registry::open(state.ledger.database())?
+        .integration(&name)?
+        .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))?;
+    Ok(Json(views::integration(
+        &spec,
+        &spiffe_id(&state.config.identity.trust_domain, &spec),
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollmentRequest {
+    ttl_secs: Option<u64>,
+}
+
+async fn create_enrollment(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    check_identifier("name", &name)?;
+    // The body is optional: empty means the default lifetime.
+    let req: EnrollmentRequest = if body.is_empty() {
+        EnrollmentRequest { ttl_secs: None }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLLMENT_TTL_SECS);
+    if ttl == 0 || ttl > MAX_ENROLLMENT_TTL_SECS {
+        return Err(ApiError::Field(crate::registry::FieldError {
+            field: "ttl_secs",
+            message: format!("must be between 1 and {MAX_ENROLLMENT_TTL_SECS}"),
+        }));
+    }
+    let spec = Registry::open(state.ledger.database())?
+        .integration(&name)?
+        .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))?;
+    crate::policy::check_standing(&spec, state.clock.unix())?;
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let token = format!(
+        "{ENROLLMENT_TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(secret)
+    );
+    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let expires_at = state.clock.unix() + ttl;
+    let records = state
+        .writer
+        .submit(Submission {
+            actor: operator.actor(),
+            events: vec![Event::EnrollmentCreated(EnrollmentCreated {
+                integration: name.clone(),
+                token_hash,
+                expires_at,
+            })],
+            preconditions: vec![],
+        })
+        .await?;
+    tracing::info!(integration = %name, operator = %operator.name, token_hash = %hex::encode(token_hash), "enrollment token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "integration": name,
+            "token": token,
+            "expires_at": views::rfc3339(expires_at),
+            "ledger_index": records[0].index,
+        })),
+    ))
+}

@@ -1,0 +1,154 @@
+//! Extractors: who is calling (from the mTLS client certificate or a bearer enrollment
+//! token) and JSON bodies that fail with the API's error shape.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum_server::tls::TlsInfo;
+use credmint_ledger::event::IntegrationSpec;
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+use crate::app::AppState;
+use crate::registry::{CertRow, CredentialKind, Registry};
+
+/// A JSON body; malformed or oversized bodies become `ApiError`s.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// The client certificate of this connection, with its projection row.
+pub struct PeerCert {
+    pub serial: Vec<u8>,
+    pub row: CertRow,
+}
+
+fn peer_serial(parts: &Parts) -> Result<Vec<u8>, ApiError> {
+    let info = parts
+        .extensions
+        .get::<Arc<TlsInfo>>()
+        .ok_or_else(|| ApiError::Unauthenticated("client certificate required".into()))?;
+    let der = info
+        .peer_certificates
+        .first()
+        .ok_or_else(|| ApiError::Unauthenticated("client certificate required".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| ApiError::Unauthenticated("client certificate does not parse".into()))?;
+    Ok(cert.raw_serial().to_vec())
+}
+
+/// Looks up the connection's certificate in the ledger projection. A certificate that
+/// chains to the CA but was never committed to the ledger is refused.
+pub fn peer_cert(parts: &Parts, state: &AppState) -> Result<PeerCert, ApiError> {
+    let serial = peer_serial(parts)?;
+    let row = Registry::open(state.ledger.database())?
+        .certificate(&serial)?
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("client certificate unknown to the ledger".into())
+        })?;
+    Ok(PeerCert { serial, row })
+}
+
+/// An operator, authenticated by an operator certificate that is not revoked.
+pub struct Operator {
+    pub name: String,
+}
+
+impl Operator {
+    /// Ledger actor string for events this operator causes.
+    pub fn actor(&self) -> String {
+        format!("operator:{}", self.name)
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = peer_cert(parts, state)?;
+        if peer.row.kind != CredentialKind::Operator {
+            tracing::warn!(owner = %peer.row.owner, "workload certificate presented on an admin route");
+            return Err(ApiError::Forbidden(
+                "admin routes require an operator certificate".into(),
+            ));
+        }
+        if peer.row.revoked_index.is_some() {
+            return Err(ApiError::Unauthenticated(
+                "operator certificate revoked".into(),
+            ));
+        }
+        Ok(Operator {
+            name: peer.row.owner,
+        })
+    }
+}
+
+/// A workload, authenticated by its current certificate.
+pub struct Workload {
+    pub serial: Vec<u8>,
+    pub integration: IntegrationSpec,
+}
+
+impl Workload {
+    pub fn actor(&self) -> String {
+        format!("workload:{}", self.integration.name)
+    }
+}
+
+impl FromRequestParts<AppState> for Workload {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = peer_cert(parts, state)?;
+        if peer.row.kind != CredentialKind::Workload {
+            return Err(ApiError::Forbidden(
+                "workload routes require a workload certificate".into(),
+            ));
+        }
+        if peer.row.revoked_index.is_some() {
+            crate::api::workload::record_reuse_of_revoked(state, &peer).await;
+            return Err(ApiError::Unauthenticated("certificate revoked".into()));
+        }
+        if peer.row.not_after < state.clock.unix() {
+            return Err(ApiError::Unauthenticated("certificate expired".into()));
+        }
+        let integration = Registry::open(state.ledger.database())?
+            .integration(&peer.row.owner)?
+            .ok_or_else(|| ApiError::Unauthenticated("integration unknown".into()))?;
+        Ok(Workload {
+            serial: peer.serial,
+            integration,
+        })
+    }
+}
+
+/// `Authorization: Bearer <token>`; the token itself is never logged.
+pub struct Bearer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "missing `Authorization: Bearer <enrollment token>`".into(),
+                )
+            })?;
+        Ok(Bearer(value.to_string()))
+    }
+}

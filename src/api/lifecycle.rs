@@ -1,0 +1,137 @@
+//! Integration lifecycle changes that need no second approver: suspend and resume.
+//! Each is an `integration-changed` ledger event carrying the acting operator and reason.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use credmint_ledger::event::{
+    ChangeKind, Event, IntegrationChanged, IntegrationSpec, IntegrationStatus,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{ApiJson, Operator};
+use super::{views, ApiError};
+use crate::app::AppState;
+use crate::ledger_writer::{spec_hash, Precondition, Submission};
+use crate::policy::spiffe_id;
+use crate::registry::Registry;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/integrations/{name}/suspend", post(suspend))
+        .route("/v1/admin/integrations/{name}/resume", post(resume))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    reason: String,
+}
+
+/// Loads an integration or answers 404.
+pub fn load(state: &AppState, name: &str) -> Result<IntegrationSpec, ApiError> {
+    Registry::open(state.ledger.database())?
+        .integration(name)?
+        .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))
+}
+
+/// Appends an `IntegrationChanged` from `before` to `after`, refusing if the integration
+/// changed in between. Returns the JSON view of the new state.
+pub async fn record_change(
+    state: &AppState,
+    operator: &Operator,
+    kind: ChangeKind,
+    before: &IntegrationSpec,
+    after: IntegrationSpec,
+    reference: String,
+    request_index: u64,
+) -> Result<serde_json::Value, ApiError> {
+    let records = state
+        .writer
+        .submit(Submission {
+            actor: operator.actor(),
+            events: vec![Event::IntegrationChanged(IntegrationChanged {
+                kind,
+                spec: after.clone(),
+                reference,
+                request_index,
+            })],
+            preconditions: vec![Precondition::IntegrationUnchanged(
+                before.name.clone(),
+                spec_hash(before),
+            )],
+        })
+        .await?;
+    tracing::info!(integration = %after.name, operator = %operator.name, change = ?kind, "integration changed");
+    let mut body = views::integration(
+        &after,
+        &spiffe_id(&state.config.identity.trust_domain, &after),
+    );
+    body["ledger_index"] = json!(records[0].index);
+    Ok(body)
+}
+
+async fn set_status(
+    state: AppState,
+    operator: Operator,
+    name: String,
+    reason: String,
+    to: IntegrationStatus,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if reason.trim().is_empty() {
+        return Err(ApiError::Field(crate::registry::FieldError {
+            field: "reason",
+            message: "is required".into(),
+        }));
+    }
+    let before = load(&state, &name)?;
+    if before.status == IntegrationStatus::Decommissioned {
+        return Err(ApiError::Conflict(format!(
+            "integration {name:?} is decommissioned"
+        )));
+    }
+    if before.status == to {
+        let mut body = views::integration(
+            &before,
+            &spiffe_id(&state.config.identity.trust_domain, &before),
+        );
+        body["unchanged"] = json!(true);
+        return Ok(Json(body));
+    }
+    let kind = match to {
+        IntegrationStatus::Suspended => ChangeKind::Suspended,
+        _ => ChangeKind::Resumed,
+    };
+    let mut after = before.clone();
+    after.status = to;
+    Ok(Json(
+        record_change(&state, &operator, kind, &before, after, reason, 0).await?,
+    ))
+}
+
+async fn suspend(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    ApiJson(r): ApiJson<Reason>,
+) -> Result<impl IntoResponse, ApiError> {
+    set_status(
+        state,
+        operator,
+        name,
+        r.reason,
+        IntegrationStatus::Suspended,
+    )
+    .await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    ApiJson(r): ApiJson<Reason>,
+) -> Result<impl IntoResponse, ApiError> {
+    set_status(state, operator, name, r.reason, IntegrationStatus::Active).await
+}

@@ -1,0 +1,219 @@
+//! Workload routes: enrollment with a one-time token, renewal and tokens over mTLS.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use credmint_ledger::event::{EnrollmentUsed, Event, ReuseDetected, ReuseKind};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::extract::{ApiJson, Bearer, PeerCert, Workload};
+use super::{views, ApiError};
+use crate::app::AppState;
+use crate::issuance::{issue_certificate, issue_token, IssuedCert};
+use crate::issue::parse_csr;
+use crate::ledger_writer::{Precondition, Submission};
+use crate::policy::{decide_certificate, decide_token};
+use crate::registry::Registry;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/renew", post(renew))
+        .route("/v1/tokens", post(token))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertRequest {
+    /// PEM PKCS#10 certificate request.
+    csr: String,
+    ttl_secs: Option<u64>,
+}
+
+fn cert_response(cert: IssuedCert) -> impl IntoResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pem-certificate-chain"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&hex::encode(&cert.serial)) {
+        headers.insert("x-credmint-serial", v);
+    }
+    headers.insert(
+        "x-credmint-ledger-index",
+        HeaderValue::from(cert.ledger_index),
+    );
+    (StatusCode::CREATED, headers, cert.chain_pem)
+}
+
+/// Writes a rate-limited `reuse-detected` event; failures to record are logged, never
+/// turned into a different answer for the caller.
+pub async fn record_reuse(
+    state: &AppState,
+    kind: ReuseKind,
+    integration: &str,
+    credential: String,
+    detail: &str,
+) {
+    let Some(count) = state.signals.reuse(&credential, state.clock.unix()) else {
+        return;
+    };
+    tracing::warn!(kind = ?kind, %integration, %credential, count, "reuse detected");
+    let submission = Submission {
+        actor: "system:signals".into(),
+        events: vec![Event::ReuseDetected(ReuseDetected {
+            kind,
+            integration: integration.to_string(),
+            credential,
+            count,
+            detail: detail.to_string(),
+        })],
+        preconditions: vec![],
+    };
+    if let Err(e) = state.writer.submit(submission).await {
+        tracing::error!(error = %e, "could not record reuse signal");
+    }
+}
+
+pub async fn record_reuse_of_revoked(state: &AppState, peer: &PeerCert) {
+    record_reuse(
+        state,
+        ReuseKind::RevokedCertificate,
+        &peer.row.owner,
+        hex::encode(&peer.serial),
+        "revoked certificate presented",
+    )
+    .await;
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    Bearer(token): Bearer,
+    ApiJson(req): ApiJson<CertRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    drop(token);
+    let registry = Registry::open(state.ledger.database())?;
+    let enrollment = registry
+        .enrollment(&token_hash)?
+        .ok_or_else(|| ApiError::Unauthenticated("invalid enrollment token".into()))?;
+    let now = state.clock.unix();
+    if enrollment.used_at.is_some() {
+        record_reuse(
+            &state,
+            ReuseKind::EnrollmentToken,
+            &enrollment.integration,
+            hex::encode(token_hash),
+            "enrollment token used again",
+        )
+        .await;
+        return Err(ApiError::Unauthenticated(
+            "enrollment token already used".into(),
+        ));
+    }
+    if now > enrollment.expires_at {
+        return Err(ApiError::Unauthenticated("enrollment token expired".into()));
+    }
+    let spec = registry
+        .integration(&enrollment.integration)?
+        .ok_or_else(|| ApiError::Internal("enrollment for unknown integration".into()))?;
+    drop(registry);
+    let csr = parse_csr(req.csr.as_bytes())?;
+    let grant = decide_certificate(
+        &spec,
+        &csr.dns_names,
+        &csr.uris,
+        req.ttl_secs,
+        &state.config.ttl,
+        &state.config.identity.trust_domain,
+        now,
+    )?;
+    let integration = spec.name.clone();
+    let result = issue_certificate(
+        &state,
+        &grant,
+        &csr,
+        format!("enrollment:{integration}"),
+        |serial| {
+            (
+                vec![Event::EnrollmentUsed(EnrollmentUsed {
+                    integration: integration.clone(),
+                    token_hash,
+                    serial: serial.to_vec(),
+                })],
+                vec![Precondition::EnrollmentUnused(token_hash)],
+            )
+        },
+    )
+    .await;
+    if let Err(ApiError::Unauthenticated(_)) = &result {
+        // Lost a race with another use of the same token: that is reuse too.
+        record_reuse(
+            &state,
+            ReuseKind::EnrollmentToken,
+            &integration,
+            hex::encode(token_hash),
+            "enrollment token used concurrently",
+        )
+        .await;
+    }
+    Ok(cert_response(result?))
+}
+
+async fn renew(
+    State(state): State<AppState>,
+    workload: Workload,
+    ApiJson(req): ApiJson<CertRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let csr = parse_csr(req.csr.as_bytes())?;
+    let grant = decide_certificate(
+        &workload.integration,
+        &csr.dns_names,
+        &csr.uris,
+        req.ttl_secs,
+        &state.config.ttl,
+        &state.config.identity.trust_domain,
+        state.clock.unix(),
+    )?;
+    let cert =
+        issue_certificate(&state, &grant, &csr, workload.actor(), |_| (vec![], vec![])).await?;
+    Ok(cert_response(cert))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    audience: String,
+    scopes: Vec<String>,
+    ttl_secs: Option<u64>,
+}
+
+async fn token(
+    State(state): State<AppState>,
+    workload: Workload,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let grant = decide_token(
+        &workload.integration,
+        &req.audience,
+        &req.scopes,
+        req.ttl_secs,
+        &state.config.ttl,
+        &state.config.identity.trust_domain,
+        state.clock.unix(),
+    )?;
+    let issued = issue_token(&state, &grant, workload.actor()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": issued.jwt,
+            "jti": issued.jti,
+            "expires_at": views::rfc3339(issued.expires_at),
+            "ledger_index": issued.ledger_index,
+        })),
+    ))
+}

@@ -1,0 +1,223 @@
+//! Issuance orchestration: decided grant -> HSM signature -> durable ledger append ->
+//! credential. The order is the point: a credential leaves this module only after the
+//! writer confirmed its event is committed; if signing or the commit fails, nothing is
+//! returned and nothing half-written remains.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use credmint_ledger::event::{CertificateIssued, Event, TokenIssued};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::api::ApiError;
+use crate::app::AppState;
+use crate::ca::serial::random_serial;
+use crate::ca::RootCa;
+use crate::hsm::HsmKey;
+use crate::issue::{build_leaf, Governance, LeafError, LeafSpec, ValidCsr};
+use crate::ledger_writer::{Precondition, Submission};
+use crate::policy::{CertGrant, TokenGrant};
+use crate::token::{sign_jwt, JwsAlg, TokenClaims};
+
+/// notBefore is backdated this much to absorb relying parties' clock skew. Documented in
+/// FORMAT.md: the auditor allows TTL + this much between notBefore and notAfter.
+pub const BACKDATE_SECS: i64 = 30;
+
+/// A certificate whose issuance event is durable.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    pub der: Vec<u8>,
+    /// Leaf followed by the CA certificate.
+    pub chain_pem: String,
+    pub serial: Vec<u8>,
+    pub not_after: u64,
+    pub ledger_index: u64,
+}
+
+/// Validity window for a credential of `ttl_secs` starting at `now`.
+pub fn validity(now: OffsetDateTime, ttl_secs: u64) -> (OffsetDateTime, OffsetDateTime) {
+    let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2);
+    (
+        now - Duration::seconds(BACKDATE_SECS),
+        now + Duration::seconds(ttl),
+    )
+}
+
+/// Builds the leaf spec for a decided grant.
+pub fn leaf_spec(state: &AppState, grant: &CertGrant, now: OffsetDateTime) -> LeafSpec {
+    let (not_before, not_after) = validity(now, grant.ttl_secs);
+    LeafSpec {
+        serial: random_serial(),
+        spiffe_id: grant.spiffe_id.clone(),
+        dns_names: grant.dns_names.clone(),
+        not_before,
+        not_after,
+        client_auth: true,
+        server_auth: grant.server_auth,
+        ocsp_url: state.ocsp_url(),
+        crl_url: state.crl_url(),
+        governance: Governance {
+            integration: grant.integration.clone(),
+            approval_ref: grant.approval_ref.clone(),
+            ledger_origin: state.ledger.origin().to_string(),
+        },
+    }
+}
+
+/// Signs a leaf with the HSM CA key (blocking).
+pub fn sign_leaf(
+    spec: &LeafSpec,
+    spki_der: &[u8],
+    ca: &RootCa,
+    ca_key: &HsmKey,
+) -> Result<Vec<u8>, LeafError> {
+    build_leaf(spec, spki_der, &ca.der, ca_key)
+}
+
+pub fn pem_chain(leaf_der: &[u8], ca: &RootCa) -> String {
+    let leaf = pem_encode("CERTIFICATE", leaf_der);
+    format!("{leaf}{}", ca.pem)
+}
+
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn unix(t: OffsetDateTime) -> u64 {
+    u64::try_from(t.unix_timestamp()).unwrap_or(0)
+}
+
+/// Signs `spec` for `csr`, then appends `CertificateIssued` (plus `extra` events and
+/// preconditions, e.g. spending an enrollment token) in one durable batch.
+pub async fn issue_certificate(
+    state: &AppState,
+    grant: &CertGrant,
+    csr: &ValidCsr,
+    actor: String,
+    extra: impl FnOnce(&[u8]) -> (Vec<Event>, Vec<Precondition>),
+) -> Result<IssuedCert, ApiError> {
+    let spec = leaf_spec(state, grant, state.clock.now());
+    let serial = spec.serial.to_vec();
+    let (st, sp, spki) = (state.clone(), spec.clone(), csr.spki_der.clone());
+    let der = tokio::task::spawn_blocking(move || sign_leaf(&sp, &spki, &st.ca, &st.keys.ca))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let issued = Event::CertificateIssued(CertificateIssued {
+        serial: serial.clone(),
+        integration: grant.integration.clone(),
+        subject: grant.spiffe_id.clone(),
+        not_before: unix(spec.not_before),
+        not_after: unix(spec.not_after),
+        key_fingerprint: csr.key_fingerprint,
+    });
+    let (mut events, mut preconditions) = extra(&serial);
+    events.insert(0, issued);
+    preconditions.insert(0, Precondition::SerialUnused(serial.clone()));
+    let records = state
+        .writer
+        .submit(Submission {
+            actor,
+            events,
+            preconditions,
+        })
+        .await?;
+    tracing::info!(
+        integration = %grant.integration,
+        serial = %hex::encode(&serial),
+        ledger_index = records[0].index,
+        "certificate issued"
+    );
+    Ok(IssuedCert {
+        chain_pem: pem_chain(&der, &state.ca),
+        der,
+        serial,
+        not_after: unix(spec.not_after),
+        ledger_index: records[0].index,
+    })
+}
+
+/// A token whose issuance event is durable.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub jwt: String,
+    pub jti: String,
+    pub expires_at: u64,
+    pub ledger_index: u64,
+}
+
+pub fn jws_alg(key: &HsmKey) -> JwsAlg {
+    match key.algorithm() {
+        crate::config::Algorithm::EcdsaP256 => JwsAlg::Es256,
+        crate::config::Algorithm::Ed25519 => JwsAlg::EdDsa,
+    }
+}
+
+/// Signs a JWT for `grant` with the HSM token key and records `TokenIssued` durably.
+pub async fn issue_token(
+    state: &AppState,
+    grant: &TokenGrant,
+    actor: String,
+) -> Result<IssuedToken, ApiError> {
+    let mut id = [0u8; 16];
+    rand::fill(&mut id);
+    let jti = URL_SAFE_NO_PAD.encode(id);
+    let now = state.clock.now();
+    let ttl = Duration::seconds(i64::try_from(grant.ttl_secs).unwrap_or(i64::MAX / 2));
+    let claims = TokenClaims::new(
+        state.public_url.to_string(),
+        grant.spiffe_id.clone(),
+        vec![grant.audience.clone()],
+        now,
+        ttl,
+        jti.clone(),
+    )
+    .with_scopes(&grant.scopes)
+    .with_env(grant.environment.clone())
+    .with_approval_ref(grant.approval_ref.clone());
+    let (key, kid, value) = (
+        state.keys.token.clone(),
+        state.token_kid.clone(),
+        claims.to_value(),
+    );
+    let jwt = tokio::task::spawn_blocking(move || {
+        sign_jwt(jws_alg(&key), &kid, &value, |input| key.sign_raw(input))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Unavailable {
+        what: "token signing",
+        detail: e.to_string(),
+    })?;
+    let event = Event::TokenIssued(TokenIssued {
+        jti: jti.clone(),
+        integration: grant.integration.clone(),
+        subject: grant.spiffe_id.clone(),
+        audience: grant.audience.clone(),
+        scopes: grant.scopes.clone(),
+        issued_at: u64::try_from(claims.iat).unwrap_or(0),
+        expires_at: u64::try_from(claims.exp).unwrap_or(0),
+        key_fingerprint: Sha256::digest(state.keys.token.public_key().spki_der()).into(),
+    });
+    let records = state
+        .writer
+        .submit(Submission {
+            actor,
+            events: vec![event],
+            preconditions: vec![Precondition::JtiUnused(jti.clone())],
+        })
+        .await?;
+    tracing::info!(integration = %grant.integration, %jti, ledger_index = records[0].index, "token issued");
+    Ok(IssuedToken {
+        jwt,
+        jti,
+        expires_at: u64::try_from(claims.exp).unwrap_or(0),
+        ledger_index: records[0].index,
+    })
+}

@@ -1,0 +1,252 @@
+//! The single place that says yes or no to an issuance. Pure: no I/O, no clock reads;
+//! callers pass the integration, the request and `now`. A `Grant` is the only way to get
+//! the parameters `issue` signs with, so nothing is signed without a decision.
+
+use credmint_ledger::event::{IntegrationSpec, IntegrationStatus};
+
+use crate::config::TtlConfig;
+use crate::registry::class_cap;
+
+/// Why an issuance was refused. Every variant is safe to show to the requester.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("integration {0:?} is suspended")]
+    Suspended(String),
+    #[error("integration {0:?} is decommissioned")]
+    Decommissioned(String),
+    #[error("integration {name:?} passed its review-by date ({review_by}); recertification is required before issuance or renewal")]
+    ReviewOverdue { name: String, review_by: u64 },
+    #[error("requested TTL {requested}s exceeds the integration's maximum of {max}s")]
+    TtlTooLong { requested: u64, max: u64 },
+    #[error("TTL must be at least 1 second")]
+    TtlZero,
+    #[error("scope {0:?} is not allowed for this integration")]
+    ScopeNotAllowed(String),
+    #[error("at least one scope is required")]
+    NoScope,
+    #[error("audience is required (1-255 bytes)")]
+    BadAudience,
+    #[error("name {0:?} is outside what this integration may have")]
+    NameNotAllowed(String),
+}
+
+/// What a certificate may contain, decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertGrant {
+    pub integration: String,
+    pub spiffe_id: String,
+    pub dns_names: Vec<String>,
+    pub ttl_secs: u64,
+    pub server_auth: bool,
+    pub approval_ref: String,
+}
+
+/// What a token may contain, decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub integration: String,
+    pub spiffe_id: String,
+    pub audience: String,
+    pub scopes: Vec<String>,
+    pub ttl_secs: u64,
+    pub environment: String,
+    pub approval_ref: String,
+}
+
+/// `spiffe://<trust-domain>/<environment>/<integration>`.
+pub fn spiffe_id(trust_domain: &str, spec: &IntegrationSpec) -> String {
+    format!("spiffe://{trust_domain}/{}/{}", spec.environment, spec.name)
+}
+
+/// Checks that the integration may receive credentials at `now` (unix seconds).
+pub fn check_standing(spec: &IntegrationSpec, now: u64) -> Result<(), Denial> {
+    match spec.status {
+        IntegrationStatus::Suspended => return Err(Denial::Suspended(spec.name.clone())),
+        IntegrationStatus::Decommissioned => return Err(Denial::Decommissioned(spec.name.clone())),
+        IntegrationStatus::Active => {}
+    }
+    if now > spec.review_by {
+        return Err(Denial::ReviewOverdue {
+            name: spec.name.clone(),
+            review_by: spec.review_by,
+        });
+    }
+    Ok(())
+}
+
+/// The TTL a credential gets: the request, or the integration's maximum when absent,
+/// never above the class ceiling from the configuration.
+fn decide_ttl(
+    spec: &IntegrationSpec,
+    requested: Option<u64>,
+    limits: &TtlConfig,
+) -> Result<u64, Denial> {
+    let max = spec
+        .max_ttl_secs
+        .min(class_cap(spec.privilege_class, limits));
+    match requested {
+        None => Ok(max),
+        Some(0) => Err(Denial::TtlZero),
+        Some(t) if t > max => Err(Denial::TtlTooLong { requested: t, max }),
+        Some(t) => Ok(t),
+    }
+}
+
+/// Decides a certificate for a CSR asking for `dns_names`, `uris` and optionally serverAuth.
+pub fn decide_certificate(
+    spec: &IntegrationSpec,
+    dns_names: &[String],
+    uris: &[String],
+    requested_ttl: Option<u64>,
+    limits: &TtlConfig,
+    trust_domain: &str,
+    now: u64,
+) -> Result<CertGrant, Denial> {
+    check_standing(spec, now)?;
+    let ttl_secs = decide_ttl(spec, requested_ttl, limits)?;
+    let id = spiffe_id(trust_domain, spec);
+    if let Some(bad) = uris.iter().find(|u| **u != id) {
+        return Err(Denial::NameNotAllowed(bad.clone()));
+    }
+    if let Some(bad) = dns_names.iter().find(|d| !spec.dns_names.contains(d)) {
+        return Err(Denial::NameNotAllowed(bad.clone()));
+    }
+    Ok(CertGrant {
+        integration: spec.name.clone(),
+        spiffe_id: id,
+        dns_names: dns_names.to_vec(),
+        ttl_secs,
+        server_auth: spec.allow_server_auth,
+        approval_ref: spec.approval_ref.clone(),
+    })
+}
+
+/// Decides a token: scopes must be a non-empty subset of the integration's.
+pub fn decide_token(
+    spec: &IntegrationSpec,
+    audience: &str,
+    scopes: &[String],
+    requested_ttl: Option<u64>,
+    limits: &TtlConfig,
+    trust_domain: &str,
+    now: u64,
+) -> Result<TokenGrant, Denial> {
+    check_standing(spec, now)?;
+    if audience.is_empty() || audience.len() > 255 {
+        return Err(Denial::BadAudience);
+    }
+    if scopes.is_empty() {
+        return Err(Denial::NoScope);
+    }
+    if let Some(bad) = scopes.iter().find(|s| !spec.scopes.contains(s)) {
+        return Err(Denial::ScopeNotAllowed(bad.clone()));
+    }
+    let ttl_secs = decide_ttl(spec, requested_ttl, limits)?;
+    let mut scopes = scopes.to_vec();
+    scopes.sort();
+    scopes.dedup();
+    Ok(TokenGrant {
+        integration: spec.name.clone(),
+        spiffe_id: spiffe_id(trust_domain, spec),
+        audience: audience.to_string(),
+        scopes,
+        ttl_secs,
+        environment: spec.environment.clone(),
+        approval_ref: spec.approval_ref.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credmint_ledger::event::PrivilegeClass;
+    use proptest::prelude::*;
+
+    fn spec() -> IntegrationSpec {
+        IntegrationSpec {
+            name: "ci".into(),
+            business_owner: "b".into(),
+            technical_owner: "t".into(),
+            purpose: "p".into(),
+            environment: "prod".into(),
+            scopes: vec!["read".into(), "write".into()],
+            privilege_class: PrivilegeClass::Routine,
+            max_ttl_secs: 600,
+            review_by: 1_000,
+            approval_ref: "CHG-1".into(),
+            allow_server_auth: false,
+            dns_names: vec!["ci.example".into()],
+            status: IntegrationStatus::Active,
+        }
+    }
+
+    const LIMITS: TtlConfig = TtlConfig {
+        routine_max_secs: 3600,
+        privileged_max_secs: 300,
+    };
+
+    #[test]
+    fn standing_gates_issuance() {
+        let mut s = spec();
+        assert!(check_standing(&s, 1_000).is_ok());
+        assert!(matches!(
+            check_standing(&s, 1_001),
+            Err(Denial::ReviewOverdue { .. })
+        ));
+        s.status = IntegrationStatus::Suspended;
+        assert!(matches!(check_standing(&s, 0), Err(Denial::Suspended(_))));
+        s.status = IntegrationStatus::Decommissioned;
+        assert!(matches!(
+            check_standing(&s, 0),
+            Err(Denial::Decommissioned(_))
+        ));
+    }
+
+    #[test]
+    fn privileged_class_caps_ttl_below_integration_max() {
+        let mut s = spec();
+        s.privilege_class = PrivilegeClass::Privileged;
+        let g = decide_token(&s, "aud", &["read".into()], None, &LIMITS, "td", 0).unwrap();
+        assert_eq!(g.ttl_secs, 300);
+    }
+
+    #[test]
+    fn names_outside_the_integration_are_refused() {
+        let s = spec();
+        let ok = decide_certificate(
+            &s,
+            &["ci.example".into()],
+            &["spiffe://td/prod/ci".into()],
+            None,
+            &LIMITS,
+            "td",
+            0,
+        );
+        assert!(ok.is_ok());
+        let bad_uri = decide_certificate(
+            &s,
+            &[],
+            &["spiffe://td/prod/other".into()],
+            None,
+            &LIMITS,
+            "td",
+            0,
+        );
+        assert!(matches!(bad_uri, Err(Denial::NameNotAllowed(_))));
+        let bad_dns = decide_certificate(&s, &["evil.example".into()], &[], None, &LIMITS, "td", 0);
+        assert!(matches!(bad_dns, Err(Denial::NameNotAllowed(_))));
+    }
+
+    proptest! {
+        /// Whatever is requested, a grant never exceeds the integration's or the class's
+        /// TTL and never carries a scope the integration lacks.
+        #[test]
+        fn grants_never_exceed_authority(ttl in proptest::option::of(0u64..10_000), scopes in proptest::collection::vec("[a-z]{1,6}", 0..4)) {
+            let s = spec();
+            if let Ok(g) = decide_token(&s, "aud", &scopes, ttl, &LIMITS, "td", 0) {
+                prop_assert!(g.ttl_secs >= 1 && g.ttl_secs <= 600);
+                prop_assert!(g.scopes.iter().all(|x| s.scopes.contains(x)));
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The one function that turns ledger records into projection rows.
+
+use credmint_ledger::event::{Event, IntegrationSpec};
+use credmint_ledger::{Ledger, Record};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::read::CredentialKind;
+use super::schema::{
+    ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, META, PROJECTION_VERSION, TOKENS,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("projection storage: {0}")]
+    Storage(String),
+    #[error("projection inconsistent at record {index}: {reason}")]
+    Inconsistent { index: u64, reason: String },
+}
+
+fn storage(e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Storage(e.to_string())
+}
+
+/// Applies `records` (just appended, in order) to the projection tables inside `txn`.
+pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), ProjectionError> {
+    let mut integrations = txn.open_table(INTEGRATIONS).map_err(storage)?;
+    let mut enrollments = txn.open_table(ENROLLMENTS).map_err(storage)?;
+    let mut certs = txn.open_table(CERTIFICATES).map_err(storage)?;
+    let mut tokens = txn.open_table(TOKENS).map_err(storage)?;
+    let mut activity = txn.open_table(ACTIVITY).map_err(storage)?;
+    let mut meta = txn.open_table(META).map_err(storage)?;
+    for r in records {
+        let at = r.timestamp_ms / 1000;
+        let inconsistent = |reason: &str| ProjectionError::Inconsistent {
+            index: r.index,
+            reason: reason.into(),
+        };
+        match &r.event {
+            Event::IntegrationRegistered(e) => put_spec(&mut integrations, &e.spec)?,
+            Event::IntegrationChanged(e) => put_spec(&mut integrations, &e.spec)?,
+            Event::EnrollmentCreated(e) => {
+                enrollments
+                    .insert(&e.token_hash, (e.integration.as_str(), e.expires_at, 0))
+                    .map_err(storage)?;
+            }
+            Event::EnrollmentUsed(e) => {
+                let row = enrollments
+                    .get(&e.token_hash)
+                    .map_err(storage)?
+                    .map(|g| {
+                        let (i, exp, _) = g.value();
+                        (i.to_string(), exp)
+                    })
+                    .ok_or_else(|| inconsistent("enrollment token unknown"))?;
+                enrollments
+                    .insert(&e.token_hash, (row.0.as_str(), row.1, at.max(1)))
+                    .map_err(storage)?;
+            }
+            Event::CertificateIssued(e) => {
+                let row = (
+                    e.integration.as_str(),
+                    CredentialKind::Workload as u8,
+                    e.not_after,
+                    r.index,
+                    0,
+                    0,
+                );
+                certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                bump_activity(&mut activity, &e.integration, at)?;
+            }
+            Event::OperatorCertIssued(e) => {
+                let row = (
+                    e.name.as_str(),
+                    CredentialKind::Operator as u8,
+                    e.not_after,
+                    r.index,
+                    0,
+                    0,
+                );
+                certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+            }
+            Event::TokenIssued(e) => {
+                let row = (e.integration.as_str(), e.expires_at, r.index, 0, 0);
+                tokens.insert(e.jti.as_str(), row).map_err(storage)?;
+                bump_activity(&mut activity, &e.integration, at)?;
+            }
+            Event::Revoked(e) => {
+                let old = certs
+                    .get(e.serial.as_slice())
+                    .map_err(storage)?
+                    .map(|g| {
+                        let (o, k, na, i, _, _) = g.value();
+                        (o.to_string(), k, na, i)
+                    })
+                    .ok_or_else(|| inconsistent("revoked serial unknown"))?;
+                let row = (old.0.as_str(), old.1, old.2, old.3, r.index, e.reason);
+                certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+            }
+            Event::TokenRevoked(e) => {
+                let old = tokens
+                    .get(e.jti.as_str())
+                    .map_err(storage)?
+                    .map(|g| {
+                        let (o, exp, i, _, _) = g.value();
+                        (o.to_string(), exp, i)
+                    })
+                    .ok_or_else(|| inconsistent("revoked jti unknown"))?;
+                let row = (old.0.as_str(), old.1, old.2, r.index, e.reason);
+                tokens.insert(e.jti.as_str(), row).map_err(storage)?;
+            }
+            _ => {}
+        }
+    }
+    if let Some(last) = records.last() {
+        meta.insert("size", last.index + 1).map_err(storage)?;
+        meta.insert("version", PROJECTION_VERSION)
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
+fn put_spec(
+    table: &mut redb::Table<&str, &[u8]>,
+    spec: &IntegrationSpec,
+) -> Result<(), ProjectionError> {
+    table
+        .insert(spec.name.as_str(), spec.to_bytes().as_slice())
+        .map_err(storage)?;
+    Ok(())
+}
+
+fn bump_activity(
+    table: &mut redb::Table<&str, (u64, u64)>,
+    integration: &str,
+    at: u64,
+) -> Result<(), ProjectionError> {
+    let count = table
+        .get(integration)
+        .map_err(storage)?
+        .map(|g| g.value().1)
+        .unwrap_or(0);
+    table
+        .insert(integration, (at, count + 1))
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Rebuilds every projection table from the ledger when they are missing, of another
+/// layout version, or do not reflect the ledger's size (e.g. a ledger written before the
+/// projection existed). Returns true when it rebuilt.
+pub fn rebuild_if_stale(ledger: &Ledger) -> Result<bool, ProjectionError> {
+    let db = ledger.database();
+    let (version, size) = {
+        let read = db.begin_read().map_err(storage)?;
+        match read.open_table(META) {
+            Ok(meta) => (
+                meta.get("version").map_err(storage)?.map(|g| g.value()),
+                meta.get("size").map_err(storage)?.map(|g| g.value()),
+            ),
+            Err(redb::TableError::TableDoesNotExist(_)) => (None, None),
+            Err(e) => return Err(storage(e)),
+        }
+    };
+    if version == Some(PROJECTION_VERSION) && size == Some(ledger.size()) {
+        return Ok(false);
+    }
+    let txn = db.begin_write().map_err(storage)?;
+    let _ = txn.delete_table(INTEGRATIONS);
+    let _ = txn.delete_table(ENROLLMENTS);
+    let _ = txn.delete_table(CERTIFICATES);
+    let _ = txn.delete_table(TOKENS);
+    let _ = txn.delete_table(ACTIVITY);
+    let _ = txn.delete_table(META);
+    let mut batch = Vec::with_capacity(4096);
+    for raw in ledger.records(0).map_err(storage)? {
+        let record = raw.map_err(storage)?.decode().map_err(storage)?;
+        batch.push(record);
+        if batch.len() == 4096 {
+            apply(&txn, &batch)?;
+            batch.clear();
+        }
+    }
+    apply(&txn, &batch)?;
+    txn.commit().map_err(storage)?;
+    Ok(true)
+}

@@ -1,0 +1,15 @@
+//! Projections of the ledger: integrations, enrollment tokens, certificates, tokens and
+//! operators, kept in redb tables beside the ledger and updated in the same write
+//! transaction as the append. They can always be rebuilt from the ledger, and the status
+//! and policy paths read them instead of scanning history.
+
+mod apply;
+mod read;
+pub mod schema;
+mod validate;
+
+pub use apply::{apply, rebuild_if_stale, ProjectionError};
+pub use read::{CertRow, CredentialKind, EnrollmentRow, Registry, TokenRow};
+pub use validate::{
+    check_identifier, class_cap, parse_class, parse_review_by, validate, FieldError, Registration,
+};

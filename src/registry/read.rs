@@ -1,0 +1,142 @@
+//! Read side of the projections: point lookups for the policy and status paths.
+
+use credmint_ledger::event::IntegrationSpec;
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::apply::ProjectionError;
+use super::schema::{ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, TOKENS};
+
+/// Whose certificate a serial is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CredentialKind {
+    Workload = 1,
+    Operator = 2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRow {
+    /// Integration (workload) or operator name.
+    pub owner: String,
+    pub kind: CredentialKind,
+    pub not_after: u64,
+    pub issued_index: u64,
+    /// Ledger index of the revocation, if revoked.
+    pub revoked_index: Option<u64>,
+    pub reason: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub integration: String,
+    pub expires_at: u64,
+    pub issued_index: u64,
+    pub revoked_index: Option<u64>,
+    pub reason: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentRow {
+    pub integration: String,
+    pub expires_at: u64,
+    /// Unix seconds when the token was spent.
+    pub used_at: Option<u64>,
+}
+
+fn storage(e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Storage(e.to_string())
+}
+
+fn nonzero(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+/// A consistent read snapshot of the projection tables.
+pub struct Registry {
+    txn: redb::ReadTransaction,
+}
+
+/// Opens `def` in a read transaction, treating a table that was never created as empty.
+macro_rules! lookup {
+    ($db:expr, $def:expr, $key:expr, |$v:ident| $map:expr) => {{
+        match $db.open_table($def) {
+            Ok(table) => match table.get($key).map_err(storage)? {
+                Some(guard) => {
+                    let $v = guard.value();
+                    Ok(Some($map))
+                }
+                None => Ok(None),
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(storage(e)),
+        }
+    }};
+}
+
+impl Registry {
+    /// Takes a snapshot of the latest committed projections.
+    pub fn open(db: &Database) -> Result<Registry, ProjectionError> {
+        Ok(Registry {
+            txn: db.begin_read().map_err(storage)?,
+        })
+    }
+
+    pub fn integration(&self, name: &str) -> Result<Option<IntegrationSpec>, ProjectionError> {
+        let bytes: Option<Vec<u8>> = lookup!(self.txn, INTEGRATIONS, name, |v| v.to_vec())?;
+        bytes
+            .map(|b| IntegrationSpec::from_bytes(&b).map_err(storage))
+            .transpose()
+    }
+
+    pub fn integrations(&self) -> Result<Vec<IntegrationSpec>, ProjectionError> {
+        let table = match self.txn.open_table(INTEGRATIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (_, v) = entry.map_err(storage)?;
+            out.push(IntegrationSpec::from_bytes(v.value()).map_err(storage)?);
+        }
+        Ok(out)
+    }
+
+    pub fn enrollment(&self, hash: &[u8; 32]) -> Result<Option<EnrollmentRow>, ProjectionError> {
+        lookup!(self.txn, ENROLLMENTS, hash, |v| EnrollmentRow {
+            integration: v.0.to_string(),
+            expires_at: v.1,
+            used_at: nonzero(v.2),
+        })
+    }
+
+    pub fn certificate(&self, serial: &[u8]) -> Result<Option<CertRow>, ProjectionError> {
+        lookup!(self.txn, CERTIFICATES, serial, |v| CertRow {
+            owner: v.0.to_string(),
+            kind: if v.1 == CredentialKind::Operator as u8 {
+                CredentialKind::Operator
+            } else {
+                CredentialKind::Workload
+            },
+            not_after: v.2,
+            issued_index: v.3,
+            revoked_index: nonzero(v.4),
+            reason: v.5,
+        })
+    }
+
+    pub fn token(&self, jti: &str) -> Result<Option<TokenRow>, ProjectionError> {
+        lookup!(self.txn, TOKENS, jti, |v| TokenRow {
+            integration: v.0.to_string(),
+            expires_at: v.1,
+            issued_index: v.2,
+            revoked_index: nonzero(v.3),
+            reason: v.4,
+        })
+    }
+
+    /// (last issuance unix seconds, credentials issued) for an integration.
+    pub fn activity(&self, integration: &str) -> Result<Option<(u64, u64)>, ProjectionError> {
+        lookup!(self.txn, ACTIVITY, integration, |v| v)
+    }
+}

@@ -1,0 +1,318 @@
+//! Test harness: a real SoftHSM2 token in a temporary directory, a real redb ledger and a
+//! real HTTPS listener on 127.0.0.1. Missing tools fail loudly: CI installs them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use credmint::config::Config;
+
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Absolute path of a required external tool; panics with an install hint if missing.
+pub fn require_tool(name: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("required tool `{name}` not found on PATH: run `apt-get install -y softhsm2 opensc openssl` (CI does this in .ci/run)");
+}
+
+/// The process-wide SoftHSM2 config (one per test process: SoftHSM reads it once, at
+/// C_Initialize). In-process appliances share it and tell tokens apart by label.
+pub fn process_softhsm_conf() -> &'static Path {
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    CONF.get_or_init(|| {
+        assert!(
+            Path::new(SOFTHSM_MODULE).exists(),
+            "SoftHSM2 module {SOFTHSM_MODULE} missing: apt-get install -y softhsm2"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("credmint-softhsm-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let tokens = dir.join("tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        conf
+    })
+}
+
+/// One appliance configuration in its own temporary data directory.
+pub struct TestAppliance {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub token_label: String,
+}
+
+impl TestAppliance {
+    /// `name` must be unique within the test binary (it becomes the token label).
+    pub fn new(name: &str) -> TestAppliance {
+        Self::with_listen(name, "127.0.0.1:0")
+    }
+
+    pub fn with_listen(name: &str, listen: &str) -> TestAppliance {
+        let dir = tempfile::Builder::new()
+            .prefix("credmint-test-")
+            .tempdir()
+            .unwrap();
+        let token_label = format!("t-{name}");
+        assert!(token_label.len() <= 32);
+        let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/softhsm2.conf");
+        let text = format!(
+            r#"data_dir = "{data}"
+
+[hsm]
+module = "{SOFTHSM_MODULE}"
+token_label = "{token_label}"
+pin = {{ file = "hsm-user.pin" }}
+sessions = 4
+
+[hsm.softhsm]
+token_dir = "softhsm-tokens"
+conf_template = "{template}"
+so_pin = {{ file = "hsm-so.pin" }}
+
+[keys]
+ca = {{ label = "ca", algorithm = "ecdsa-p256" }}
+token = {{ label = "token", algorithm = "ecdsa-p256" }}
+ledger = {{ label = "ledger", algorithm = "ed25519" }}
+
+[ledger]
+checkpoint_interval_secs = 1
+
+[server]
+listen = "{listen}"
+names = ["localhost", "127.0.0.1"]
+
+[identity]
+trust_domain = "test.credmint.local"
+ca_common_name = "credmint test CA"
+ca_validity_days = 30
+server_cert_validity_days = 10
+
+[ttl]
+routine_max_secs = 3600
+privileged_max_secs = 900
+"#,
+            data = dir.path().join("data").display(),
+            template = template.display(),
+        );
+        let config_path = dir.path().join("credmint.toml");
+        std::fs::write(&config_path, text).unwrap();
+        TestAppliance {
+            dir,
+            config_path,
+            token_label,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).unwrap()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn user_pin(&self) -> String {
+        std::fs::read_to_string(self.data().join("hsm-user.pin")).unwrap()
+    }
+
+    /// Provisions token, keys, CA and genesis in this process (shared SoftHSM store).
+    pub fn init_in_process(&self) -> credmint::init::InitReport {
+        process_softhsm_conf();
+        credmint::init::run(&self.config()).expect("init")
+    }
+
+    /// Runs the real `credmint` binary with its own SoftHSM store under the data dir.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_credmint"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .env_remove("SOFTHSM2_CONF")
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run credmint")
+    }
+
+    /// Rewrites a line of the config file.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        assert!(text.contains(from), "config has no {from:?}");
+        std::fs::write(&self.config_path, text.replace(from, to)).unwrap();
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Everything tests print through `tracing`, captured for secret-leak assertions.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static std::sync::Mutex<Vec<u8>> {
+    static BUF: OnceLock<std::sync::Mutex<Vec<u8>>> = OnceLock::new();
+    BUF.get_or_init(|| std::sync::Mutex::new(Vec::new()))
+}
+
+struct BufWriter;
+
+impl std::io::Write for BufWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        log_buffer().lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs (once per test process) a subscriber that records every log line at debug level.
+pub fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(|| BufWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// A running in-process appliance.
+pub struct Served {
+    pub app: TestAppliance,
+    pub running: Option<credmint::serve::Running>,
+    pub base: String,
+    pub ca_pem: Vec<u8>,
+    pub clock: credmint::clock::Clock,
+}
+
+impl TestAppliance {
+    /// init (in-process) and serve on 127.0.0.1:0.
+    pub async fn serve(self) -> Served {
+        capture_logs();
+        self.init_in_process();
+        let clock = credmint::clock::Clock::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let running =
+            credmint::serve::start_with_clock(self.config(), Some(listener), clock.clone())
+                .await
+                .expect("serve");
+        let base = format!("https://localhost:{}", running.addr.port());
+        let ca_pem = std::fs::read(self.data().join("ca.pem")).unwrap();
+        Served {
+            app: self,
+            running: Some(running),
+            base,
+            ca_pem,
+            clock,
+        }
+    }
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn state(&self) -> &credmint::app::AppState {
+        &self.running.as_ref().unwrap().state
+    }
+
+    /// A client that trusts only this appliance's CA and presents no certificate.
+    pub fn anonymous(&self) -> reqwest::Client {
+        client(&self.ca_pem, None)
+    }
+
+    /// A client presenting the operator certificate `init` wrote.
+    pub fn operator(&self) -> reqwest::Client {
+        let mut pem = std::fs::read(self.app.data().join("operator-admin.pem")).unwrap();
+        pem.extend(std::fs::read(self.app.data().join("operator-admin-key.pem")).unwrap());
+        client(&self.ca_pem, Some(&pem))
+    }
+
+    /// A client presenting `chain_pem` with `key_pem`.
+    pub fn with_identity(&self, chain_pem: &str, key_pem: &str) -> reqwest::Client {
+        let pem = format!("{chain_pem}{key_pem}");
+        client(&self.ca_pem, Some(pem.as_bytes()))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown(std::time::Duration::from_secs(5)).await.unwrap();
+        }
+    }
+}
+
+pub fn client(ca_pem: &[u8], identity_pem: Option<&[u8]>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem).unwrap()])
+        .timeout(std::time::Duration::from_secs(20));
+    if let Some(pem) = identity_pem {
+        b = b.identity(reqwest::Identity::from_pem(pem).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// A key and PKCS#10 request made by openssl (an implementation nobody here wrote).
+pub struct OpensslCsr {
+    pub csr_pem: String,
+    pub key_pem: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// `newkey` is an openssl -newkey argument: "ec", "ed25519", "rsa:2048", "rsa:1024".
+/// `sans` like "DNS:a.example,URI:spiffe://td/x" (empty for none).
+pub fn openssl_csr(newkey: &str, sans: &str) -> OpensslCsr {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let csr = dir.path().join("csr.pem");
+    let mut cmd = Command::new(require_tool("openssl"));
+    cmd.args(["req", "-new", "-nodes", "-subj", "/CN=workload"]);
+    if newkey == "ec" {
+        cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    } else {
+        cmd.args(["-newkey", newkey]);
+    }
+    if !sans.is_empty() {
+        cmd.args(["-addext", &format!("subjectAltName={sans}")]);
+    }
+    cmd.arg("-keyout").arg(&key).arg("-out").arg(&csr);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "openssl req: {}", text(&out.stderr));
+    OpensslCsr {
+        csr_pem: std::fs::read_to_string(&csr).unwrap(),
+        key_pem: std::fs::read_to_string(&key).unwrap(),
+        dir,
+    }
+}
+
+/// Runs openssl with `args`, returning (success, stdout+stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new(require_tool("openssl"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}

@@ -1,0 +1,8 @@
+//! Workload issuance over real HTTPS: integrations, enrollment, certificates checked by
+//! openssl and a rustls handshake, renewal, tokens checked by a JWT library, every refusal.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod flow;
+mod refusals;
+mod support;
