@@ -3,7 +3,9 @@
 //! Exit codes (stable, documented in README): 0 ok, 2 usage, 3 configuration,
 //! 10 PKCS#11 module cannot be loaded, 11 token not found, 12 wrong PIN, 13 PIN locked,
 //! 14 key missing or mismatched, 15 other HSM failure, 16 PIN source unreadable,
-//! 20 ledger error, 21 CA/TLS error, 22 refusing to fork an existing ledger, 1 anything else.
+//! 20 ledger error, 21 CA/TLS error, 22 refusing to fork an existing ledger,
+//! 30 appliance unreachable, 31 request refused (4xx), 32 appliance error (5xx),
+//! 1 anything else.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +13,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::{ClientError, OperatorClient, Target};
 use crate::config::{Config, ConfigError};
 use crate::hsm::{Hsm, HsmError};
 use crate::init::InitError;
@@ -45,6 +51,109 @@ pub enum Command {
     /// Measure signing and ledger throughput (use a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Manage integrations on a running appliance (operator certificate over HTTPS).
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+    /// Create a one-time enrollment token for an integration; printed once.
+    Enroll {
+        name: String,
+        /// Token lifetime in seconds (at most 3600).
+        #[arg(long, default_value_t = 900)]
+        ttl: u64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Issue an operator certificate for another operator's CSR.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+/// How the CLI reaches a running appliance.
+#[derive(Debug, clap::Args)]
+pub struct Conn {
+    /// Base URL (default: the config's public URL).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// Register a new integration (an owned non-human identity).
+    Register {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        business_owner: String,
+        #[arg(long)]
+        technical_owner: String,
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        environment: String,
+        /// Allowed scope; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// routine or privileged.
+        #[arg(long, default_value = "routine")]
+        class: String,
+        #[arg(long)]
+        max_ttl: u64,
+        /// YYYY-MM-DD or RFC 3339.
+        #[arg(long)]
+        review_by: String,
+        #[arg(long)]
+        approval_ref: String,
+        /// DNS name certificates may carry; repeat for several.
+        #[arg(long = "dns")]
+        dns_names: Vec<String>,
+        #[arg(long)]
+        server_auth: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List integrations.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one integration.
+    Show {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Suspend an integration (no issuance until resumed).
+    Suspend {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resume a suspended integration.
+    Resume {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Issue an operator certificate for NAME from a PEM CSR file; writes the chain to OUT.
+    Add {
+        name: String,
+        #[arg(long)]
+        csr: PathBuf,
+        #[arg(long)]
+        approval_ref: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +166,17 @@ pub enum BenchCommand {
         threads: Vec<usize>,
         #[arg(long)]
         json: bool,
+    },
+    /// Certificates issued/s end to end over HTTPS against a running appliance.
+    Issue {
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Durable ledger appends/s, single events and batches.
     Ledger {
@@ -84,6 +204,8 @@ pub enum CliError {
     Hsm(#[from] HsmError),
     #[error("ledger: {0}")]
     Ledger(#[from] credmint_ledger::StoreError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("{0}")]
     Other(String),
 }
@@ -117,6 +239,9 @@ impl CliError {
             | CliError::Serve(ServeError::Ca(_))
             | CliError::Serve(ServeError::Tls(_)) => 21,
             CliError::Init(InitError::ForeignLedger { .. }) => 22,
+            CliError::Client(ClientError::Refused { status, .. }) if *status < 500 => 31,
+            CliError::Client(ClientError::Refused { .. }) => 32,
+            CliError::Client(_) => 30,
             _ => 1,
         }
     }
@@ -144,7 +269,123 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Bench(bench) => run_bench(&cfg, bench),
+        Command::Integration(cmd) => block_on(integration(&cfg, cmd)),
+        Command::Enroll { name, ttl, conn } => block_on(async {
+            let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
+            let v = op
+                .call(
+                    Method::POST,
+                    &format!("/v1/admin/integrations/{name}/enrollments"),
+                    Some(&json!({ "ttl_secs": ttl })),
+                )
+                .await?;
+            // The only place the token is ever shown: stdout, once.
+            println!("{}", v["token"].as_str().unwrap_or_default());
+            eprintln!("expires {}", v["expires_at"].as_str().unwrap_or_default());
+            Ok(())
+        }),
+        Command::Operator(OperatorCommand::Add {
+            name,
+            csr,
+            approval_ref,
+            out,
+            conn,
+        }) => block_on(async {
+            let csr = std::fs::read_to_string(&csr)
+                .map_err(|e| CliError::Other(format!("{}: {e}", csr.display())))?;
+            let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
+            let chain = op
+                .call(
+                    Method::POST,
+                    "/v1/admin/operators",
+                    Some(&json!({ "name": name, "csr": csr, "approval_ref": approval_ref })),
+                )
+                .await?;
+            std::fs::write(&out, chain.as_str().unwrap_or_default())
+                .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?;
+            println!(
+                "operator certificate for {name} written to {}",
+                out.display()
+            );
+            Ok(())
+        }),
     }
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::Other(e.to_string()))?
+        .block_on(f)
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliError> {
+    let conn_url = |c: &Conn| c.url.clone();
+    let (op, result) = match &cmd {
+        IntegrationCommand::Register {
+            name,
+            business_owner,
+            technical_owner,
+            purpose,
+            environment,
+            scopes,
+            class,
+            max_ttl,
+            review_by,
+            approval_ref,
+            dns_names,
+            server_auth,
+            conn,
+        } => {
+            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let body = json!({
+                "name": name, "business_owner": business_owner,
+                "technical_owner": technical_owner, "purpose": purpose,
+                "environment": environment, "scopes": scopes, "privilege_class": class,
+                "max_ttl_secs": max_ttl, "review_by": review_by, "approval_ref": approval_ref,
+                "dns_names": dns_names, "allow_server_auth": server_auth,
+            });
+            let r = op
+                .call(Method::POST, "/v1/admin/integrations", Some(&body))
+                .await;
+            (op, r)
+        }
+        IntegrationCommand::List { conn } => {
+            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let r = op.call(Method::GET, "/v1/admin/integrations", None).await;
+            (op, r)
+        }
+        IntegrationCommand::Show { name, conn } => {
+            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let r = op
+                .call(Method::GET, &format!("/v1/admin/integrations/{name}"), None)
+                .await;
+            (op, r)
+        }
+        IntegrationCommand::Suspend { name, reason, conn }
+        | IntegrationCommand::Resume { name, reason, conn } => {
+            let verb = if matches!(cmd, IntegrationCommand::Suspend { .. }) {
+                "suspend"
+            } else {
+                "resume"
+            };
+            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let r = op
+                .call(
+                    Method::POST,
+                    &format!("/v1/admin/integrations/{name}/{verb}"),
+                    Some(&json!({ "reason": reason })),
+                )
+                .await;
+            (op, r)
+        }
+    };
+    drop(op);
+    print_json(&result?);
+    Ok(())
 }
 
 fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
@@ -163,6 +404,34 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
                 figures.extend(crate::bench::hsm(&keys.ledger, &threads, duration)?);
             }
             (figures, json)
+        }
+        BenchCommand::Issue {
+            seconds,
+            concurrency,
+            json,
+            conn,
+        } => {
+            let target = Target::from_config(cfg, conn.url);
+            let ca = std::fs::read(&target.ca)
+                .map_err(|e| CliError::Other(format!("{}: {e}", target.ca.display())))?;
+            let figure = tokio::runtime::Runtime::new()
+                .map_err(|e| CliError::Other(e.to_string()))?
+                .block_on(async {
+                    let op = OperatorClient::new(&target)?;
+                    crate::bench::issue::issue(
+                        &op,
+                        &ca,
+                        concurrency,
+                        Duration::from_secs_f64(seconds),
+                    )
+                    .await
+                })?;
+            if json {
+                print_json(&serde_json::to_value(&figure).unwrap_or_default());
+            } else {
+                println!("{figure}");
+            }
+            return Ok(());
         }
         BenchCommand::Ledger {
             single,

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod ca;
 pub mod checkpointer;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod hsm;

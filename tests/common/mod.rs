@@ -316,3 +316,85 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
         format!("{}{}", text(&out.stdout), text(&out.stderr)),
     )
 }
+
+/// A `credmint serve` child process with its own SoftHSM store; killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub log: std::sync::mpsc::Receiver<String>,
+    pub lines: Vec<String>,
+}
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl TestAppliance {
+    /// Runs `credmint init` then starts `credmint serve` and waits until it listens.
+    pub fn spawn_server(&self) -> ServerProcess {
+        let init = self.cli(&["init"]);
+        assert!(init.status.success(), "{}", text(&init.stderr));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credmint"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .env_remove("SOFTHSM2_CONF")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = ServerProcess {
+            child,
+            log: rx,
+            lines: Vec::new(),
+        };
+        server.wait_for("credmint serving", std::time::Duration::from_secs(30));
+        server
+    }
+}
+
+impl ServerProcess {
+    /// Collects log lines until one contains `needle`; panics after `timeout`.
+    pub fn wait_for(&mut self, needle: &str, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.lines.iter().any(|l| l.contains(needle)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in server log: {:?}",
+                self.lines
+            );
+            if let Ok(line) = self.log.recv_timeout(std::time::Duration::from_millis(100)) {
+                self.lines.push(line);
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status, collecting the remaining log.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.log.recv_timeout(std::time::Duration::from_millis(300)) {
+            self.lines.push(line);
+        }
+        (status, std::mem::take(&mut self.lines))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,14 +1,13 @@
 //! The HTTPS listener: rustls clients that trust only the CA reach it, the checkpoint is a
 //! signed note verifiable with the genesis ledger key, and SIGTERM stops it cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use credmint_ledger::event::{Event, KeyRole};
 use credmint_ledger::Ledger;
 
-use crate::common::{require_tool, text, TestAppliance};
+use crate::common::{free_port, require_tool, text, TestAppliance};
 
 fn client(ca_pem: &[u8], max_tls12: bool) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
@@ -54,7 +53,10 @@ async fn https_healthz_and_signed_checkpoint() {
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["status"], "ok");
         assert_eq!(body["hsm"], "ok");
-        assert_eq!(body["ledger_size"], 1);
+        assert_eq!(
+            body["ledger_size"], 2,
+            "genesis + first operator certificate"
+        );
     }
 
     let resp = client(&ca, false)
@@ -67,7 +69,7 @@ async fn https_healthz_and_signed_checkpoint() {
     let checkpoint =
         credmint_ledger::checkpoint::open(&note, "test.credmint.local/credmint-ledger", &pinned)
             .expect("checkpoint verifies with the genesis ledger key");
-    assert_eq!(checkpoint.size, 1);
+    assert_eq!(checkpoint.size, 2);
     let other = [9u8; 32];
     assert!(credmint_ledger::checkpoint::open(
         &note,
@@ -114,45 +116,9 @@ fn stranger_ca() -> Vec<u8> {
 
 #[test]
 fn sigterm_stops_the_server_gracefully() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let app = TestAppliance::with_listen("sigterm", &format!("127.0.0.1:{port}"));
-    let init = app.cli(&["init"]);
-    assert!(init.status.success(), "{}", text(&init.stderr));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_credmint"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .arg("serve")
-        .env_remove("SOFTHSM2_CONF")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = Vec::new();
-    while !log.iter().any(|l: &String| l.contains("credmint serving")) {
-        assert!(Instant::now() < deadline, "server did not start: {log:?}");
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            log.push(line);
-        }
-    }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
-        log.push(line);
-    }
+    let app = TestAppliance::with_listen("sigterm", &format!("127.0.0.1:{}", free_port()));
+    let server = app.spawn_server();
+    let (status, log) = server.terminate();
     assert!(status.success(), "exit {status:?}: {log:?}");
     assert!(
         log.iter().any(|l| l.contains("credmint stopped")),

@@ -1,8 +1,11 @@
 //! `credmint bench`: release-build throughput figures for the closing notes.
+//! (`issue`: end-to-end HTTPS issuance against a running appliance.)
 //!
 //! HSM: signatures/s through credmint's session pool (what issuance pays) next to a bare
 //! cryptoki C_Sign loop on the same key with one session per thread (the ceiling).
 //! Ledger: durable appends/s, one event per transaction and batched.
+
+pub mod issue;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

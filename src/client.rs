@@ -1,0 +1,116 @@
+//! HTTPS client used by the operator CLI verbs and `bench issue`: trusts only the
+//! appliance's CA and presents the operator certificate, like any other client would.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("request to {url} failed: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{status}: {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// Where to reach the appliance and with which identity.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub base: String,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Target {
+    /// Defaults from the config: the public URL and the files `init` wrote.
+    pub fn from_config(cfg: &Config, url: Option<String>) -> Target {
+        Target {
+            base: url.unwrap_or_else(|| cfg.public_url(cfg.server.listen.port())),
+            ca: cfg.ca_cert_path(),
+            cert: cfg.operator_cert_path(),
+            key: cfg.operator_key_path(),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|source| ClientError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A client trusting `ca` and presenting `identity_pem` (certificate chain + key), if any.
+pub fn build(ca_pem: &[u8], identity_pem: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
+    let tls = |e: reqwest::Error| ClientError::Tls(e.to_string());
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem).map_err(tls)?])
+        .timeout(Duration::from_secs(30));
+    if let Some(pem) = identity_pem {
+        builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(tls)?);
+    }
+    builder.build().map_err(tls)
+}
+
+/// Operator session against one appliance.
+pub struct OperatorClient {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl OperatorClient {
+    pub fn new(target: &Target) -> Result<OperatorClient, ClientError> {
+        let mut identity = read(&target.cert)?;
+        identity.extend(read(&target.key)?);
+        Ok(OperatorClient {
+            base: target.base.trim_end_matches('/').to_string(),
+            http: build(&read(&target.ca)?, Some(&identity))?,
+        })
+    }
+
+    /// Sends a request; non-2xx answers become `Refused` with the server's message.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| ClientError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = value["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Ok(value)
+    }
+}
