@@ -5,12 +5,14 @@ use std::sync::{Arc, RwLock};
 use credmint_ledger::Ledger;
 
 use crate::ca::RootCa;
+use crate::checkpointer::CheckpointSignal;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::hsm::Hsm;
 use crate::keyset::KeySet;
 use crate::ledger_writer::LedgerWriter;
 use crate::signals::Signals;
+use crate::status::cache::StatusCache;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,12 +28,18 @@ pub struct AppState {
     /// JWK thumbprint of the token signing key, the JWS `kid`.
     pub token_kid: Arc<str>,
     pub signals: Arc<Signals>,
-    /// Latest signed checkpoint note: answered from memory, never signed per request.
-    pub checkpoint: Arc<RwLock<Option<String>>>,
+    pub status: Arc<StatusCache>,
+    /// Latest signed checkpoint: answered from memory, never signed per request.
+    pub checkpoint: Arc<RwLock<Option<CheckpointView>>>,
+    pub checkpoints: Arc<CheckpointSignal>,
 }
 
 impl AppState {
     pub fn latest_checkpoint(&self) -> Option<String> {
+        self.checkpoint_view().map(|c| c.note)
+    }
+
+    pub fn checkpoint_view(&self) -> Option<CheckpointView> {
         self.checkpoint
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -39,7 +47,9 @@ impl AppState {
     }
 
     pub fn set_checkpoint(&self, note: String) {
-        *self.checkpoint.write().unwrap_or_else(|p| p.into_inner()) = Some(note);
+        if let Some(view) = CheckpointView::parse(note) {
+            *self.checkpoint.write().unwrap_or_else(|p| p.into_inner()) = Some(view);
+        }
     }
 
     pub fn ocsp_url(&self) -> String {
@@ -48,5 +58,26 @@ impl AppState {
 
     pub fn crl_url(&self) -> String {
         format!("{}/crl", self.public_url)
+    }
+}
+
+/// A signed checkpoint with its size and root parsed once.
+#[derive(Debug, Clone)]
+pub struct CheckpointView {
+    pub note: String,
+    pub size: u64,
+    pub root: [u8; 32],
+}
+
+impl CheckpointView {
+    /// Parses the checkpoint body (text before the blank line) of a note we signed.
+    pub fn parse(note: String) -> Option<CheckpointView> {
+        let body_end = note.find("\n\n")? + 1;
+        let cp = credmint_ledger::Checkpoint::parse_body(&note[..body_end]).ok()?;
+        Some(CheckpointView {
+            size: cp.size,
+            root: cp.root,
+            note,
+        })
     }
 }

@@ -76,41 +76,44 @@ pub struct Conn {
     pub url: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    business_owner: String,
+    #[arg(long)]
+    technical_owner: String,
+    #[arg(long)]
+    purpose: String,
+    #[arg(long)]
+    environment: String,
+    /// Allowed scope; repeat for several.
+    #[arg(long = "scope", required = true)]
+    scopes: Vec<String>,
+    /// routine or privileged.
+    #[arg(long, default_value = "routine")]
+    class: String,
+    #[arg(long)]
+    max_ttl: u64,
+    /// YYYY-MM-DD or RFC 3339.
+    #[arg(long)]
+    review_by: String,
+    #[arg(long)]
+    approval_ref: String,
+    /// DNS name certificates may carry; repeat for several.
+    #[arg(long = "dns")]
+    dns_names: Vec<String>,
+    #[arg(long)]
+    server_auth: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum IntegrationCommand {
     /// Register a new integration (an owned non-human identity).
-    Register {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        business_owner: String,
-        #[arg(long)]
-        technical_owner: String,
-        #[arg(long)]
-        purpose: String,
-        #[arg(long)]
-        environment: String,
-        /// Allowed scope; repeat for several.
-        #[arg(long = "scope", required = true)]
-        scopes: Vec<String>,
-        /// routine or privileged.
-        #[arg(long, default_value = "routine")]
-        class: String,
-        #[arg(long)]
-        max_ttl: u64,
-        /// YYYY-MM-DD or RFC 3339.
-        #[arg(long)]
-        review_by: String,
-        #[arg(long)]
-        approval_ref: String,
-        /// DNS name certificates may carry; repeat for several.
-        #[arg(long = "dns")]
-        dns_names: Vec<String>,
-        #[arg(long)]
-        server_auth: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Register(Box<RegisterArgs>),
     /// List integrations.
     List {
         #[command(flatten)]
@@ -325,21 +328,22 @@ fn print_json(v: &Value) {
 async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliError> {
     let conn_url = |c: &Conn| c.url.clone();
     let (op, result) = match &cmd {
-        IntegrationCommand::Register {
-            name,
-            business_owner,
-            technical_owner,
-            purpose,
-            environment,
-            scopes,
-            class,
-            max_ttl,
-            review_by,
-            approval_ref,
-            dns_names,
-            server_auth,
-            conn,
-        } => {
+        IntegrationCommand::Register(args) => {
+            let RegisterArgs {
+                name,
+                business_owner,
+                technical_owner,
+                purpose,
+                environment,
+                scopes,
+                class,
+                max_ttl,
+                review_by,
+                approval_ref,
+                dns_names,
+                server_auth,
+                conn,
+            } = args.as_ref();
             let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
             let body = json!({
                 "name": name, "business_owner": business_owner,

@@ -12,8 +12,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::AppState;
+use crate::app::{AppState, CheckpointView};
 use crate::ca::{ensure_server_cert, load_root, CaError};
+use crate::checkpointer::{checkpoint_size, CheckpointSignal};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::hsm::{Hsm, HsmError};
@@ -23,6 +24,7 @@ use crate::keyset::KeySet;
 use crate::ledger_writer::LedgerWriter;
 use crate::registry::rebuild_if_stale;
 use crate::signals::Signals;
+use crate::status::cache::StatusCache;
 use crate::tls::{server_config, TlsError};
 use crate::token::thumbprint_kid;
 
@@ -88,7 +90,12 @@ pub fn open_state(
     if server.issued {
         tracing::info!(names = ?cfg.server.names, "issued a new server certificate");
     }
-    let tls = server_config(&server.chain_pem, &server.key_pem, &[ca.der.clone()])?;
+    let tls = server_config(
+        &server.chain_pem,
+        &server.key_pem,
+        std::slice::from_ref(&ca.der),
+    )?;
+    let ca_der = ca.der.clone();
     let checkpoint = ledger.latest_checkpoint()?;
     let (writer, writer_thread) =
         LedgerWriter::start(ledger.clone(), clock.clone(), cfg.server.ledger_queue);
@@ -105,7 +112,11 @@ pub fn open_state(
         clock,
         token_kid: token_kid.into(),
         signals: Arc::new(Signals::default()),
-        checkpoint: Arc::new(RwLock::new(checkpoint)),
+        checkpoints: CheckpointSignal::new(
+            checkpoint.as_deref().and_then(checkpoint_size).unwrap_or(0),
+        ),
+        checkpoint: Arc::new(RwLock::new(checkpoint.and_then(CheckpointView::parse))),
+        status: Arc::new(StatusCache::new(&ca_der).map_err(|e| ServeError::Task(e.to_string()))?),
     };
     Ok((state, tls, writer_thread))
 }
@@ -118,6 +129,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     checkpointer: JoinHandle<()>,
+    refresher: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -169,7 +181,12 @@ pub async fn start_with_clock(
     .handle(handle.clone());
     let server = tokio::spawn(server.serve(app.into_make_service()));
     let (stop, stop_rx) = watch::channel(false);
-    let checkpointer = tokio::spawn(crate::checkpointer::run(state.clone(), interval, stop_rx));
+    let checkpointer = tokio::spawn(crate::checkpointer::run(
+        state.clone(),
+        interval,
+        stop_rx.clone(),
+    ));
+    let refresher = tokio::spawn(crate::status::cache::run_refresher(state.clone(), stop_rx));
     tracing::info!(%addr, ledger_size = state.ledger.size(), "credmint serving");
     Ok(Running {
         addr,
@@ -178,6 +195,7 @@ pub async fn start_with_clock(
         stop,
         server,
         checkpointer,
+        refresher,
         writer_thread,
     })
 }
@@ -192,6 +210,9 @@ impl Running {
             .map_err(|e| ServeError::Task(e.to_string()))?;
         let _ = self.stop.send(true);
         self.checkpointer
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?;
+        self.refresher
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
         // The writer thread ends once the last handle is gone and its queue is drained.

@@ -220,7 +220,7 @@ pub enum StoreError {
         hex::encode(expected)
     )]
     WrongLedgerKey {
-        /// The genesis ledger key.
+        /// The ledger key in force (genesis' or the last rotation's).
         expected: [u8; 32],
         /// The signer's key.
         found: [u8; 32],

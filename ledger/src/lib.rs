@@ -8,17 +8,23 @@
 //! - [`merkle`]: pure RFC 9162 hashing, proofs and verification, plus the frontier.
 //! - [`note`], [`checkpoint`]: C2SP signed note and tlog-checkpoint.
 //! - [`signer`]: the signing seam (HSM in the appliance, ed25519-dalek in tests).
-//! - [`store`]: the redb file; [`verify`]: whole-ledger verification.
+//! - [`store`]: the redb file; [`verify`]: whole-ledger verification, and the semantic rules.
+//! - [`keys`]: the keys in force per role across rotations (shared by store and verifier).
+//! - [`export`]: the auditor's bundle (writer and streaming reader).
+//! - [`audit`]: bundle verification, blast-radius queries and the `credmint-audit` CLI.
 //!
 //! The byte formats are specified in `FORMAT.md`. This crate has no async
 //! runtime, no network and no HSM code, so an auditor can build it alone.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod codec;
 pub mod error;
 pub mod event;
+pub mod export;
 #[cfg(test)]
 mod format_doc;
+pub mod keys;
 pub mod merkle;
 pub mod note;
 pub mod record;

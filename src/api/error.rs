@@ -17,6 +17,9 @@ use crate::registry::{FieldError, ProjectionError};
 pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
+    /// 404 whose body is the given status document (`"status": "unknown"`).
+    #[error("unknown credential")]
+    UnknownCredential(serde_json::Value),
     #[error("{0}")]
     BadRequest(String),
     #[error(transparent)]
@@ -44,7 +47,9 @@ pub enum ApiError {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotFound(_) | ApiError::UnknownCredential(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Field(_) => (StatusCode::BAD_REQUEST, "invalid_field"),
             ApiError::Csr(_) => (StatusCode::BAD_REQUEST, "invalid_csr"),
@@ -80,6 +85,13 @@ impl IntoResponse for ApiError {
             tracing::info!(code, status = status.as_u16(), "request refused");
         }
         let mut body = json!({ "error": code, "message": self.public_message() });
+        if let ApiError::UnknownCredential(doc) = &self {
+            if let Some(obj) = doc.as_object() {
+                for (k, v) in obj {
+                    body[k] = v.clone();
+                }
+            }
+        }
         if let ApiError::Field(f) = &self {
             body["field"] = json!(f.field);
         }

@@ -118,7 +118,17 @@ impl FromRequestParts<AppState> for Workload {
             return Err(ApiError::Unauthenticated("certificate revoked".into()));
         }
         if peer.row.not_after < state.clock.unix() {
-            return Err(ApiError::Unauthenticated("certificate expired".into()));
+            crate::api::workload::record_reuse(
+                state,
+                credmint_ledger::event::ReuseKind::ExpiredCertificate,
+                &peer.row.owner,
+                hex::encode(&peer.serial),
+                "expired certificate presented",
+            )
+            .await;
+            return Err(ApiError::Unauthenticated(
+                "certificate expired; enroll again".into(),
+            ));
         }
         let integration = Registry::open(state.ledger.database())?
             .integration(&peer.row.owner)?

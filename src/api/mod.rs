@@ -4,8 +4,11 @@ mod admin;
 mod error;
 pub mod extract;
 pub mod lifecycle;
+mod ocsp;
 mod operators;
 mod public;
+mod revocation;
+mod status;
 pub mod views;
 pub mod workload;
 
@@ -24,6 +27,9 @@ pub fn router(state: AppState) -> Router {
         .merge(public::router())
         .merge(admin::router())
         .merge(workload::router())
+        .merge(revocation::router())
+        .merge(status::router())
+        .merge(ocsp::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -6,7 +6,8 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::read::CredentialKind;
 use super::schema::{
-    ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, META, PROJECTION_VERSION, TOKENS,
+    ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS, INTEGRATION_TOKENS, META,
+    PROJECTION_VERSION, REVOKED, TOKENS,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,13 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
     let mut tokens = txn.open_table(TOKENS).map_err(storage)?;
     let mut activity = txn.open_table(ACTIVITY).map_err(storage)?;
     let mut meta = txn.open_table(META).map_err(storage)?;
+    let mut revoked = txn.open_table(REVOKED).map_err(storage)?;
+    let mut integration_certs = txn
+        .open_multimap_table(INTEGRATION_CERTS)
+        .map_err(storage)?;
+    let mut integration_tokens = txn
+        .open_multimap_table(INTEGRATION_TOKENS)
+        .map_err(storage)?;
     for r in records {
         let at = r.timestamp_ms / 1000;
         let inconsistent = |reason: &str| ProjectionError::Inconsistent {
@@ -66,6 +74,9 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     0,
                 );
                 certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                integration_certs
+                    .insert(e.integration.as_str(), e.serial.as_slice())
+                    .map_err(storage)?;
                 bump_activity(&mut activity, &e.integration, at)?;
             }
             Event::OperatorCertIssued(e) => {
@@ -82,6 +93,9 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
             Event::TokenIssued(e) => {
                 let row = (e.integration.as_str(), e.expires_at, r.index, 0, 0);
                 tokens.insert(e.jti.as_str(), row).map_err(storage)?;
+                integration_tokens
+                    .insert(e.integration.as_str(), e.jti.as_str())
+                    .map_err(storage)?;
                 bump_activity(&mut activity, &e.integration, at)?;
             }
             Event::Revoked(e) => {
@@ -95,6 +109,9 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     .ok_or_else(|| inconsistent("revoked serial unknown"))?;
                 let row = (old.0.as_str(), old.1, old.2, old.3, r.index, e.reason);
                 certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                revoked
+                    .insert(e.serial.as_slice(), (at, e.reason, old.2))
+                    .map_err(storage)?;
             }
             Event::TokenRevoked(e) => {
                 let old = tokens
@@ -171,6 +188,9 @@ pub fn rebuild_if_stale(ledger: &Ledger) -> Result<bool, ProjectionError> {
     let _ = txn.delete_table(TOKENS);
     let _ = txn.delete_table(ACTIVITY);
     let _ = txn.delete_table(META);
+    let _ = txn.delete_table(REVOKED);
+    let _ = txn.delete_multimap_table(INTEGRATION_CERTS);
+    let _ = txn.delete_multimap_table(INTEGRATION_TOKENS);
     let mut batch = Vec::with_capacity(4096);
     for raw in ledger.records(0).map_err(storage)? {
         let record = raw.map_err(storage)?.decode().map_err(storage)?;

@@ -9,7 +9,7 @@ pub mod schema;
 mod validate;
 
 pub use apply::{apply, rebuild_if_stale, ProjectionError};
-pub use read::{CertRow, CredentialKind, EnrollmentRow, Registry, TokenRow};
+pub use read::{CertRow, CredentialKind, EnrollmentRow, Registry, RevokedRow, TokenRow};
 pub use validate::{
     check_identifier, class_cap, parse_class, parse_review_by, validate, FieldError, Registration,
 };

@@ -4,7 +4,10 @@ use credmint_ledger::event::IntegrationSpec;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::apply::ProjectionError;
-use super::schema::{ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, TOKENS};
+use super::schema::{
+    ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS, INTEGRATION_TOKENS,
+    REVOKED, TOKENS,
+};
 
 /// Whose certificate a serial is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,4 +142,62 @@ impl Registry {
     pub fn activity(&self, integration: &str) -> Result<Option<(u64, u64)>, ProjectionError> {
         lookup!(self.txn, ACTIVITY, integration, |v| v)
     }
+
+    /// Serials of every certificate issued to `integration`.
+    pub fn integration_serials(&self, integration: &str) -> Result<Vec<Vec<u8>>, ProjectionError> {
+        let table = match self.txn.open_multimap_table(INTEGRATION_CERTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for v in table.get(integration).map_err(storage)? {
+            out.push(v.map_err(storage)?.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// jtis of every token issued to `integration`.
+    pub fn integration_jtis(&self, integration: &str) -> Result<Vec<String>, ProjectionError> {
+        let table = match self.txn.open_multimap_table(INTEGRATION_TOKENS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for v in table.get(integration).map_err(storage)? {
+            out.push(v.map_err(storage)?.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Revoked certificates whose validity has not ended by `now`: the CRL's entries.
+    pub fn revoked_unexpired(&self, now: u64) -> Result<Vec<RevokedRow>, ProjectionError> {
+        let table = match self.txn.open_table(REVOKED) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let (revoked_at, reason, not_after) = v.value();
+            if not_after >= now {
+                out.push(RevokedRow {
+                    serial: k.value().to_vec(),
+                    revoked_at,
+                    reason,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One CRL entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedRow {
+    pub serial: Vec<u8>,
+    pub revoked_at: u64,
+    pub reason: u8,
 }

@@ -1,23 +1,35 @@
 //! Projection tables, listed once.
 
-use redb::TableDefinition;
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// A certificate row: (owner: integration or operator name, kind, not_after, issued
+/// index, revoked index or 0, revocation reason).
+pub type CertValue<'a> = (&'a str, u8, u64, u64, u64, u8);
+/// A token row: (integration, expires_at, issued index, revoked index or 0, reason).
+pub type TokenValue<'a> = (&'a str, u64, u64, u64, u8);
 
 /// name -> IntegrationSpec canonical bytes (ledger codec).
 pub const INTEGRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("proj_integrations");
 /// SHA-256(enrollment token) -> (integration, expires_at, used_at or 0).
 pub const ENROLLMENTS: TableDefinition<&[u8; 32], (&str, u64, u64)> =
     TableDefinition::new("proj_enrollments");
-/// serial -> (owner: integration or operator name, kind, not_after, issued index,
-/// revoked index or 0, revocation reason).
-pub const CERTIFICATES: TableDefinition<&[u8], (&str, u8, u64, u64, u64, u8)> =
+/// serial -> certificate row.
+pub const CERTIFICATES: TableDefinition<&[u8], CertValue> =
     TableDefinition::new("proj_certificates");
-/// jti -> (integration, expires_at, issued index, revoked index or 0, reason).
-pub const TOKENS: TableDefinition<&str, (&str, u64, u64, u64, u8)> =
-    TableDefinition::new("proj_tokens");
+/// jti -> token row.
+pub const TOKENS: TableDefinition<&str, TokenValue> = TableDefinition::new("proj_tokens");
+/// Revoked certificates for the CRL: serial -> (revoked_at unix, reason, not_after).
+pub const REVOKED: TableDefinition<&[u8], (u64, u8, u64)> = TableDefinition::new("proj_revoked");
+/// integration -> serials of its certificates (for revoke-all, inventory).
+pub const INTEGRATION_CERTS: MultimapTableDefinition<&str, &[u8]> =
+    MultimapTableDefinition::new("proj_integration_certs");
+/// integration -> jtis of its tokens.
+pub const INTEGRATION_TOKENS: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("proj_integration_tokens");
 /// integration -> (last issuance unix seconds, issued count).
 pub const ACTIVITY: TableDefinition<&str, (u64, u64)> = TableDefinition::new("proj_activity");
 /// "version" and "size": projection layout version and the ledger size it reflects.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("proj_meta");
 
 /// Bump when the projection layout changes: a mismatch triggers a rebuild from the ledger.
-pub const PROJECTION_VERSION: u64 = 1;
+pub const PROJECTION_VERSION: u64 = 2;

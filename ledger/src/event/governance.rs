@@ -238,7 +238,9 @@ impl EventBody for EnrollmentCreated {
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(EnrollmentCreated {
-            integration: r.non_empty_str("enrollment.integration", MAX_NAME)?.to_owned(),
+            integration: r
+                .non_empty_str("enrollment.integration", MAX_NAME)?
+                .to_owned(),
             token_hash: r.hash("enrollment.token_hash")?,
             expires_at: r.u64("enrollment.expires_at")?,
         })
@@ -262,7 +264,9 @@ impl EventBody for EnrollmentUsed {
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(EnrollmentUsed {
-            integration: r.non_empty_str("enrollment.integration", MAX_NAME)?.to_owned(),
+            integration: r
+                .non_empty_str("enrollment.integration", MAX_NAME)?
+                .to_owned(),
             token_hash: r.hash("enrollment.token_hash")?,
             serial: r.bytes("enrollment.serial", MAX_SERIAL)?.to_vec(),
         })

@@ -15,14 +15,14 @@ mod credential;
 mod governance;
 mod rotation;
 
+use crate::error::DecodeError;
 pub use credential::{ReuseDetected, ReuseKind, TokenIssued, TokenRevoked};
+pub use governance::{AnomalyFlagged, AnomalyKind, ChangeRequested};
 pub use governance::{
     ChangeKind, EnrollmentCreated, EnrollmentUsed, IntegrationChanged, IntegrationRegistered,
     IntegrationSpec, IntegrationStatus, OperatorCertIssued, PrivilegeClass, MAX_LIST, MAX_TEXT,
 };
-pub use governance::{AnomalyFlagged, AnomalyKind, ChangeRequested};
 pub use rotation::{KeyRotated, MAX_SIGNATURE, ROTATION_CONTEXT};
-use crate::error::DecodeError;
 
 /// Maximum encoded size of one event body (the CA certificate dominates).
 pub const MAX_EVENT_BODY: usize = 1 << 20;

@@ -1,11 +1,12 @@
 //! Appending: one redb write transaction per batch (Durability::Immediate),
 //! records + tree nodes + the caller's projection, all or nothing.
 
-use redb::{Durability, WriteTransaction};
+use redb::{Durability, ReadableTable, WriteTransaction};
 
 use super::{schema, Head, Ledger};
 use crate::error::{AppendError, StoreError};
 use crate::event::Event;
+use crate::keys::KeyRing;
 use crate::merkle;
 use crate::record::{chain_hash, NewEntry, Record};
 
@@ -85,6 +86,8 @@ fn write_records(
     let mut frontier = head.frontier.clone();
     let mut prev_hash = head.head_hash;
     let mut last_ts = head.last_timestamp_ms;
+    let mut keys = head.keys.clone();
+    let mut rotations: Vec<u64> = Vec::new();
     let mut records = Vec::with_capacity(entries.len());
     let mut table = txn.open_table(schema::RECORDS)?;
     let mut nodes = txn.open_table(schema::NODES)?;
@@ -107,6 +110,18 @@ fn write_records(
         }
         if index > 0 && is_genesis {
             return Err(invalid(position, "only record 0 may be a genesis event"));
+        }
+        match (&record.event, keys.as_mut()) {
+            (Event::Genesis(g), _) => {
+                keys = Some(KeyRing::from_genesis(g).map_err(|r| invalid(position, r))?);
+            }
+            (Event::KeyRotated(r), Some(ring)) => {
+                // The verifier follows rotations from the genesis key; refuse one it would reject.
+                ring.apply(r)
+                    .map_err(|e| invalid(position, format!("key rotation refused: {e}")))?;
+                rotations.push(index);
+            }
+            _ => {}
         }
         if index > 0 && record.timestamp_ms < last_ts {
             return Err(invalid(
@@ -135,6 +150,17 @@ fn write_records(
         last_ts = record.timestamp_ms;
         records.push(record);
     }
+    if !rotations.is_empty() {
+        let mut meta = txn.open_table(schema::META)?;
+        let mut list = meta
+            .get(schema::META_KEY_ROTATIONS)?
+            .map(|v| v.value().to_vec())
+            .unwrap_or_default();
+        for i in rotations {
+            list.extend_from_slice(&i.to_be_bytes());
+        }
+        meta.insert(schema::META_KEY_ROTATIONS, list.as_slice())?;
+    }
     if let Some(origin) = init_origin {
         let mut meta = txn.open_table(schema::META)?;
         meta.insert(schema::META_ORIGIN, origin.as_bytes())?;
@@ -150,6 +176,7 @@ fn write_records(
         frontier,
         head_hash: prev_hash,
         last_timestamp_ms: last_ts,
+        keys,
     };
     Ok((records, new_head))
 }

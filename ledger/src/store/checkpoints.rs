@@ -13,7 +13,8 @@ impl Ledger {
     /// Signs a checkpoint of the current size and root with `signer` (key
     /// name = origin), stores it under its size and returns the note text.
     ///
-    /// The signer must hold the ledger key named in genesis; its signature is
+    /// The signer must hold the ledger key in force at the current size (genesis'
+    /// key, or the new key of the last ledger-role rotation); its signature is
     /// verified before anything is stored, so a faulty HSM cannot plant a
     /// checkpoint the auditor rejects. Signing the same size again with the
     /// same key returns the stored note unchanged; another key's signature
@@ -21,13 +22,21 @@ impl Ledger {
     /// happens outside any write transaction, so appends are not held up.
     pub fn sign_checkpoint(&self, signer: &dyn Signer) -> Result<String, StoreError> {
         let public_key = signer.public_key();
-        if public_key != self.ledger_key {
+        // Key, size and root from one head snapshot: a rotation committed meanwhile
+        // cannot make us sign a size with a key not in force at that size.
+        let head = self.head();
+        let in_force = head
+            .keys
+            .as_ref()
+            .map(|k| k.ledger_key())
+            .unwrap_or_default();
+        if public_key != in_force {
             return Err(StoreError::WrongLedgerKey {
-                expected: self.ledger_key,
+                expected: in_force,
                 found: public_key,
             });
         }
-        let (size, root) = self.size_and_root();
+        let (size, root) = (head.frontier.size(), head.frontier.root());
         let body = Checkpoint {
             origin: self.origin.clone(),
             size,

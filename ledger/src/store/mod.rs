@@ -9,6 +9,7 @@ mod append;
 mod checkpoints;
 mod read;
 pub mod schema;
+mod snapshot;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,11 +18,13 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::error::StoreError;
 use crate::event::Event;
+use crate::keys::KeyRing;
 use crate::merkle::Frontier;
 use crate::record::{chain_hash, NewEntry, Record};
 use crate::Hash;
 
 pub use read::{CheckpointIter, RawRecord, RecordIter};
+pub use snapshot::Snapshot;
 
 /// State after the last committed record; replaced whole after each commit.
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub(crate) struct Head {
     pub(crate) frontier: Frontier,
     pub(crate) head_hash: Hash,
     pub(crate) last_timestamp_ms: u64,
+    /// Keys in force after the last committed record; `None` only before genesis.
+    pub(crate) keys: Option<KeyRing>,
 }
 
 impl Head {
@@ -37,6 +42,7 @@ impl Head {
             frontier: Frontier::new(),
             head_hash: crate::record::ZERO_HASH,
             last_timestamp_ms: 0,
+            keys: None,
         }
     }
 }
@@ -45,7 +51,6 @@ impl Head {
 pub struct Ledger {
     db: Database,
     origin: String,
-    ledger_key: [u8; 32],
     head: RwLock<Arc<Head>>,
     writer: Mutex<()>,
 }
@@ -69,7 +74,7 @@ impl Ledger {
                 reason: "record 0 must be a genesis event".into(),
             });
         };
-        let ledger_key = g.ledger_key().map_err(|reason| StoreError::InvalidEntry {
+        KeyRing::from_genesis(g).map_err(|reason| StoreError::InvalidEntry {
             position: 0,
             reason: reason.into(),
         })?;
@@ -99,7 +104,6 @@ impl Ledger {
         let ledger = Ledger {
             db,
             origin: origin.clone(),
-            ledger_key,
             head: RwLock::new(Arc::new(Head::empty())),
             writer: Mutex::new(()),
         };
@@ -159,9 +163,34 @@ impl Ledger {
                 "meta origin differs from genesis origin".into(),
             ));
         }
-        let ledger_key = g
-            .ledger_key()
-            .map_err(|r| StoreError::Corrupt(format!("genesis: {r}")))?;
+        let mut keys =
+            KeyRing::from_genesis(g).map_err(|r| StoreError::Corrupt(format!("genesis: {r}")))?;
+        // Rotations are rare: their indices are listed in the meta table, so the
+        // keys in force are rebuilt with one read per rotation, not a scan.
+        let rotations = meta
+            .get(schema::META_KEY_ROTATIONS)?
+            .map(|v| v.value().to_vec())
+            .unwrap_or_default();
+        if rotations.len() % 8 != 0 {
+            return Err(StoreError::Corrupt("key rotation list is not u64s".into()));
+        }
+        for chunk in rotations.chunks_exact(8) {
+            let mut be = [0u8; 8];
+            be.copy_from_slice(chunk);
+            let index = u64::from_be_bytes(be);
+            let bytes = records.get(index)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("key rotation record {index} is missing"))
+            })?;
+            let rec = Record::decode(bytes.value())
+                .map_err(|source| StoreError::Decode { index, source })?;
+            let Event::KeyRotated(r) = &rec.event else {
+                return Err(StoreError::Corrupt(format!(
+                    "record {index} is listed as a key rotation but is not one"
+                )));
+            };
+            keys.apply(r)
+                .map_err(|e| StoreError::Corrupt(format!("key rotation {index}: {e}")))?;
+        }
         let nodes = txn.open_table(schema::NODES)?;
         let mut hashes = Vec::new();
         for (level, index) in Frontier::positions(size) {
@@ -181,11 +210,11 @@ impl Ledger {
             frontier,
             head_hash: chain_hash(&last_bytes),
             last_timestamp_ms: last.timestamp_ms,
+            keys: Some(keys),
         };
         Ok(Ledger {
             db,
             origin,
-            ledger_key,
             head: RwLock::new(Arc::new(head)),
             writer: Mutex::new(()),
         })
@@ -202,9 +231,24 @@ impl Ledger {
         &self.origin
     }
 
-    /// The Ed25519 ledger key named in genesis; checkpoints must be signed by it.
+    /// The Ed25519 ledger key in force now: genesis' key, or the new key of the
+    /// last ledger-role [`crate::event::KeyRotated`]. Checkpoints of the current size
+    /// must be signed by it (FORMAT.md §7.1).
     pub fn ledger_key(&self) -> [u8; 32] {
-        self.ledger_key
+        self.head()
+            .keys
+            .as_ref()
+            .map(KeyRing::ledger_key)
+            .unwrap_or_default()
+    }
+
+    /// Every key in force now (genesis keys with all rotations applied).
+    pub fn keys_in_force(&self) -> Vec<crate::event::KeyInfo> {
+        self.head()
+            .keys
+            .as_ref()
+            .map(|k| k.keys().to_vec())
+            .unwrap_or_default()
     }
 
     pub(crate) fn head(&self) -> Arc<Head> {

@@ -30,5 +30,9 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("credmint_le
 pub const META_ORIGIN: &str = "origin";
 /// META key: storage layout version, one byte ([`STORE_FORMAT_VERSION`]).
 pub const META_FORMAT: &str = "format_version";
+/// META key: the indices (u64 big-endian, concatenated, ascending) of every
+/// `KeyRotated` record, so `open` rebuilds the keys in force without a scan.
+/// Absent means no rotation.
+pub const META_KEY_ROTATIONS: &str = "key_rotations";
 /// Current storage layout version.
 pub const STORE_FORMAT_VERSION: u8 = 1;

@@ -127,6 +127,15 @@ pub enum VerifyError {
         /// Index of the first missing record.
         index: u64,
     },
+    /// A key rotation does not follow from the keys in force (FORMAT.md §7.1).
+    #[error("record {index}: key rotation check failed: {source}")]
+    KeyRotation {
+        /// Record index.
+        index: u64,
+        /// What failed.
+        #[source]
+        source: crate::keys::RotationError,
+    },
     /// A checkpoint's note, signature or body is invalid.
     #[error("checkpoint at size {size}: signature check failed: {source}")]
     CheckpointNote {
@@ -184,6 +193,7 @@ impl VerifyError {
             VerifyError::OriginMismatch { .. } => "origin",
             VerifyError::NodeMismatch { .. } => "tree_node",
             VerifyError::MissingRecord { .. } => "completeness",
+            VerifyError::KeyRotation { .. } => "key_rotation",
             VerifyError::CheckpointNote { .. } => "checkpoint_signature",
             VerifyError::CheckpointSizeMismatch { .. }
             | VerifyError::CheckpointBeyondLedger { .. } => "checkpoint_size",

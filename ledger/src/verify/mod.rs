@@ -4,7 +4,9 @@
 //! run the same code. It reads the store only through [`crate::store::schema`]
 //! on a read snapshot and never writes.
 
+mod compact;
 mod error;
+pub mod semantic;
 mod stream;
 
 use std::path::Path;
@@ -12,6 +14,7 @@ use std::path::Path;
 use redb::{ReadTransaction, ReadableDatabase};
 
 pub use error::{VerifyError, VerifySummary};
+pub use semantic::{SemanticChecker, SemanticViolation};
 pub use stream::StreamVerifier;
 
 use crate::store::schema;
@@ -48,7 +51,9 @@ pub fn verify_file(
 /// 2. every stored tree node against the recomputed one (the proofs the
 ///    store serves come from these nodes);
 /// 3. every stored checkpoint when the stream reaches its size: signature by
-///    the pinned key (key name = origin; unknown keys ignored), size, root;
+///    the ledger key in force at that size (the pinned key, or the new key of
+///    the last verified ledger-key rotation; key name = origin; unknown keys
+///    ignored), size, root;
 /// 4. that no leaf hash is stored past the last record (cut-off tail);
 /// 5. the stored origin against genesis.
 pub fn verify_snapshot(

@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::event::Event;
+use crate::keys::KeyRing;
 use crate::merkle::{self, Frontier};
 use crate::record::{chain_hash, Record, ZERO_HASH};
 use crate::verify::error::{VerifyError, VerifySummary};
@@ -14,6 +15,7 @@ use crate::Hash;
 pub struct StreamVerifier {
     pinned: [u8; 32],
     origin: Option<String>,
+    keys: Option<KeyRing>,
     frontier: Frontier,
     prev_hash: Hash,
     last_ts: u64,
@@ -27,6 +29,7 @@ impl StreamVerifier {
         StreamVerifier {
             pinned: pinned_ledger_key,
             origin: None,
+            keys: None,
             frontier: Frontier::new(),
             prev_hash: ZERO_HASH,
             last_ts: 0,
@@ -43,6 +46,16 @@ impl StreamVerifier {
     /// Root over the records verified so far.
     pub fn root(&self) -> Hash {
         self.frontier.root()
+    }
+
+    /// Chain hash of the last verified record (zeros before genesis).
+    pub fn head_hash(&self) -> Hash {
+        self.prev_hash
+    }
+
+    /// Timestamp of the last verified record.
+    pub fn last_timestamp_ms(&self) -> u64 {
+        self.last_ts
     }
 
     /// Origin from genesis, once record 0 is verified.
@@ -100,6 +113,7 @@ impl StreamVerifier {
                     });
                 }
                 self.origin = Some(g.origin.clone());
+                self.keys = KeyRing::from_genesis(g).ok();
             }
             (other, 0) => {
                 return Err(VerifyError::MissingGenesis {
@@ -107,13 +121,19 @@ impl StreamVerifier {
                 })
             }
             (Event::Genesis(_), index) => return Err(VerifyError::GenesisNotFirst { index }),
-            _ => {
+            (event, _) => {
                 if record.timestamp_ms < self.last_ts {
                     return Err(VerifyError::TimestampBackwards {
                         index: expected,
                         previous: self.last_ts,
                         found: record.timestamp_ms,
                     });
+                }
+                if let (Event::KeyRotated(r), Some(ring)) = (event, self.keys.as_mut()) {
+                    ring.apply(r).map_err(|source| VerifyError::KeyRotation {
+                        index: expected,
+                        source,
+                    })?;
                 }
             }
         }
@@ -123,18 +143,35 @@ impl StreamVerifier {
         Ok(record)
     }
 
+    /// The keys in force after the records verified so far (genesis keys with
+    /// every verified rotation applied); `None` before genesis.
+    pub fn keys(&self) -> Option<&KeyRing> {
+        self.keys.as_ref()
+    }
+
+    /// The ledger key in force at the current size: the pinned key until a
+    /// ledger-role rotation, then the rotation's new key (FORMAT.md §7.1).
+    pub fn ledger_key(&self) -> [u8; 32] {
+        self.keys
+            .as_ref()
+            .map(KeyRing::ledger_key)
+            .unwrap_or(self.pinned)
+    }
+
     /// Verifies a signed checkpoint at the current size: a valid signature by
-    /// the pinned key under key name = origin (other signatures ignored), the
-    /// body's origin and size, and its root against the recomputed root.
+    /// the ledger key in force at this size under key name = origin (other
+    /// signatures ignored), the body's origin and size, and its root against
+    /// the recomputed root.
     pub fn check_checkpoint(&mut self, note_text: &str) -> Result<Checkpoint, VerifyError> {
         let size = self.frontier.size();
+        let key = self.ledger_key();
         let Some(origin) = self.origin.as_deref() else {
             return Err(VerifyError::CheckpointBeyondLedger {
                 size,
                 ledger_size: size,
             });
         };
-        let cp = checkpoint::open(note_text, origin, &self.pinned)
+        let cp = checkpoint::open(note_text, origin, &key)
             .map_err(|source| VerifyError::CheckpointNote { size, source })?;
         if cp.size != size {
             return Err(VerifyError::CheckpointSizeMismatch {

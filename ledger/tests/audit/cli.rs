@@ -1,0 +1,349 @@
+//! The `credmint-audit` binary: exit codes, `--json`, key forms, queries.
+
+use std::path::Path;
+use std::process::Command;
+
+use credmint_ledger::audit::bench::{generate_bundle, GenOptions};
+use credmint_ledger::event::{Event, Revoked};
+use credmint_ledger::note::verifier_key_string;
+use credmint_ledger::Signer;
+
+use crate::fixture::*;
+
+fn audit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_credmint-audit"))
+        .args(args)
+        .output()
+        .expect("run credmint-audit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn exit_codes_json_and_key_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fx = Fx::new();
+    let now = fx.now_s();
+    fx.push("workload:billing", cert(&[0x20, 1], "billing", now, 3600));
+    fx.push("workload:billing", token("cli-1", "billing", now, 600));
+    let early_cp = fx.ledger.sign_checkpoint(&fx.signer).unwrap();
+    fx.push(
+        "operator:bob",
+        Event::Revoked(Revoked {
+            serial: vec![0x20, 1],
+            reason: 1,
+        }),
+    );
+    let good = write(dir.path(), "good.bundle", &fx.bundle());
+    let pk = ledger_signer().public_key();
+    let vkey = verifier_key_string(ORIGIN, &pk);
+    let key_file = write(dir.path(), "ledger.vkey", format!("{vkey}\n").as_bytes());
+
+    // Verified, with each accepted key form.
+    for key in [vkey.as_str(), &hex::encode(pk), &key_file] {
+        let (code, out, err) = audit(&["verify", &good, "--ledger-key", key]);
+        assert_eq!(code, 0, "{key}: {out}{err}");
+        assert!(out.starts_with("VERIFIED"), "{out}");
+    }
+    let (code, out, _) = audit(&["verify", &good, "--ledger-key", &vkey, "--json"]);
+    assert_eq!(code, 0);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["outcome"], "verified");
+    assert_eq!(j["records"], 7);
+    assert_eq!(j["event_counts"]["revoked"], 1);
+
+    // A verifier key named for another log is refused as the wrong key.
+    let other_name = verifier_key_string("other.example/log", &pk);
+    assert_eq!(audit(&["verify", &good, "--ledger-key", &other_name]).0, 3);
+    // Another key: tampered (or never this log).
+    let stranger = hex::encode(credmint_ledger::DalekSigner::from_seed([0x77; 32]).public_key());
+    assert_eq!(audit(&["verify", &good, "--ledger-key", &stranger]).0, 3);
+
+    // Tampered bytes.
+    let mut t = std::fs::read(&good).unwrap();
+    let mid = t.len() / 2;
+    t[mid] ^= 0x40;
+    let bad = write(dir.path(), "bad.bundle", &t);
+    let (code, out, _) = audit(&["verify", &bad, "--ledger-key", &vkey, "--json"]);
+    assert_eq!(code, 3, "{out}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["outcome"], "tampered");
+    assert!(
+        j["failure"]["message"].as_str().unwrap().contains("record")
+            || j["failure"]["check"].is_string()
+    );
+
+    // Unreadable: missing, not a bundle, truncated.
+    assert_eq!(
+        audit(&["verify", "/nonexistent/x.bundle", "--ledger-key", &vkey]).0,
+        5
+    );
+    let junk = write(dir.path(), "junk", b"hello, world");
+    assert_eq!(audit(&["verify", &junk, "--ledger-key", &vkey]).0, 5);
+    let cut = write(
+        dir.path(),
+        "cut.bundle",
+        &std::fs::read(&good).unwrap()[..100],
+    );
+    assert_eq!(audit(&["verify", &cut, "--ledger-key", &vkey]).0, 5);
+
+    // Usage.
+    assert_eq!(audit(&["verify", &good]).0, 2);
+    assert_eq!(audit(&["verify", &good, "--ledger-key", "not-a-key"]).0, 2);
+    assert_eq!(audit(&["frobnicate"]).0, 2);
+    assert_eq!(audit(&["--help"]).0, 0);
+
+    // Earlier checkpoint: consistent, then a rollback.
+    let cp_file = write(dir.path(), "early.cp", early_cp.as_bytes());
+    assert_eq!(
+        audit(&[
+            "verify",
+            &good,
+            "--ledger-key",
+            &vkey,
+            "--since-checkpoint",
+            &cp_file
+        ])
+        .0,
+        0
+    );
+    let saved = dir.path().join("latest.cp");
+    let saved_s = saved.to_string_lossy().into_owned();
+    assert_eq!(
+        audit(&[
+            "verify",
+            &good,
+            "--ledger-key",
+            &vkey,
+            "--save-checkpoint",
+            &saved_s
+        ])
+        .0,
+        0
+    );
+    fx.push("workload:billing", token("cli-2", "billing", now, 600));
+    let newer_cp = fx.ledger.sign_checkpoint(&fx.signer).unwrap();
+    let newer = write(dir.path(), "newer.cp", newer_cp.as_bytes());
+    let (code, out, _) = audit(&[
+        "verify",
+        &good,
+        "--ledger-key",
+        &vkey,
+        "--since-checkpoint",
+        &newer,
+    ]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("rollback"), "{out}");
+    let newest = write(dir.path(), "newest.bundle", &fx.bundle());
+    assert_eq!(
+        audit(&[
+            "verify",
+            &newest,
+            "--ledger-key",
+            &vkey,
+            "--since-checkpoint",
+            &saved_s
+        ])
+        .0,
+        0
+    );
+    let garbage_cp = write(dir.path(), "garbage.cp", b"not a note");
+    assert_eq!(
+        audit(&[
+            "verify",
+            &good,
+            "--ledger-key",
+            &vkey,
+            "--since-checkpoint",
+            &garbage_cp
+        ])
+        .0,
+        2
+    );
+
+    // Semantic violation: authentic bytes, exit 1.
+    fx.push(
+        "operator:bob",
+        Event::Revoked(Revoked {
+            serial: vec![0x99],
+            reason: 1,
+        }),
+    );
+    let violating = write(dir.path(), "violating.bundle", &fx.bundle());
+    let (code, out, _) = audit(&["verify", &violating, "--ledger-key", &vkey, "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["violations"][0]["rule"], "revoke_unknown");
+    assert_eq!(j["violations"][0]["index"], 8);
+}
+
+#[test]
+fn query_lists_credentials_with_status_and_refuses_tampered_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fx = Fx::new();
+    let now = fx.now_s();
+    fx.push(
+        "operator:alice",
+        Event::IntegrationRegistered(credmint_ledger::event::IntegrationRegistered {
+            spec: spec("reports"),
+        }),
+    );
+    fx.push("workload:billing", cert(&[0x30, 1], "billing", now, 3600));
+    fx.push("workload:billing", cert(&[0x30, 2], "billing", now, 3600));
+    fx.push("workload:reports", token("rep-1", "reports", now, 600));
+    fx.push(
+        "operator:bob",
+        Event::Revoked(Revoked {
+            serial: vec![0x30, 1],
+            reason: 1,
+        }),
+    );
+    let b = fx.bundle();
+    let good = write(dir.path(), "q.bundle", &b);
+    let vkey = verifier_key_string(ORIGIN, &ledger_signer().public_key());
+
+    let (code, out, err) = audit(&[
+        "query",
+        &good,
+        "--ledger-key",
+        &vkey,
+        "--integration",
+        "billing",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let creds = j["credentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 2);
+    assert_eq!(creds[0]["status"], "revoked");
+    assert_eq!(creds[1]["status"], "live");
+    assert_eq!(creds[1]["approval_ref"], "CHG-billing");
+    assert_eq!(
+        creds[1]["signing_key"],
+        hex::encode(ca_info(1).fingerprint())
+    );
+
+    // Status as of a later time: expired.
+    let later = (now + 7200).to_string();
+    let (_, out, _) = audit(&[
+        "query",
+        &good,
+        "--ledger-key",
+        &vkey,
+        "--integration",
+        "billing",
+        "--at",
+        &later,
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["credentials"][1]["status"], "expired");
+
+    // By approval reference, by signing key, by operator, as a table.
+    let (_, out, _) = audit(&[
+        "query",
+        &good,
+        "--ledger-key",
+        &vkey,
+        "--approval-ref",
+        "CHG-reports",
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["credentials"].as_array().unwrap().len(), 1);
+    let fp = hex::encode(ca_info(1).fingerprint());
+    let (_, out, _) = audit(&[
+        "query",
+        &good,
+        "--ledger-key",
+        &vkey,
+        "--key",
+        &fp[..12],
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Both workload certificates and the two operator certificates.
+    assert_eq!(j["credentials"].as_array().unwrap().len(), 4);
+    let (code, out, _) = audit(&["query", &good, "--ledger-key", &vkey, "--operator", "alice"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("rep-1") && out.contains("3001") && out.contains("revoked"),
+        "{out}"
+    );
+    let (_, out, _) = audit(&[
+        "query",
+        &good,
+        "--ledger-key",
+        &vkey,
+        "--since",
+        "2100-01-01T00:00:00Z",
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(j["credentials"].as_array().unwrap().is_empty());
+
+    // Refuses to answer from a tampered bundle.
+    let mut t = b.clone();
+    let mid = t.len() / 2;
+    t[mid] ^= 1;
+    let bad = write(dir.path(), "qbad.bundle", &t);
+    let (code, _, err) = audit(&["query", &bad, "--ledger-key", &vkey]);
+    assert_eq!(code, 3);
+    assert!(err.contains("refusing"), "{err}");
+    assert_eq!(
+        audit(&[
+            "query",
+            &good,
+            "--ledger-key",
+            &vkey,
+            "--since",
+            "last week"
+        ])
+        .0,
+        2
+    );
+}
+
+#[test]
+fn gen_bench_writes_a_bundle_that_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench.bundle");
+    let out_s = out.to_string_lossy().into_owned();
+    let (code, stdout, err) = audit(&[
+        "gen-bench",
+        "--events",
+        "500",
+        "--out",
+        &out_s,
+        "--checkpoint-every",
+        "100",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ledger key: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(audit(&["verify", &out_s, "--ledger-key", &key]).0, 0);
+    // Same as the library's generator.
+    let mut lib = Vec::new();
+    generate_bundle(
+        &GenOptions {
+            events: 500,
+            checkpoint_every: 100,
+            ..GenOptions::default()
+        },
+        &mut lib,
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), lib);
+}

@@ -1,0 +1,9 @@
+//! The offline auditor end to end: export bundles from real ledgers, verify
+//! them (bytes, keys, meaning, earlier checkpoints), tamper with them, query
+//! them, and drive the `credmint-audit` binary. One test binary, several rooms.
+
+mod bundle;
+mod cli;
+mod fixture;
+mod semantic;
+mod vectors;

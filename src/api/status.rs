@@ -1,0 +1,36 @@
+//! Public status routes (no authentication): JSON with ledger proofs.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::ApiError;
+use crate::app::AppState;
+use crate::revoke::parse_serial;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/status/{serial}", get(certificate))
+        .route("/v1/status/token/{jti}", get(token))
+}
+
+async fn certificate(
+    State(state): State<AppState>,
+    Path(serial): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let serial = parse_serial(&serial)?;
+    Ok(Json(
+        crate::status::json::certificate(&state, &serial).await?,
+    ))
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Path(jti): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if jti.is_empty() || jti.len() > 255 {
+        return Err(ApiError::BadRequest("invalid jti".into()));
+    }
+    Ok(Json(crate::status::json::token(&state, &jti).await?))
+}

@@ -1,0 +1,355 @@
+//! Pre-signed status answers. OCSP responses are cached per CertID (so the hash algorithm
+//! the client used is echoed) and the CRL as one DER blob. A background refresher signs
+//! answers for newly revoked serials at once, re-signs cached answers at half their
+//! validity, and rebuilds the CRL on change and at half its validity, so in the steady
+//! state a query reads memory and costs no HSM signature.
+//!
+//! Requests with a nonce (or several CertIDs) cannot be served from cache: they cost one
+//! HSM signature each and share a bounded signing budget; beyond it they get `tryLater`.
+//! Nonce-less single requests are never refused for budget reasons once cached.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use super::crl::{build_crl, CrlEntry};
+use super::ocsp::{
+    build_response, error_response, parse_request, CertState, ErrorStatus, HashAlg, OcspIssuer,
+    RequestCertId, SigAlg,
+};
+use crate::app::AppState;
+use crate::config::Algorithm;
+use crate::registry::Registry;
+
+/// nextUpdate - thisUpdate of OCSP responses.
+pub const OCSP_VALIDITY_SECS: u64 = 3600;
+/// nextUpdate - thisUpdate of the CRL.
+pub const CRL_VALIDITY_SECS: u64 = 3600;
+/// Most cached OCSP answers (distinct CertIDs); beyond it the cache is cleared and refilled.
+const MAX_CACHED: usize = 200_000;
+/// Fresh (uncacheable) OCSP signatures allowed per second.
+const SIGNING_BUDGET_PER_SEC: u32 = 200;
+
+struct CachedOcsp {
+    id: RequestCertId,
+    der: Vec<u8>,
+    this_update: u64,
+}
+
+/// A signed CRL.
+#[derive(Clone)]
+pub struct CachedCrl {
+    pub der: Vec<u8>,
+    pub this_update: u64,
+    pub number: u64,
+}
+
+/// Cached answers for one serial, keyed by the DER of the CertID they answer.
+type AnswersBySerial = HashMap<Vec<u8>, CachedOcsp>;
+
+pub struct StatusCache {
+    issuer: OcspIssuer,
+    /// serial -> (CertID DER -> answer).
+    ocsp: RwLock<HashMap<Vec<u8>, AnswersBySerial>>,
+    crl: RwLock<Option<CachedCrl>>,
+    crl_dirty: AtomicBool,
+    /// Serials revoked since the refresher last ran: their answers are pre-signed.
+    presign: Mutex<Vec<Vec<u8>>>,
+    wake: Notify,
+    budget: Mutex<(u64, u32)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("status cache: {0}")]
+pub struct StatusError(pub String);
+
+impl StatusCache {
+    pub fn new(ca_der: &[u8]) -> Result<StatusCache, StatusError> {
+        Ok(StatusCache {
+            issuer: OcspIssuer::from_ca_der(ca_der).map_err(|e| StatusError(e.to_string()))?,
+            ocsp: RwLock::new(HashMap::new()),
+            crl: RwLock::new(None),
+            crl_dirty: AtomicBool::new(true),
+            presign: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            budget: Mutex::new((0, 0)),
+        })
+    }
+
+    /// Drops cached answers for `serials`, queues their new answers for signing and
+    /// schedules a new CRL.
+    pub fn invalidate(&self, serials: &[Vec<u8>]) {
+        {
+            let mut ocsp = self.ocsp.write().unwrap_or_else(|p| p.into_inner());
+            for s in serials {
+                ocsp.remove(s);
+            }
+        }
+        self.presign
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(serials.iter().cloned());
+        self.crl_dirty.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn cached(&self, id: &RequestCertId, now: u64) -> Option<Vec<u8>> {
+        let ocsp = self.ocsp.read().unwrap_or_else(|p| p.into_inner());
+        let c = ocsp.get(id.serial())?.get(id.der())?;
+        (now < c.this_update + OCSP_VALIDITY_SECS / 2).then(|| c.der.clone())
+    }
+
+    fn store(&self, id: &RequestCertId, der: Vec<u8>, this_update: u64) {
+        let mut ocsp = self.ocsp.write().unwrap_or_else(|p| p.into_inner());
+        if ocsp.len() >= MAX_CACHED {
+            ocsp.clear();
+        }
+        ocsp.entry(id.serial().to_vec()).or_default().insert(
+            id.der().to_vec(),
+            CachedOcsp {
+                id: id.clone(),
+                der,
+                this_update,
+            },
+        );
+    }
+
+    /// Takes one unit of the fresh-signature budget for second `now`.
+    fn spend_budget(&self, now: u64) -> bool {
+        let mut b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        if b.0 != now {
+            *b = (now, 0);
+        }
+        if b.1 >= SIGNING_BUDGET_PER_SEC {
+            return false;
+        }
+        b.1 += 1;
+        true
+    }
+
+    pub fn crl(&self) -> Option<CachedCrl> {
+        self.crl.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn sig_alg(state: &AppState) -> SigAlg {
+    match state.keys.ca.algorithm() {
+        Algorithm::EcdsaP256 => SigAlg::EcdsaP256Sha256,
+        Algorithm::Ed25519 => SigAlg::Ed25519,
+    }
+}
+
+/// What the ledger says about `serial` for OCSP: never issued is `Unknown`, never `Good`.
+fn lookup(state: &AppState, serial: &[u8]) -> Result<CertState, StatusError> {
+    let registry =
+        Registry::open(state.ledger.database()).map_err(|e| StatusError(e.to_string()))?;
+    let row = registry
+        .certificate(serial)
+        .map_err(|e| StatusError(e.to_string()))?;
+    Ok(match row {
+        None => CertState::Unknown,
+        Some(r) => match r.revoked_index {
+            None => CertState::Good,
+            Some(index) => {
+                let revoked_at = state
+                    .ledger
+                    .record(index)
+                    .map_err(|e| StatusError(e.to_string()))?
+                    .map(|rec| rec.timestamp_ms / 1000)
+                    .unwrap_or(0);
+                CertState::Revoked {
+                    revoked_at,
+                    reason: (r.reason != 0).then_some(r.reason),
+                }
+            }
+        },
+    })
+}
+
+/// Signs one OCSP response (blocking: HSM).
+fn sign_answers(
+    state: &AppState,
+    ids: &[RequestCertId],
+    nonce: Option<&[u8]>,
+    now: u64,
+) -> Result<Vec<u8>, StatusError> {
+    let mut answers = Vec::with_capacity(ids.len());
+    for id in ids {
+        let known =
+            state.status.issuer.matches(id) && !matches!(id.hash(), HashAlg::Unsupported(_));
+        let answer = if known {
+            lookup(state, id.serial())?
+        } else {
+            CertState::Unknown
+        };
+        answers.push((id.clone(), answer));
+    }
+    let key = state.keys.ca.clone();
+    build_response(
+        &state.status.issuer,
+        &answers,
+        nonce,
+        now,
+        now,
+        now + OCSP_VALIDITY_SECS,
+        sig_alg(state),
+        |tbs| key.sign_x509(tbs),
+    )
+    .map_err(|e| StatusError(e.to_string()))
+}
+
+/// Answers one DER OCSP request. Always returns an OCSP response (errors included).
+pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
+    let parsed = match parse_request(request) {
+        Ok(p) => p,
+        Err(e) => return error_response(e.status()),
+    };
+    if parsed.cert_ids.is_empty() {
+        return error_response(ErrorStatus::MalformedRequest);
+    }
+    if !parsed
+        .cert_ids
+        .iter()
+        .any(|id| state.status.issuer.matches(id))
+    {
+        return error_response(ErrorStatus::Unauthorized);
+    }
+    let now = state.clock.unix();
+    let cacheable = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
+    if cacheable {
+        if let Some(der) = state.status.cached(&parsed.cert_ids[0], now) {
+            return der;
+        }
+    } else if !state.status.spend_budget(now) {
+        return error_response(ErrorStatus::TryLater);
+    }
+    let st = state.clone();
+    let ids = parsed.cert_ids.clone();
+    let nonce = parsed.nonce.clone();
+    let signed =
+        tokio::task::spawn_blocking(move || sign_answers(&st, &ids, nonce.as_deref(), now)).await;
+    match signed {
+        Ok(Ok(der)) => {
+            if cacheable {
+                state.status.store(&parsed.cert_ids[0], der.clone(), now);
+            }
+            der
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "OCSP signing failed");
+            error_response(ErrorStatus::TryLater)
+        }
+        Err(_) => error_response(ErrorStatus::InternalError),
+    }
+}
+
+/// Builds and caches a new CRL from the revocation projection (blocking: HSM).
+pub fn rebuild_crl(state: &AppState) -> Result<CachedCrl, StatusError> {
+    let now = state.clock.unix();
+    // Clear the flag first: a revocation racing with this build sets it again.
+    state.status.crl_dirty.store(false, Ordering::Release);
+    let rows = Registry::open(state.ledger.database())
+        .and_then(|r| r.revoked_unexpired(now))
+        .map_err(|e| StatusError(e.to_string()))?;
+    let entries: Vec<CrlEntry> = rows
+        .into_iter()
+        .map(|r| CrlEntry {
+            serial: r.serial,
+            revoked_at: r.revoked_at,
+            reason: (r.reason != 0).then_some(r.reason),
+        })
+        .collect();
+    // The ledger size only grows: a strictly increasing CRL number for free.
+    let number = state.ledger.size();
+    let der = build_crl(
+        &state.ca.der,
+        &state.keys.ca,
+        &state.crl_url(),
+        &entries,
+        now,
+        now + CRL_VALIDITY_SECS,
+        number,
+    )
+    .map_err(|e| StatusError(e.to_string()))?;
+    let crl = CachedCrl {
+        der,
+        this_update: now,
+        number,
+    };
+    *state.status.crl.write().unwrap_or_else(|p| p.into_inner()) = Some(crl.clone());
+    Ok(crl)
+}
+
+/// The current CRL, building one if none is cached yet.
+pub async fn current_crl(state: &AppState) -> Result<CachedCrl, StatusError> {
+    if let Some(c) = state.status.crl() {
+        return Ok(c);
+    }
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || rebuild_crl(&st))
+        .await
+        .map_err(|e| StatusError(e.to_string()))?
+}
+
+/// One refresher pass: pre-sign answers for revoked serials, refresh stale cached answers,
+/// rebuild the CRL when dirty or past half its validity.
+fn refresh(state: &AppState) -> Result<(), StatusError> {
+    let now = state.clock.unix();
+    let revoked: Vec<Vec<u8>> = std::mem::take(
+        &mut *state
+            .status
+            .presign
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    for serial in revoked {
+        // openssl and most clients send SHA-1 CertIDs; pre-sign that form.
+        let id = state
+            .status
+            .issuer
+            .cert_id(HashAlg::Sha1, &serial)
+            .map_err(|e| StatusError(e.to_string()))?;
+        let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
+        state.status.store(&id, der, now);
+    }
+    let stale: Vec<RequestCertId> = {
+        let ocsp = state.status.ocsp.read().unwrap_or_else(|p| p.into_inner());
+        ocsp.values()
+            .flat_map(|m| m.values())
+            .filter(|c| now >= c.this_update + OCSP_VALIDITY_SECS / 2)
+            .map(|c| c.id.clone())
+            .collect()
+    };
+    for id in stale {
+        let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
+        state.status.store(&id, der, now);
+    }
+    let crl_old = state
+        .status
+        .crl()
+        .is_none_or(|c| now >= c.this_update + CRL_VALIDITY_SECS / 2);
+    if state.status.crl_dirty.load(Ordering::Acquire) || crl_old {
+        rebuild_crl(state)?;
+    }
+    Ok(())
+}
+
+/// Runs the refresher until `stop` flips.
+pub async fn run_refresher(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || refresh(&st)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "status refresh failed"),
+            Err(e) => tracing::error!(error = %e, "status refresh panicked"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = state.status.wake.notified() => {}
+            _ = stop.changed() => break,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! `GET /v1/status/{serial}` and `/v1/status/token/{jti}`: the answer, the ledger record
+//! that decided it, its RFC 9162 inclusion proof and the signed checkpoint the proof leads
+//! to, so a relying system can check the answer against the ledger instead of trusting it.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use credmint_ledger::merkle;
+use serde_json::{json, Value};
+
+use crate::api::views::rfc3339;
+use crate::api::ApiError;
+use crate::app::AppState;
+use crate::registry::Registry;
+use crate::revoke::reason_name;
+
+/// How long a status answer waits for a checkpoint covering a brand-new record.
+const COVER_WAIT: Duration = Duration::from_secs(3);
+
+/// Ledger evidence for record `index`: the record, its inclusion proof and the checkpoint.
+/// The proof is checked with the ledger crate's verifier before it is handed out.
+pub async fn evidence(state: &AppState, index: u64) -> Result<Value, ApiError> {
+    state.checkpoints.covered(index + 1, COVER_WAIT).await;
+    let cp = state.checkpoint_view().ok_or(ApiError::Unavailable {
+        what: "checkpoint",
+        detail: "none signed yet".into(),
+    })?;
+    if cp.size <= index {
+        return Ok(json!({ "index": index, "proof_pending": true }));
+    }
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let bytes = st
+            .ledger
+            .record_bytes(index)
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .ok_or_else(|| ApiError::Internal(format!("record {index} missing")))?;
+        let proof = st
+            .ledger
+            .inclusion_proof(index, cp.size)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let leaf = merkle::leaf_hash(&bytes);
+        merkle::verify_inclusion(index, cp.size, &leaf, &proof, &cp.root).map_err(|e| {
+            ApiError::Internal(format!("self-check of inclusion proof failed: {e}"))
+        })?;
+        Ok(json!({
+            "index": index,
+            "record": STANDARD.encode(&bytes),
+            "tree_size": cp.size,
+            "inclusion_proof": proof.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
+            "checkpoint": cp.note,
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+fn unknown(kind: &str, id: &str) -> ApiError {
+    ApiError::UnknownCredential(json!({ kind: id, "status": "unknown" }))
+}
+
+/// Status of a certificate by serial.
+pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, ApiError> {
+    let id = hex::encode(serial);
+    let row = Registry::open(state.ledger.database())?
+        .certificate(serial)?
+        .ok_or_else(|| unknown("serial", &id))?;
+    let now = state.clock.unix();
+    let mut body = json!({
+        "serial": id,
+        "owner": row.owner,
+        "not_after": rfc3339(row.not_after),
+    });
+    let index = match row.revoked_index {
+        Some(index) => {
+            let at = state
+                .ledger
+                .record(index)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map(|r| r.timestamp_ms / 1000)
+                .unwrap_or(0);
+            body["status"] = json!("revoked");
+            body["revoked_at"] = json!(rfc3339(at));
+            body["reason"] = json!(reason_name(row.reason));
+            index
+        }
+        None if row.not_after < now => {
+            body["status"] = json!("expired");
+            row.issued_index
+        }
+        None => {
+            body["status"] = json!("good");
+            row.issued_index
+        }
+    };
+    body["ledger"] = evidence(state, index).await?;
+    Ok(body)
+}
+
+/// Status of a token by jti.
+pub async fn token(state: &AppState, jti: &str) -> Result<Value, ApiError> {
+    let row = Registry::open(state.ledger.database())?
+        .token(jti)?
+        .ok_or_else(|| unknown("jti", jti))?;
+    let now = state.clock.unix();
+    let mut body = json!({
+        "jti": jti,
+        "integration": row.integration,
+        "expires_at": rfc3339(row.expires_at),
+    });
+    let index = match row.revoked_index {
+        Some(index) => {
+            body["status"] = json!("revoked");
+            body["reason"] = json!(reason_name(row.reason));
+            index
+        }
+        None if row.expires_at < now => {
+            body["status"] = json!("expired");
+            row.issued_index
+        }
+        None => {
+            body["status"] = json!("good");
+            row.issued_index
+        }
+    };
+    body["ledger"] = evidence(state, index).await?;
+    Ok(body)
+}

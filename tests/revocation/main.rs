@@ -1,0 +1,9 @@
+//! Revocation and relying-party status over real HTTPS: revoke (operator, integration-wide,
+//! self), JSON status with ledger proofs, OCSP and CRL checked by openssl, reuse signals.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod ocsp_crl;
+mod revoke;
+#[path = "../issuance/support.rs"]
+mod support;
