@@ -66,6 +66,24 @@ pub enum Command {
     /// Issue an operator certificate for another operator's CSR.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Ledger maintenance: export the audit bundle.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Write the self-contained audit bundle (records, checkpoints, key history) to OUT.
+    /// Streams from the running appliance; `--offline` reads the ledger file directly
+    /// (appliance stopped: its final checkpoint covers everything).
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        offline: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 /// How the CLI reaches a running appliance.
@@ -273,6 +291,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bench(bench) => run_bench(&cfg, bench),
         Command::Integration(cmd) => block_on(integration(&cfg, cmd)),
+        Command::Ledger(LedgerCommand::Export { out, offline, conn }) => {
+            if offline {
+                export_offline(&cfg, &out)
+            } else {
+                block_on(export_online(&cfg, &out, conn.url))
+            }
+        }
         Command::Enroll { name, ttl, conn } => block_on(async {
             let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
             let v = op
@@ -313,6 +338,31 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }),
     }
+}
+
+async fn export_online(
+    cfg: &Config,
+    out: &std::path::Path,
+    url: Option<String>,
+) -> Result<(), CliError> {
+    let op = OperatorClient::new(&Target::from_config(cfg, url))?;
+    let n = op.download("/v1/admin/ledger/export", out).await?;
+    println!("exported {n} bytes to {}", out.display());
+    Ok(())
+}
+
+fn export_offline(cfg: &Config, out: &std::path::Path) -> Result<(), CliError> {
+    let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
+    let s = credmint_ledger::export::export_to_file(&ledger, out)
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    println!(
+        "exported {} records, {} checkpoints to {} ({} unsigned records left out)",
+        s.records,
+        s.checkpoints,
+        out.display(),
+        s.unsigned_tail
+    );
+    Ok(())
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {

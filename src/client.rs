@@ -113,4 +113,35 @@ impl OperatorClient {
         }
         Ok(value)
     }
+
+    /// Streams a GET response body into `out` (temp file, fsync, rename); returns bytes.
+    pub async fn download(&self, path: &str, out: &Path) -> Result<u64, ClientError> {
+        use std::io::Write;
+        let url = format!("{}{path}", self.base);
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let mut resp = self.http.get(&url).send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let message = resp.text().await.unwrap_or_default();
+            return Err(ClientError::Refused { status, message });
+        }
+        let tmp = out.with_extension("part");
+        let io = |source| ClientError::Read {
+            path: tmp.clone(),
+            source,
+        };
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            file.write_all(&chunk).map_err(io)?;
+            n += chunk.len() as u64;
+        }
+        let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, out).map_err(io)?;
+        Ok(n)
+    }
 }

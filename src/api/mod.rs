@@ -2,6 +2,7 @@
 
 mod admin;
 mod error;
+mod export;
 pub mod extract;
 pub mod lifecycle;
 mod ocsp;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(revocation::router())
         .merge(status::router())
         .merge(ocsp::router())
+        .merge(export::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -134,7 +134,7 @@ fn bare_signer(
 fn bench_genesis() -> NewEntry {
     NewEntry {
         timestamp_ms: 1,
-        actor: "bench".into(),
+        actor: "system:bench".into(),
         event: Event::Genesis(Genesis {
             origin: "bench.invalid/credmint-ledger".into(),
             keys: vec![KeyInfo {

@@ -457,9 +457,10 @@ fn crl_reason(code: Option<u8>) -> Result<Option<CrlReason>, OcspError> {
 ///
 /// One SingleResponse per answer, in order, each echoing its request CertID byte for byte.
 /// `this_update`/`next_update` apply to every answer (`next_update` must be later);
-/// `produced_at` is the signing time. `sign` is called exactly once, with the DER of
-/// ResponseData, and must return a DER ECDSA-Sig-Value (P-256) or the raw 64-byte Ed25519
-/// signature; it is verified against the CA key before the response is returned.
+/// `produced_at` is the signing time and may not precede `this_update`. `sign` is called
+/// exactly once, with the DER of ResponseData, and must return a DER ECDSA-Sig-Value (P-256)
+/// or the raw 64-byte Ed25519 signature; it is verified against the CA key before the
+/// response is returned.
 #[allow(clippy::too_many_arguments)]
 pub fn build_response<E>(
     issuer: &OcspIssuer,
@@ -483,6 +484,9 @@ pub fn build_response<E>(
     }
     if next_update <= this_update {
         return Err(OcspError::Encode("nextUpdate must be after thisUpdate".into()).into());
+    }
+    if this_update > produced_at {
+        return Err(OcspError::Encode("thisUpdate must not be after producedAt".into()).into());
     }
     let enc = |e: der::Error| OcspError::Encode(e.to_string());
     let this = gtime(this_update)?;
@@ -801,6 +805,17 @@ mod tests {
             sign,
         );
         assert!(r.is_err(), "nextUpdate must follow thisUpdate");
+        let r = build_response(
+            &issuer,
+            &good,
+            None,
+            100,
+            150,
+            200,
+            SigAlg::EcdsaP256Sha256,
+            sign,
+        );
+        assert!(r.is_err(), "thisUpdate in the future of producedAt");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Revocation and relying-party status over real HTTPS: revoke (operator, integration-wide,
 //! self), JSON status with ledger proofs, OCSP and CRL checked by openssl, reuse signals.
 
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod ocsp_crl;
