@@ -199,6 +199,12 @@ pub enum BenchCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Append N synthetic issuance events to the (stopped) appliance's ledger, for
+    /// status/OCSP load tests on a realistically sized ledger.
+    Seed {
+        #[arg(long, default_value_t = 100_000)]
+        certs: u64,
+    },
     /// Durable ledger appends/s, single events and batches.
     Ledger {
         #[arg(long, default_value_t = 3000)]
@@ -485,6 +491,14 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
             } else {
                 println!("{figure}");
             }
+            return Ok(());
+        }
+        BenchCommand::Seed { certs } => {
+            let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
+            let (serial, size) =
+                crate::bench::seed::seed(&ledger, certs, &cfg.identity.trust_domain)
+                    .map_err(CliError::Other)?;
+            println!("seeded {certs} certificates; ledger size {size}; sample serial {serial}");
             return Ok(());
         }
         BenchCommand::Ledger {

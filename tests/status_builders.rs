@@ -540,7 +540,9 @@ proptest! {
     }
 
     #[test]
-    fn mutated_requests_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+    fn mutated_requests_never_panic(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6)
+    ) {
         let mut req = sample_request().to_vec();
         for (at, byte) in edits {
             let i = at % req.len();

@@ -6,6 +6,7 @@
 //! Ledger: durable appends/s, one event per transaction and batched.
 
 pub mod issue;
+pub mod seed;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
