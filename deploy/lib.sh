@@ -20,8 +20,12 @@ ensure_deps() {
             export PATH="$HOME/.cargo/bin:$PATH"
         else
             echo "credmint: installing the Rust toolchain (rustup)" >&2
-            curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+            curl -sSf https://sh.rustup.rs | sh -s -- -y --profile default >/dev/null
             export PATH="$HOME/.cargo/bin:$PATH"
         fi
+    fi
+    # The test command checks formatting; a minimal toolchain may lack rustfmt.
+    if ! cargo fmt --version >/dev/null 2>&1 && command -v rustup >/dev/null; then
+        rustup component add rustfmt >/dev/null
     fi
 }

@@ -4,12 +4,10 @@ use std::sync::{Arc, RwLock};
 
 use credmint_ledger::Ledger;
 
-use crate::ca::RootCa;
 use crate::checkpointer::CheckpointSignal;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::hsm::Hsm;
-use crate::keyset::KeySet;
 use crate::ledger_writer::LedgerWriter;
 use crate::signals::Signals;
 use crate::status::cache::StatusCache;
@@ -18,15 +16,14 @@ use crate::status::cache::StatusCache;
 pub struct AppState {
     pub config: Arc<Config>,
     pub hsm: Arc<Hsm>,
-    pub keys: KeySet,
-    pub ca: Arc<RootCa>,
+    /// The keys in force and the retired ones still needed; swapped by a rotation. Take
+    /// one `keys.current()` snapshot per operation (key, CA certificate and kid agree).
+    pub keys: crate::rotation::LiveKeys,
     pub ledger: Arc<Ledger>,
     pub writer: LedgerWriter,
     pub clock: Clock,
     /// Base URL relying parties reach this appliance at (OCSP, CRL, JWKS, token `iss`).
     pub public_url: Arc<str>,
-    /// JWK thumbprint of the token signing key, the JWS `kid`.
-    pub token_kid: Arc<str>,
     pub signals: Arc<Signals>,
     pub status: Arc<StatusCache>,
     /// Latest signed checkpoint: answered from memory, never signed per request.
@@ -56,8 +53,9 @@ impl AppState {
         format!("{}/ocsp", self.public_url)
     }
 
+    /// The CRL URL of the current CA generation (`/crl`, or `/crl/rN` after a rotation).
     pub fn crl_url(&self) -> String {
-        format!("{}/crl", self.public_url)
+        self.keys.current().crl_url().to_string()
     }
 }
 

@@ -63,7 +63,7 @@ pub async fn sign_if_grown(state: &AppState) -> Result<Option<u64>, String> {
         }
         let note = st
             .ledger
-            .sign_checkpoint(&st.keys.ledger)
+            .sign_checkpoint(&st.keys.current().keys.ledger)
             .map_err(|e| e.to_string())?;
         let size = checkpoint_size(&note).unwrap_or(size);
         st.set_checkpoint(note);

@@ -7,6 +7,8 @@
 //! 30 appliance unreachable, 31 request refused (4xx), 32 appliance error (5xx),
 //! 1 anything else.
 
+mod governance;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,9 @@ pub enum Command {
     /// Manage integrations on a running appliance (operator certificate over HTTPS).
     #[command(subcommand)]
     Integration(IntegrationCommand),
+    /// Inventory of integrations: owners, class, live credentials, review state, flags.
+    #[command(subcommand)]
+    Integrations(governance::IntegrationsCommand),
     /// Create a one-time enrollment token for an integration; printed once.
     Enroll {
         name: String,
@@ -69,6 +74,24 @@ pub enum Command {
     /// Ledger maintenance: export the audit bundle.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Key management on a running appliance: rotation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Rotate the CA, token or ledger key: a new key is generated inside the HSM and
+    /// introduced by a ledger event signed by the old and the new key.
+    Rotate {
+        #[arg(value_parser = ["ca", "token", "ledger"])]
+        role: String,
+        /// Why (logged by the appliance).
+        #[arg(long, default_value = "scheduled rotation")]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +182,8 @@ pub enum IntegrationCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(flatten)]
+    Governance(governance::GovernanceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +229,9 @@ pub enum BenchCommand {
     Seed {
         #[arg(long, default_value_t = 100_000)]
         certs: u64,
+        /// Write the seeded serials (hex, one per line) here, e.g. for a wrk script.
+        #[arg(long)]
+        serials_out: Option<PathBuf>,
     },
     /// Durable ledger appends/s, single events and batches.
     Ledger {
@@ -288,6 +316,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             } else {
                 println!("initialised: {}", cfg.data_dir.display());
             }
+            // Auditors pin this out of band (credmint-audit --ledger-key).
+            let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
+            let genesis_key = match ledger.record(0)?.map(|r| r.event) {
+                Some(credmint_ledger::Event::Genesis(g)) => {
+                    g.ledger_key().map_err(|e| CliError::Other(e.into()))?
+                }
+                _ => return Err(CliError::Other("ledger has no genesis record".into())),
+            };
+            println!(
+                "ledger key: {}",
+                credmint_ledger::note::verifier_key_string(ledger.origin(), &genesis_key)
+            );
             Ok(())
         }
         Command::Serve => {
@@ -297,6 +337,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bench(bench) => run_bench(&cfg, bench),
         Command::Integration(cmd) => block_on(integration(&cfg, cmd)),
+        Command::Integrations(cmd) => block_on(governance::integrations(&cfg, cmd)),
         Command::Ledger(LedgerCommand::Export { out, offline, conn }) => {
             if offline {
                 export_offline(&cfg, &out)
@@ -304,6 +345,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 block_on(export_online(&cfg, &out, conn.url))
             }
         }
+        Command::Keys(KeysCommand::Rotate { role, reason, conn }) => block_on(async {
+            let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
+            let v = op
+                .call(
+                    Method::POST,
+                    &format!("/v1/admin/keys/{role}/rotate"),
+                    Some(&json!({ "reason": reason })),
+                )
+                .await?;
+            print_json(&v);
+            Ok(())
+        }),
         Command::Enroll { name, ttl, conn } => block_on(async {
             let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
             let v = op
@@ -425,6 +478,7 @@ async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliErr
                 .await;
             (op, r)
         }
+        IntegrationCommand::Governance(g) => return governance::run(cfg, g).await,
         IntegrationCommand::Suspend { name, reason, conn }
         | IntegrationCommand::Resume { name, reason, conn } => {
             let verb = if matches!(cmd, IntegrationCommand::Suspend { .. }) {
@@ -493,12 +547,17 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
             }
             return Ok(());
         }
-        BenchCommand::Seed { certs } => {
+        BenchCommand::Seed { certs, serials_out } => {
             let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
-            let (serial, size) =
+            let (serials, size) =
                 crate::bench::seed::seed(&ledger, certs, &cfg.identity.trust_domain)
                     .map_err(CliError::Other)?;
-            println!("seeded {certs} certificates; ledger size {size}; sample serial {serial}");
+            if let Some(path) = serials_out {
+                std::fs::write(&path, serials.join("\n") + "\n")
+                    .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+            }
+            let sample = serials.first().cloned().unwrap_or_default();
+            println!("seeded {certs} certificates; ledger size {size}; sample serial {sample}");
             return Ok(());
         }
         BenchCommand::Ledger {

@@ -61,6 +61,12 @@ pub struct Config {
     pub server: ServerConfig,
     pub identity: IdentityConfig,
     pub ttl: TtlConfig,
+    /// Review-by limits and warnings (`[governance]`, optional; see `governance.rs`).
+    #[serde(default)]
+    pub governance: crate::governance::GovernanceConfig,
+    /// Anomaly signal thresholds (`[signals]`, optional; see `signals.rs`).
+    #[serde(default)]
+    pub signals: crate::signals::SignalsConfig,
     /// SHA-256 of the config file bytes; recorded in the genesis event.
     #[serde(skip)]
     pub digest: [u8; 32],
@@ -187,6 +193,22 @@ fn default_max_body() -> usize {
     64 * 1024
 }
 
+/// Removes `.` and `name/..` components without touching the file system, so messages
+/// show `/srv/credmint/data` rather than `/srv/credmint/firmware-config/../data`.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The parser's message plus a line number, without the source snippet toml would print:
 /// a mistaken config line may hold a secret (a PIN pasted where a source belongs).
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
@@ -216,13 +238,14 @@ impl Config {
         })?;
         config.digest = Sha256::digest(&bytes).into();
         let base = path.parent().unwrap_or(Path::new("."));
-        config.resolve_paths(base);
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        config.resolve_paths(&base);
         config.validate()?;
         Ok(config)
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        self.data_dir = base.join(&self.data_dir);
+        self.data_dir = normalize(&base.join(&self.data_dir));
         let data = self.data_dir.clone();
         self.hsm.pin.resolve(&data);
         if let Some(soft) = &mut self.hsm.softhsm {
@@ -315,6 +338,8 @@ impl Config {
                 "must be at least 1 and at most ttl.routine_max_secs",
             );
         }
+        self.governance.validate()?;
+        self.signals.validate()?;
         Ok(())
     }
 

@@ -130,7 +130,15 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
     let ca_path = cfg.ca_cert_path();
     let ca = if ca_path.exists() {
         report.push(format!("CA certificate {}", ca_path.display()), false);
-        load_root(&ca_path, &keys.ca)?
+        // After a CA rotation the genesis root is kept as ca-r0.pem (ca.pem is a bundle
+        // of the roots in use); genesis is checked against it.
+        let genesis_root = cfg.data_dir.join("ca-r0.pem");
+        let path = if genesis_root.exists() {
+            genesis_root
+        } else {
+            ca_path
+        };
+        load_root(&path, &keys.ca)?
     } else {
         let root = build_root(
             &keys.ca,
@@ -171,6 +179,16 @@ fn ensure_first_operator(
         return Ok(false);
     }
     let ledger = Ledger::open(&cfg.ledger.file)?;
+    let ca_in_force = ledger
+        .keys_in_force()
+        .into_iter()
+        .find(|k| k.role == credmint_ledger::KeyRole::Ca);
+    if ca_in_force.is_some_and(|k| k.spki_der != keys.ca.public_key().spki_der()) {
+        // The genesis CA key was rotated: it must not sign anything new.
+        return Err(InitError::Operator(
+            "the CA key was rotated; issue operator certificates through the running appliance (credmint operator add)".into(),
+        ));
+    }
     let key =
         rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(CaError::from)?;
     let spki = rcgen::PublicKeyData::subject_public_key_info(&key);

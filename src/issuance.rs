@@ -103,10 +103,13 @@ pub async fn issue_certificate(
     actor: String,
     extra: impl FnOnce(&[u8]) -> (Vec<Event>, Vec<Precondition>),
 ) -> Result<IssuedCert, ApiError> {
-    let spec = leaf_spec(state, grant, state.clock.now());
+    // One key snapshot: the CA that signs is the one whose chain and CRL URL the leaf gets.
+    let active = state.keys.current();
+    let mut spec = leaf_spec(state, grant, state.clock.now());
+    spec.crl_url = active.crl_url().to_string();
     let serial = spec.serial.to_vec();
-    let (st, sp, spki) = (state.clone(), spec.clone(), csr.spki_der.clone());
-    let der = tokio::task::spawn_blocking(move || sign_leaf(&sp, &spki, &st.ca, &st.keys.ca))
+    let (act, sp, spki) = (active.clone(), spec.clone(), csr.spki_der.clone());
+    let der = tokio::task::spawn_blocking(move || sign_leaf(&sp, &spki, &act.ca, &act.keys.ca))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let issued = Event::CertificateIssued(CertificateIssued {
@@ -134,8 +137,9 @@ pub async fn issue_certificate(
         ledger_index = records[0].index,
         "certificate issued"
     );
+    crate::signals::after_issuance(state, &grant.integration);
     Ok(IssuedCert {
-        chain_pem: pem_chain(&der, &state.ca),
+        chain_pem: pem_chain(&der, &active.ca),
         der,
         serial,
         not_after: unix(spec.not_after),
@@ -181,9 +185,10 @@ pub async fn issue_token(
     .with_scopes(&grant.scopes)
     .with_env(grant.environment.clone())
     .with_approval_ref(grant.approval_ref.clone());
+    let active = state.keys.current();
     let (key, kid, value) = (
-        state.keys.token.clone(),
-        state.token_kid.clone(),
+        active.keys.token.clone(),
+        active.token_kid.clone(),
         claims.to_value(),
     );
     let jwt = tokio::task::spawn_blocking(move || {
@@ -203,7 +208,7 @@ pub async fn issue_token(
         scopes: grant.scopes.clone(),
         issued_at: u64::try_from(claims.iat).unwrap_or(0),
         expires_at: u64::try_from(claims.exp).unwrap_or(0),
-        key_fingerprint: Sha256::digest(state.keys.token.public_key().spki_der()).into(),
+        key_fingerprint: Sha256::digest(active.keys.token.public_key().spki_der()).into(),
     });
     let records = state
         .writer
@@ -214,6 +219,7 @@ pub async fn issue_token(
         })
         .await?;
     tracing::info!(integration = %grant.integration, %jti, ledger_index = records[0].index, "token issued");
+    crate::signals::after_issuance(state, &grant.integration);
     Ok(IssuedToken {
         jwt,
         jti,

@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use credmint_ledger::event::Event;
+use credmint_ledger::event::{Event, IntegrationStatus};
 use credmint_ledger::{AppendError, Ledger, NewEntry, Record};
 use tokio::sync::oneshot;
 
@@ -42,6 +42,13 @@ pub enum Precondition {
     /// The integration still has exactly the state (SHA-256 of its spec bytes) the caller
     /// based its change on: concurrent changes cannot silently overwrite each other.
     IntegrationUnchanged(String, [u8; 32]),
+    /// `integration` has issued exactly this many credentials (projection count) and no
+    /// earlier submission of the batch issues one: nothing was issued since the caller
+    /// looked (decommissioning revokes exactly what it saw).
+    IssuedCount(String, u64),
+    /// The change request at this ledger index is still pending (not approved, not
+    /// superseded), and no earlier submission of the batch approves it.
+    ChangePending(u64),
 }
 
 /// Why the writer refused a submission.
@@ -63,6 +70,8 @@ pub enum Refusal {
     Unknown,
     #[error("integration {0:?} changed concurrently; retry")]
     Stale(String),
+    #[error("change request {0} is no longer pending")]
+    NotPending(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +154,9 @@ struct BatchClaims {
     names: HashSet<String>,
     revoked_serials: HashSet<Vec<u8>>,
     revoked_jtis: HashSet<String>,
+    changes: HashSet<u64>,
+    /// Integrations receiving a credential in this batch.
+    issued_for: HashSet<String>,
 }
 
 fn commit_batch(ledger: &Ledger, clock: &Clock, jobs: Vec<Job>) {
@@ -164,12 +176,7 @@ fn commit_batch(ledger: &Ledger, clock: &Clock, jobs: Vec<Job>) {
         }
     };
     for job in jobs {
-        match check(
-            &registry,
-            &job.submission.preconditions,
-            now_ms / 1000,
-            &mut claims,
-        ) {
+        match check(&registry, &job.submission, now_ms / 1000, &mut claims) {
             Ok(()) => accepted.push(job),
             Err(refusal) => {
                 let _ = job.reply.send(Err(WriteError::Refused(refusal)));
@@ -213,13 +220,34 @@ fn describe(e: &AppendError<ProjectionError>) -> String {
     e.to_string()
 }
 
+/// Integrations that `events` issue credentials to.
+fn issued_integrations(events: &[Event]) -> impl Iterator<Item = &str> {
+    events.iter().filter_map(|e| match e {
+        Event::CertificateIssued(c) => Some(c.integration.as_str()),
+        Event::TokenIssued(t) => Some(t.integration.as_str()),
+        _ => None,
+    })
+}
+
 fn check(
     registry: &Registry,
-    preconditions: &[Precondition],
+    submission: &Submission,
     now: u64,
     claims: &mut BatchClaims,
 ) -> Result<(), Refusal> {
     let storage_unknown = |_| Refusal::Unknown;
+    let preconditions = &submission.preconditions;
+    // Every issuance, whatever its caller checked: the integration is still active and
+    // within review-by at append time, and not changed earlier in this batch (so a
+    // suspension or decommissioning can never be followed by a credential it missed).
+    for name in issued_integrations(&submission.events) {
+        let spec = registry.integration(name).map_err(storage_unknown)?;
+        let issuable =
+            spec.is_some_and(|s| s.status == IntegrationStatus::Active && now <= s.review_by);
+        if !issuable || claims.names.contains(name) {
+            return Err(Refusal::Stale(name.to_string()));
+        }
+    }
     for p in preconditions {
         match p {
             Precondition::EnrollmentUnused(hash) => {
@@ -286,6 +314,24 @@ fn check(
                     return Err(Refusal::Stale(name.clone()));
                 }
             }
+            Precondition::IssuedCount(name, expected) => {
+                let issued = registry
+                    .activity(name)
+                    .map_err(storage_unknown)?
+                    .map_or(0, |a| a.issued);
+                if issued != *expected || claims.issued_for.contains(name) {
+                    return Err(Refusal::Stale(name.clone()));
+                }
+            }
+            Precondition::ChangePending(index) => {
+                let pending = registry
+                    .pending_change(*index)
+                    .map_err(storage_unknown)?
+                    .is_some();
+                if !pending || claims.changes.contains(index) {
+                    return Err(Refusal::NotPending(*index));
+                }
+            }
         }
     }
     // All conditions hold: claim them for the rest of the batch.
@@ -312,7 +358,14 @@ fn check(
             Precondition::IntegrationUnchanged(n, _) => {
                 claims.names.insert(n.clone());
             }
+            Precondition::ChangePending(i) => {
+                claims.changes.insert(*i);
+            }
+            Precondition::IssuedCount(..) => {}
         }
+    }
+    for name in issued_integrations(&submission.events) {
+        claims.issued_for.insert(name.to_string());
     }
     Ok(())
 }

@@ -76,7 +76,8 @@ pub struct Revocation {
     pub already_revoked: bool,
 }
 
-fn after_revocation(state: &AppState, serials: &[Vec<u8>]) {
+/// After a committed revocation: drop cached good answers and sign a checkpoint soon.
+pub fn after_revocation(state: &AppState, serials: &[Vec<u8>]) {
     state.status.invalidate(serials);
     state.checkpoints.wake();
 }
@@ -161,16 +162,25 @@ pub struct BulkRevocation {
     pub tokens: usize,
 }
 
-/// Revokes every live (unexpired, unrevoked) certificate and token of `integration` in one
-/// ledger batch: either all of them are revoked or none.
-pub async fn revoke_integration(
-    state: &AppState,
+/// Revocation events (with their preconditions) for every live credential of an
+/// integration, for callers that append them together with other events.
+#[derive(Debug, Clone, Default)]
+pub struct LiveRevocations {
+    pub events: Vec<Event>,
+    pub preconditions: Vec<Precondition>,
+    /// Serials of the certificates revoked, for the status caches.
+    pub serials: Vec<Vec<u8>>,
+    pub tokens: usize,
+}
+
+/// Collects revocations of every live (unexpired, unrevoked) certificate and token of
+/// `integration` at `now`.
+pub fn live_revocations(
+    registry: &Registry,
     integration: &str,
     reason: u8,
-    actor: String,
-) -> Result<BulkRevocation, ApiError> {
-    let now = state.clock.unix();
-    let registry = Registry::open(state.ledger.database())?;
+    now: u64,
+) -> Result<LiveRevocations, ApiError> {
     let mut events = Vec::new();
     let mut preconditions = Vec::new();
     let mut serials = Vec::new();
@@ -199,6 +209,30 @@ pub async fn revoke_integration(
             }
         }
     }
+    Ok(LiveRevocations {
+        events,
+        preconditions,
+        serials,
+        tokens,
+    })
+}
+
+/// Revokes every live (unexpired, unrevoked) certificate and token of `integration` in one
+/// ledger batch: either all of them are revoked or none.
+pub async fn revoke_integration(
+    state: &AppState,
+    integration: &str,
+    reason: u8,
+    actor: String,
+) -> Result<BulkRevocation, ApiError> {
+    let now = state.clock.unix();
+    let registry = Registry::open(state.ledger.database())?;
+    let LiveRevocations {
+        events,
+        preconditions,
+        serials,
+        tokens,
+    } = live_revocations(&registry, integration, reason, now)?;
     drop(registry);
     if events.is_empty() {
         return Ok(BulkRevocation::default());

@@ -19,14 +19,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::hsm::{Hsm, HsmError};
 use crate::init::{prepare_environment, InitError};
-use crate::issuance::jws_alg;
-use crate::keyset::KeySet;
 use crate::ledger_writer::LedgerWriter;
 use crate::registry::rebuild_if_stale;
 use crate::signals::Signals;
 use crate::status::cache::StatusCache;
 use crate::tls::{server_config, TlsError};
-use crate::token::thumbprint_kid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -72,9 +69,21 @@ pub fn open_state(
         }
     }
     let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
-    let keys = KeySet::load(hsm.clone(), &cfg)?;
-    let ca = load_root(&cfg.ca_cert_path(), &keys.ca)?;
     let ledger = Arc::new(Ledger::open(&cfg.ledger.file)?);
+    // The keys in force come from the ledger's key history (genesis + rotations).
+    let public_url = cfg.public_url(port);
+    let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &public_url, now)
+        .map_err(|e| ServeError::Task(e.to_string()))?;
+    if active.ca_generation == 0 {
+        // Before any CA rotation ca.pem must still certify the genesis CA key.
+        let root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
+        active.cas[0].root = root.clone();
+        active.ca = Arc::new(root);
+    }
+    crate::rotation::write_ca_files(&cfg, &active, now)
+        .map_err(|e| ServeError::Task(e.to_string()))?;
+    let ca = active.ca.clone();
     if rebuild_if_stale(&ledger).map_err(|e| ServeError::Task(e.to_string()))? {
         tracing::info!(size = ledger.size(), "projections rebuilt from the ledger");
     }
@@ -84,39 +93,30 @@ pub fn open_state(
         &cfg.server.names,
         cfg.identity.server_cert_validity_days,
         &ca,
-        &keys.ca,
+        &active.keys.ca,
         OffsetDateTime::now_utc(),
     )?;
     if server.issued {
         tracing::info!(names = ?cfg.server.names, "issued a new server certificate");
     }
-    let tls = server_config(
-        &server.chain_pem,
-        &server.key_pem,
-        std::slice::from_ref(&ca.der),
-    )?;
-    let ca_der = ca.der.clone();
+    let tls = server_config(&server.chain_pem, &server.key_pem, &active.roots_der(now))?;
     let checkpoint = ledger.latest_checkpoint()?;
     let (writer, writer_thread) =
         LedgerWriter::start(ledger.clone(), clock.clone(), cfg.server.ledger_queue);
-    let token_kid = thumbprint_kid(&keys.token.public_key().raw, jws_alg(&keys.token))
-        .map_err(|e| ServeError::Task(e.to_string()))?;
     let state = AppState {
-        public_url: cfg.public_url(port).into(),
+        public_url: public_url.into(),
         config: Arc::new(cfg),
         hsm,
-        keys,
-        ca: Arc::new(ca),
+        keys: crate::rotation::LiveKeys::new(active),
         ledger,
         writer,
         clock,
-        token_kid: token_kid.into(),
         signals: Arc::new(Signals::default()),
         checkpoints: CheckpointSignal::new(
             checkpoint.as_deref().and_then(checkpoint_size).unwrap_or(0),
         ),
         checkpoint: Arc::new(RwLock::new(checkpoint.and_then(CheckpointView::parse))),
-        status: Arc::new(StatusCache::new(&ca_der).map_err(|e| ServeError::Task(e.to_string()))?),
+        status: Arc::new(StatusCache::new()),
     };
     Ok((state, tls, writer_thread))
 }
@@ -173,13 +173,14 @@ pub async fn start_with_clock(
         .map_err(ServeError::Task)?;
     let handle = axum_server::Handle::new();
     let app = crate::api::router(state.clone());
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )
-    .map_err(|source| ServeError::Listen { addr, source })?
-    .handle(handle.clone());
-    let server = tokio::spawn(server.serve(app.into_make_service()));
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+    // A CA rotation reloads the client-certificate roots through this handle.
+    state.keys.set_tls(tls.clone());
+    let server = axum_server::from_tcp_rustls(listener, tls)
+        .map_err(|source| ServeError::Listen { addr, source })?
+        .handle(handle.clone());
+    let server =
+        tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     let (stop, stop_rx) = watch::channel(false);
     let checkpointer = tokio::spawn(crate::checkpointer::run(
         state.clone(),

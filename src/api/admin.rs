@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/admin/integrations",
-            post(register).get(list_integrations),
+            post(register).get(crate::api::inventory::list),
         )
         .route("/v1/admin/integrations/{name}", get(show_integration))
         .route(
@@ -69,20 +69,6 @@ async fn register(
     );
     body["ledger_index"] = json!(records[0].index);
     Ok((StatusCode::CREATED, Json(body)))
-}
-
-async fn list_integrations(
-    State(state): State<AppState>,
-    _operator: Operator,
-) -> Result<impl IntoResponse, ApiError> {
-    let registry = Registry::open(state.ledger.database())?;
-    let td = &state.config.identity.trust_domain;
-    let items: Vec<_> = registry
-        .integrations()?
-        .iter()
-        .map(|spec| views::integration(spec, &spiffe_id(td, spec)))
-        .collect();
-    Ok(Json(json!({ "integrations": items })))
 }
 
 async fn show_integration(

@@ -130,7 +130,9 @@ impl From<WriteError> for ApiError {
             WriteError::Refused(Refusal::AlreadyRevoked) => {
                 ApiError::Conflict("already revoked".into())
             }
-            WriteError::Refused(r @ Refusal::Stale(_)) => ApiError::Conflict(r.to_string()),
+            WriteError::Refused(r @ (Refusal::Stale(_) | Refusal::NotPending(_))) => {
+                ApiError::Conflict(r.to_string())
+            }
             WriteError::Refused(Refusal::Unknown) => {
                 ApiError::NotFound("no such credential".into())
             }

@@ -4,11 +4,14 @@ mod admin;
 mod error;
 mod export;
 pub mod extract;
+mod governance;
+mod inventory;
 pub mod lifecycle;
 mod ocsp;
 mod operators;
 mod public;
 mod revocation;
+mod rotation;
 mod status;
 pub mod views;
 pub mod workload;
@@ -29,9 +32,13 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(workload::router())
         .merge(revocation::router())
+        .merge(rotation::router())
         .merge(status::router())
         .merge(ocsp::router())
         .merge(export::router())
+        .merge(governance::router())
+        .merge(inventory::router())
+        .layer(axum::middleware::from_fn(inventory::peer_scope))
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/crl", get(crl))
+        .route("/crl/{generation}", get(crl_of_generation))
 }
 
 fn ocsp_reply(der: Vec<u8>) -> impl IntoResponse {
@@ -73,8 +74,36 @@ async fn ocsp_get(State(state): State<AppState>, Path(request): Path<String>) ->
     }
 }
 
+/// The CRL of the genesis CA (generation 0); its leaves name `/crl`.
 async fn crl(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let crl = current_crl(&state)
+    crl_reply(&state, 0).await
+}
+
+/// `/crl/rN`: the CRL of the CA created by the N-th CA rotation (its leaves name this URL).
+async fn crl_of_generation(
+    State(state): State<AppState>,
+    Path(generation): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let n = generation
+        .strip_prefix('r')
+        .and_then(|n| n.parse::<u32>().ok())
+        .ok_or_else(|| ApiError::NotFound(format!("no CRL {generation:?}")))?;
+    crl_reply(&state, n).await
+}
+
+async fn crl_reply(state: &AppState, generation: u32) -> Result<impl IntoResponse, ApiError> {
+    let now = state.clock.unix();
+    if state
+        .keys
+        .current()
+        .ca_generation(generation, now)
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "no CRL for CA generation {generation} (unknown or retired)"
+        )));
+    }
+    let crl = current_crl(state, generation)
         .await
         .map_err(|e| ApiError::Unavailable {
             what: "CRL",

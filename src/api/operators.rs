@@ -36,7 +36,8 @@ pub async fn add_operator(
         }));
     }
     let csr = parse_csr(req.csr.as_bytes())?;
-    let leaf = operator_leaf(
+    let active = state.keys.current();
+    let mut leaf = operator_leaf(
         &req.name,
         &req.approval_ref,
         &state.config.identity.trust_domain,
@@ -45,8 +46,9 @@ pub async fn add_operator(
         &csr.spki_der,
         state.clock.now(),
     );
-    let (st, spec, spki) = (state.clone(), leaf.spec.clone(), csr.spki_der.clone());
-    let der = tokio::task::spawn_blocking(move || sign_leaf(&spec, &spki, &st.ca, &st.keys.ca))
+    leaf.spec.crl_url = active.crl_url().to_string();
+    let (act, spec, spki) = (active.clone(), leaf.spec.clone(), csr.spki_der.clone());
+    let der = tokio::task::spawn_blocking(move || sign_leaf(&spec, &spki, &act.ca, &act.keys.ca))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     state
@@ -61,6 +63,6 @@ pub async fn add_operator(
     Ok((
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
-        pem_chain(&der, &state.ca),
+        pem_chain(&der, &active.ca),
     ))
 }

@@ -47,24 +47,24 @@ async fn checkpoint(State(state): State<AppState>) -> Result<impl IntoResponse, 
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note))
 }
 
+/// The CA roots relying parties should trust: one before any CA rotation, every CA
+/// generation still in its overlap (oldest first) after one.
 async fn ca_pem(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        state.ca.pem.clone(),
-    )
+    let active = state.keys.current();
+    let body = if active.cas.len() == 1 {
+        active.cas[0].root.pem.clone()
+    } else {
+        active.roots_pem(state.clock.unix())
+    };
+    ([(header::CONTENT_TYPE, "application/x-pem-file")], body)
 }
 
-/// Token verification keys (JWKS, RFC 7517). Public keys only; cacheable.
+/// Token verification keys (JWKS, RFC 7517). Public keys only; cacheable. After a token
+/// key rotation the old key stays listed until the longest token it signed has expired.
 async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let key = &state.keys.token;
-    let jwk = crate::token::jwk(
-        &key.public_key().raw,
-        crate::issuance::jws_alg(key),
-        &state.token_kid,
-    )
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let keys = state.keys.current().jwks(state.clock.unix());
     Ok((
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(crate::token::jwks(&[jwk])),
+        Json(crate::token::jwks(&keys)),
     ))
 }

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::ca::serial::random_serial;
 use crate::registry::{apply, Registry};
 
-/// Seeds `count` certificates; returns (first serial hex, ledger size after).
-pub fn seed(ledger: &Ledger, count: u64, trust_domain: &str) -> Result<(String, u64), String> {
+/// Seeds `count` certificates; returns (every serial in hex, ledger size after).
+pub fn seed(ledger: &Ledger, count: u64, trust_domain: &str) -> Result<(Vec<String>, u64), String> {
     let name = "bench-seed";
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -55,7 +55,7 @@ pub fn seed(ledger: &Ledger, count: u64, trust_domain: &str) -> Result<(String, 
     }
     drop(registry);
     let subject = format!("spiffe://{trust_domain}/bench/{name}");
-    let mut first = None;
+    let mut serials = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut done = 0;
     while done < count {
         let n = (count - done).min(2000);
@@ -63,7 +63,7 @@ pub fn seed(ledger: &Ledger, count: u64, trust_domain: &str) -> Result<(String, 
         let entries: Vec<NewEntry> = (0..n)
             .map(|i| {
                 let serial = random_serial().to_vec();
-                first.get_or_insert_with(|| hex::encode(&serial));
+                serials.push(hex::encode(&serial));
                 NewEntry {
                     timestamp_ms: at,
                     actor: "workload:bench-seed".into(),
@@ -83,5 +83,5 @@ pub fn seed(ledger: &Ledger, count: u64, trust_domain: &str) -> Result<(String, 
             .map_err(|e| e.to_string())?;
         done += n;
     }
-    Ok((first.unwrap_or_default(), ledger.size()))
+    Ok((serials, ledger.size()))
 }

@@ -49,6 +49,8 @@ pub fn build_root(
 }
 
 /// Reads `ca.pem` and checks it certifies the HSM CA key (a swapped file is refused).
+/// After a CA rotation `ca.pem` is a bundle of every root in use: the certificate of `key`
+/// is picked from it.
 pub fn load_root(path: &Path, key: &HsmKey) -> Result<RootCa, CaError> {
     let pem = std::fs::read_to_string(path).map_err(|source| CaError::Io {
         path: path.to_owned(),
@@ -58,15 +60,35 @@ pub fn load_root(path: &Path, key: &HsmKey) -> Result<RootCa, CaError> {
         path: path.to_owned(),
         reason,
     };
-    let (_, parsed) =
-        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| malformed(e.to_string()))?;
-    let der = parsed.contents;
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(&der).map_err(|e| malformed(e.to_string()))?;
-    if cert.public_key().raw != key.public_key().spki_der().as_slice() {
-        return Err(CaError::KeyMismatch {
-            path: path.to_owned(),
-        });
+    let spki = key.public_key().spki_der();
+    let mut first_error = None;
+    let mut count = 0;
+    for parsed in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
+        let parsed = parsed.map_err(|e| malformed(e.to_string()))?;
+        let der = parsed.contents;
+        let (_, cert) = match x509_parser::parse_x509_certificate(&der) {
+            Ok(c) => c,
+            Err(e) => {
+                first_error.get_or_insert(e.to_string());
+                continue;
+            }
+        };
+        count += 1;
+        if cert.public_key().raw == spki.as_slice() {
+            let pem = if pem.matches("-----BEGIN CERTIFICATE-----").count() == 1 {
+                pem.clone()
+            } else {
+                crate::issuance::pem_encode("CERTIFICATE", &der)
+            };
+            return Ok(RootCa { der, pem });
+        }
     }
-    Ok(RootCa { der, pem })
+    if count == 0 {
+        return Err(malformed(
+            first_error.unwrap_or_else(|| "no certificate".into()),
+        ));
+    }
+    Err(CaError::KeyMismatch {
+        path: path.to_owned(),
+    })
 }

@@ -1,14 +1,20 @@
 //! The one function that turns ledger records into projection rows.
 
-use credmint_ledger::event::{Event, IntegrationSpec};
+use credmint_ledger::event::{ChangeKind, Event, IntegrationSpec};
 use credmint_ledger::{Ledger, Record};
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use sha2::{Digest, Sha256};
 
 use super::read::CredentialKind;
 use super::schema::{
-    ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS, INTEGRATION_TOKENS, META,
-    PROJECTION_VERSION, REVOKED, TOKENS,
+    ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
+    INTEGRATION_META, INTEGRATION_TOKENS, META, PENDING_CHANGES, PROJECTION_VERSION, REVOKED,
+    TOKENS,
 };
+
+/// `CLOSED_CHANGES` states.
+pub const CHANGE_APPROVED: u8 = 1;
+pub const CHANGE_SUPERSEDED: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -37,6 +43,9 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
     let mut integration_tokens = txn
         .open_multimap_table(INTEGRATION_TOKENS)
         .map_err(storage)?;
+    let mut integration_meta = txn.open_table(INTEGRATION_META).map_err(storage)?;
+    let mut pending = txn.open_table(PENDING_CHANGES).map_err(storage)?;
+    let mut closed = txn.open_table(CLOSED_CHANGES).map_err(storage)?;
     for r in records {
         let at = r.timestamp_ms / 1000;
         let inconsistent = |reason: &str| ProjectionError::Inconsistent {
@@ -44,8 +53,65 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
             reason: reason.into(),
         };
         match &r.event {
-            Event::IntegrationRegistered(e) => put_spec(&mut integrations, &e.spec)?,
-            Event::IntegrationChanged(e) => put_spec(&mut integrations, &e.spec)?,
+            Event::IntegrationRegistered(e) => {
+                put_spec(&mut integrations, &e.spec)?;
+                integration_meta
+                    .insert(e.spec.name.as_str(), (at, at))
+                    .map_err(storage)?;
+            }
+            Event::IntegrationChanged(e) => {
+                if e.kind == ChangeKind::IncreaseApproved
+                    && pending.remove(e.request_index).map_err(storage)?.is_some()
+                {
+                    closed
+                        .insert(e.request_index, (CHANGE_APPROVED, r.index))
+                        .map_err(storage)?;
+                }
+                // Every other request for this integration was based on the old state.
+                let mut stale = Vec::new();
+                for entry in pending.iter().map_err(storage)? {
+                    let (k, v) = entry.map_err(storage)?;
+                    if v.value().0 == e.spec.name {
+                        stale.push(k.value());
+                    }
+                }
+                for k in stale {
+                    pending.remove(k).map_err(storage)?;
+                    closed
+                        .insert(k, (CHANGE_SUPERSEDED, r.index))
+                        .map_err(storage)?;
+                }
+                put_spec(&mut integrations, &e.spec)?;
+                let registered = integration_meta
+                    .get(e.spec.name.as_str())
+                    .map_err(storage)?
+                    .map(|g| g.value().0)
+                    .unwrap_or(at);
+                integration_meta
+                    .insert(e.spec.name.as_str(), (registered, at))
+                    .map_err(storage)?;
+            }
+            Event::ChangeRequested(e) => {
+                let base: [u8; 32] = integrations
+                    .get(e.proposed.name.as_str())
+                    .map_err(storage)?
+                    .map(|g| Sha256::digest(g.value()).into())
+                    .ok_or_else(|| inconsistent("change requested for unknown integration"))?;
+                let proposed = e.proposed.to_bytes();
+                pending
+                    .insert(
+                        r.index,
+                        (
+                            e.proposed.name.as_str(),
+                            r.actor.as_str(),
+                            e.reason.as_str(),
+                            base.as_slice(),
+                            proposed.as_slice(),
+                            at,
+                        ),
+                    )
+                    .map_err(storage)?;
+            }
             Event::EnrollmentCreated(e) => {
                 enrollments
                     .insert(&e.token_hash, (e.integration.as_str(), e.expires_at, 0))
@@ -147,17 +213,17 @@ fn put_spec(
 }
 
 fn bump_activity(
-    table: &mut redb::Table<&str, (u64, u64)>,
+    table: &mut redb::Table<&str, (u64, u64, u64)>,
     integration: &str,
     at: u64,
 ) -> Result<(), ProjectionError> {
-    let count = table
+    let (last, count, _) = table
         .get(integration)
         .map_err(storage)?
-        .map(|g| g.value().1)
-        .unwrap_or(0);
+        .map(|g| g.value())
+        .unwrap_or((0, 0, 0));
     table
-        .insert(integration, (at, count + 1))
+        .insert(integration, (at, count + 1, last))
         .map_err(storage)?;
     Ok(())
 }
@@ -191,6 +257,9 @@ pub fn rebuild_if_stale(ledger: &Ledger) -> Result<bool, ProjectionError> {
     let _ = txn.delete_table(REVOKED);
     let _ = txn.delete_multimap_table(INTEGRATION_CERTS);
     let _ = txn.delete_multimap_table(INTEGRATION_TOKENS);
+    let _ = txn.delete_table(INTEGRATION_META);
+    let _ = txn.delete_table(PENDING_CHANGES);
+    let _ = txn.delete_table(CLOSED_CHANGES);
     let mut batch = Vec::with_capacity(4096);
     for raw in ledger.records(0).map_err(storage)? {
         let record = raw.map_err(storage)?.decode().map_err(storage)?;

@@ -9,7 +9,11 @@ pub mod schema;
 mod validate;
 
 pub use apply::{apply, rebuild_if_stale, ProjectionError};
-pub use read::{CertRow, CredentialKind, EnrollmentRow, Registry, RevokedRow, TokenRow};
+pub use apply::{CHANGE_APPROVED, CHANGE_SUPERSEDED};
+pub use read::{
+    Activity, CertRow, CredentialKind, EnrollmentRow, PendingChange, Registry, RevokedRow, TokenRow,
+};
 pub use validate::{
-    check_identifier, class_cap, parse_class, parse_review_by, validate, FieldError, Registration,
+    check_dns, check_identifier, check_scope, class_cap, parse_class, parse_review_by, validate,
+    FieldError, Registration,
 };

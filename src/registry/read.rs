@@ -5,8 +5,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::apply::ProjectionError;
 use super::schema::{
-    ACTIVITY, CERTIFICATES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS, INTEGRATION_TOKENS,
-    REVOKED, TOKENS,
+    ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
+    INTEGRATION_META, INTEGRATION_TOKENS, PENDING_CHANGES, REVOKED, TOKENS,
 };
 
 /// Whose certificate a serial is.
@@ -44,6 +44,46 @@ pub struct EnrollmentRow {
     pub expires_at: u64,
     /// Unix seconds when the token was spent.
     pub used_at: Option<u64>,
+}
+
+/// Issuance history of one integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Unix seconds of the latest issuance.
+    pub last_issuance: u64,
+    /// Credentials issued in total.
+    pub issued: u64,
+    /// The issuance before the latest, if any.
+    pub previous_issuance: Option<u64>,
+}
+
+/// A change request awaiting approval (`ChangeRequested` at ledger index `index`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChange {
+    pub index: u64,
+    pub integration: String,
+    /// Actor of the request, e.g. `operator:alice`.
+    pub requester: String,
+    pub reason: String,
+    /// SHA-256 of the spec bytes the request was based on.
+    pub base_hash: [u8; 32],
+    pub proposed: IntegrationSpec,
+    pub requested_at: u64,
+}
+
+fn pending_row(
+    index: u64,
+    v: (&str, &str, &str, &[u8], &[u8], u64),
+) -> Result<PendingChange, ProjectionError> {
+    Ok(PendingChange {
+        index,
+        integration: v.0.to_string(),
+        requester: v.1.to_string(),
+        reason: v.2.to_string(),
+        base_hash: v.3.try_into().map_err(storage)?,
+        proposed: IntegrationSpec::from_bytes(v.4).map_err(storage)?,
+        requested_at: v.5,
+    })
 }
 
 fn storage(e: impl std::fmt::Display) -> ProjectionError {
@@ -138,9 +178,72 @@ impl Registry {
         })
     }
 
-    /// (last issuance unix seconds, credentials issued) for an integration.
-    pub fn activity(&self, integration: &str) -> Result<Option<(u64, u64)>, ProjectionError> {
-        lookup!(self.txn, ACTIVITY, integration, |v| v)
+    /// Issuance history of an integration, if it ever received a credential.
+    pub fn activity(&self, integration: &str) -> Result<Option<Activity>, ProjectionError> {
+        lookup!(self.txn, ACTIVITY, integration, |v| Activity {
+            last_issuance: v.0,
+            issued: v.1,
+            previous_issuance: nonzero(v.2),
+        })
+    }
+
+    /// (registered at, last governance change at), unix seconds.
+    pub fn integration_times(
+        &self,
+        integration: &str,
+    ) -> Result<Option<(u64, u64)>, ProjectionError> {
+        lookup!(self.txn, INTEGRATION_META, integration, |v| v)
+    }
+
+    /// Change requests still awaiting a second operator, oldest first.
+    pub fn pending_changes(&self) -> Result<Vec<PendingChange>, ProjectionError> {
+        let table = match self.txn.open_table(PENDING_CHANGES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            out.push(pending_row(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn pending_change(&self, index: u64) -> Result<Option<PendingChange>, ProjectionError> {
+        let row: Option<Result<PendingChange, ProjectionError>> =
+            lookup!(self.txn, PENDING_CHANGES, index, |v| pending_row(index, v))?;
+        row.transpose()
+    }
+
+    /// For a request that is no longer pending: (1 approved / 2 superseded, closing index).
+    pub fn closed_change(&self, index: u64) -> Result<Option<(u8, u64)>, ProjectionError> {
+        lookup!(self.txn, CLOSED_CHANGES, index, |v| v)
+    }
+
+    /// (certificates, tokens) of `integration` neither revoked nor expired at `now`.
+    pub fn live_credentials(
+        &self,
+        integration: &str,
+        now: u64,
+    ) -> Result<(usize, usize), ProjectionError> {
+        let mut certs = 0;
+        for serial in self.integration_serials(integration)? {
+            if let Some(row) = self.certificate(&serial)? {
+                if row.revoked_index.is_none() && row.not_after >= now {
+                    certs += 1;
+                }
+            }
+        }
+        let mut tokens = 0;
+        for jti in self.integration_jtis(integration)? {
+            if let Some(row) = self.token(&jti)? {
+                if row.revoked_index.is_none() && row.expires_at >= now {
+                    tokens += 1;
+                }
+            }
+        }
+        Ok((certs, tokens))
     }
 
     /// Serials of every certificate issued to `integration`.

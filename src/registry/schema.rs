@@ -26,10 +26,24 @@ pub const INTEGRATION_CERTS: MultimapTableDefinition<&str, &[u8]> =
 /// integration -> jtis of its tokens.
 pub const INTEGRATION_TOKENS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("proj_integration_tokens");
-/// integration -> (last issuance unix seconds, issued count).
-pub const ACTIVITY: TableDefinition<&str, (u64, u64)> = TableDefinition::new("proj_activity");
+/// integration -> (last issuance unix seconds, issued count, the issuance before the last
+/// or 0).
+pub const ACTIVITY: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("proj_activity");
+/// integration -> (registered at, last governance change at), unix seconds.
+pub const INTEGRATION_META: TableDefinition<&str, (u64, u64)> =
+    TableDefinition::new("proj_integration_meta");
+/// A pending change request: (integration, requester actor, reason, SHA-256 of the spec it
+/// was based on, proposed spec bytes, requested at unix seconds).
+pub type PendingValue<'a> = (&'a str, &'a str, &'a str, &'a [u8], &'a [u8], u64);
+/// Ledger index of a ChangeRequested still awaiting approval -> its request.
+pub const PENDING_CHANGES: TableDefinition<u64, PendingValue> =
+    TableDefinition::new("proj_pending_changes");
+/// Ledger index of a ChangeRequested no longer pending -> (1 approved or 2 superseded by a
+/// later change of the integration, index of the record that closed it).
+pub const CLOSED_CHANGES: TableDefinition<u64, (u8, u64)> =
+    TableDefinition::new("proj_closed_changes");
 /// "version" and "size": projection layout version and the ledger size it reflects.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("proj_meta");
 
 /// Bump when the projection layout changes: a mismatch triggers a rebuild from the ledger.
-pub const PROJECTION_VERSION: u64 = 2;
+pub const PROJECTION_VERSION: u64 = 3;

@@ -74,14 +74,16 @@ pub fn check_identifier(field: &'static str, s: &str) -> Result<(), FieldError> 
     }
 }
 
-fn check_scope(s: &str) -> bool {
+/// Whether `s` is an acceptable scope name.
+pub fn check_scope(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b":._/-".contains(&b))
 }
 
-fn check_dns(s: &str) -> bool {
+/// Whether `s` is an acceptable DNS name (optionally `*.`-prefixed).
+pub fn check_dns(s: &str) -> bool {
     let s = s.strip_prefix("*.").unwrap_or(s);
     !s.is_empty()
         && s.len() <= 253

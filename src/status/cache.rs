@@ -17,8 +17,8 @@ use tokio::sync::{watch, Notify};
 
 use super::crl::{build_crl, CrlEntry};
 use super::ocsp::{
-    build_response, error_response, parse_request, CertState, ErrorStatus, HashAlg, OcspIssuer,
-    RequestCertId, SigAlg,
+    build_response, error_response, parse_request, CertState, ErrorStatus, HashAlg, RequestCertId,
+    SigAlg,
 };
 use crate::app::AppState;
 use crate::config::Algorithm;
@@ -51,10 +51,10 @@ pub struct CachedCrl {
 type AnswersBySerial = HashMap<Vec<u8>, CachedOcsp>;
 
 pub struct StatusCache {
-    issuer: OcspIssuer,
     /// serial -> (CertID DER -> answer).
     ocsp: RwLock<HashMap<Vec<u8>, AnswersBySerial>>,
-    crl: RwLock<Option<CachedCrl>>,
+    /// CA generation -> its latest CRL (one CRL per CA still answering status).
+    crl: RwLock<HashMap<u32, CachedCrl>>,
     crl_dirty: AtomicBool,
     /// Serials revoked since the refresher last ran: their answers are pre-signed.
     presign: Mutex<Vec<Vec<u8>>>,
@@ -67,16 +67,22 @@ pub struct StatusCache {
 pub struct StatusError(pub String);
 
 impl StatusCache {
-    pub fn new(ca_der: &[u8]) -> Result<StatusCache, StatusError> {
-        Ok(StatusCache {
-            issuer: OcspIssuer::from_ca_der(ca_der).map_err(|e| StatusError(e.to_string()))?,
+    /// The issuers are the CA generations of `state.keys` (see `crate::rotation`).
+    pub fn new() -> StatusCache {
+        StatusCache {
             ocsp: RwLock::new(HashMap::new()),
-            crl: RwLock::new(None),
+            crl: RwLock::new(HashMap::new()),
             crl_dirty: AtomicBool::new(true),
             presign: Mutex::new(Vec::new()),
             wake: Notify::new(),
             budget: Mutex::new((0, 0)),
-        })
+        }
+    }
+
+    /// The set of CAs changed (rotation): rebuild every CRL soon.
+    pub fn ca_changed(&self) {
+        self.crl_dirty.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 
     /// Drops cached answers for `serials`, queues their new answers for signing and
@@ -130,13 +136,24 @@ impl StatusCache {
         true
     }
 
-    pub fn crl(&self) -> Option<CachedCrl> {
-        self.crl.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The cached CRL of CA generation `generation`.
+    pub fn crl(&self, generation: u32) -> Option<CachedCrl> {
+        self.crl
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&generation)
+            .cloned()
     }
 }
 
-fn sig_alg(state: &AppState) -> SigAlg {
-    match state.keys.ca.algorithm() {
+impl Default for StatusCache {
+    fn default() -> Self {
+        StatusCache::new()
+    }
+}
+
+fn sig_alg(key: &crate::hsm::HsmKey) -> SigAlg {
+    match key.algorithm() {
         Algorithm::EcdsaP256 => SigAlg::EcdsaP256Sha256,
         Algorithm::Ed25519 => SigAlg::Ed25519,
     }
@@ -176,10 +193,17 @@ fn sign_answers(
     nonce: Option<&[u8]>,
     now: u64,
 ) -> Result<Vec<u8>, StatusError> {
+    // One response has one signer: the first CA generation any CertID names. CertIDs
+    // naming another generation in the same request are answered `unknown`.
+    let active = state.keys.current();
+    let ca = active
+        .status_cas(now)
+        .find(|c| ids.iter().any(|id| c.issuer.matches(id)))
+        .or_else(|| active.cas.last())
+        .ok_or_else(|| StatusError("no CA".into()))?;
     let mut answers = Vec::with_capacity(ids.len());
     for id in ids {
-        let known =
-            state.status.issuer.matches(id) && !matches!(id.hash(), HashAlg::Unsupported(_));
+        let known = ca.issuer.matches(id) && !matches!(id.hash(), HashAlg::Unsupported(_));
         let answer = if known {
             lookup(state, id.serial())?
         } else {
@@ -187,15 +211,15 @@ fn sign_answers(
         };
         answers.push((id.clone(), answer));
     }
-    let key = state.keys.ca.clone();
+    let key = ca.key.clone();
     build_response(
-        &state.status.issuer,
+        &ca.issuer,
         &answers,
         nonce,
         now,
         now,
         now + OCSP_VALIDITY_SECS,
-        sig_alg(state),
+        sig_alg(&key),
         |tbs| key.sign_x509(tbs),
     )
     .map_err(|e| StatusError(e.to_string()))
@@ -210,14 +234,14 @@ pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
     if parsed.cert_ids.is_empty() {
         return error_response(ErrorStatus::MalformedRequest);
     }
-    if !parsed
-        .cert_ids
-        .iter()
-        .any(|id| state.status.issuer.matches(id))
+    let now = state.clock.unix();
+    let active = state.keys.current();
+    if !active
+        .status_cas(now)
+        .any(|ca| parsed.cert_ids.iter().any(|id| ca.issuer.matches(id)))
     {
         return error_response(ErrorStatus::Unauthorized);
     }
-    let now = state.clock.unix();
     let cacheable = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
     if cacheable {
         if let Some(der) = state.status.cached(&parsed.cert_ids[0], now) {
@@ -246,11 +270,36 @@ pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Builds and caches a new CRL from the revocation projection (blocking: HSM).
-pub fn rebuild_crl(state: &AppState) -> Result<CachedCrl, StatusError> {
-    let now = state.clock.unix();
+/// Builds and caches a new CRL for every CA generation still answering (blocking: HSM).
+pub fn rebuild_crls(state: &AppState) -> Result<(), StatusError> {
     // Clear the flag first: a revocation racing with this build sets it again.
     state.status.crl_dirty.store(false, Ordering::Release);
+    let now = state.clock.unix();
+    let active = state.keys.current();
+    let mut live = Vec::new();
+    for ca in active.status_cas(now) {
+        rebuild_crl(state, ca.generation)?;
+        live.push(ca.generation);
+    }
+    // Retired generations publish no more CRLs.
+    state
+        .status
+        .crl
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|g, _| live.contains(g));
+    Ok(())
+}
+
+/// Builds and caches a new CRL of CA generation `generation` from the revocation
+/// projection (blocking: HSM). Serials are unique across generations, so every CRL lists
+/// every revoked, unexpired credmint serial.
+pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, StatusError> {
+    let now = state.clock.unix();
+    let active = state.keys.current();
+    let ca = active
+        .ca_generation(generation, now)
+        .ok_or_else(|| StatusError(format!("no CA generation {generation}")))?;
     let rows = Registry::open(state.ledger.database())
         .and_then(|r| r.revoked_unexpired(now))
         .map_err(|e| StatusError(e.to_string()))?;
@@ -265,9 +314,9 @@ pub fn rebuild_crl(state: &AppState) -> Result<CachedCrl, StatusError> {
     // The ledger size only grows: a strictly increasing CRL number for free.
     let number = state.ledger.size();
     let der = build_crl(
-        &state.ca.der,
-        &state.keys.ca,
-        &state.crl_url(),
+        &ca.root.der,
+        &ca.key,
+        &ca.crl_url,
         &entries,
         now,
         now + CRL_VALIDITY_SECS,
@@ -279,17 +328,22 @@ pub fn rebuild_crl(state: &AppState) -> Result<CachedCrl, StatusError> {
         this_update: now,
         number,
     };
-    *state.status.crl.write().unwrap_or_else(|p| p.into_inner()) = Some(crl.clone());
+    state
+        .status
+        .crl
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(generation, crl.clone());
     Ok(crl)
 }
 
-/// The current CRL, building one if none is cached yet.
-pub async fn current_crl(state: &AppState) -> Result<CachedCrl, StatusError> {
-    if let Some(c) = state.status.crl() {
+/// The CRL of CA generation `generation`, building one if none is cached yet.
+pub async fn current_crl(state: &AppState, generation: u32) -> Result<CachedCrl, StatusError> {
+    if let Some(c) = state.status.crl(generation) {
         return Ok(c);
     }
     let st = state.clone();
-    tokio::task::spawn_blocking(move || rebuild_crl(&st))
+    tokio::task::spawn_blocking(move || rebuild_crl(&st, generation))
         .await
         .map_err(|e| StatusError(e.to_string()))?
 }
@@ -305,15 +359,18 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
             .lock()
             .unwrap_or_else(|p| p.into_inner()),
     );
+    let active = state.keys.current();
     for serial in revoked {
-        // openssl and most clients send SHA-1 CertIDs; pre-sign that form.
-        let id = state
-            .status
-            .issuer
-            .cert_id(HashAlg::Sha1, &serial)
-            .map_err(|e| StatusError(e.to_string()))?;
-        let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
-        state.status.store(&id, der, now);
+        // openssl and most clients send SHA-1 CertIDs; pre-sign that form, for every CA
+        // generation still answering (the serial's issuer is one of them).
+        for ca in active.status_cas(now) {
+            let id = ca
+                .issuer
+                .cert_id(HashAlg::Sha1, &serial)
+                .map_err(|e| StatusError(e.to_string()))?;
+            let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
+            state.status.store(&id, der, now);
+        }
     }
     let stale: Vec<RequestCertId> = {
         let ocsp = state.status.ocsp.read().unwrap_or_else(|p| p.into_inner());
@@ -327,12 +384,14 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
         let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
         state.status.store(&id, der, now);
     }
-    let crl_old = state
-        .status
-        .crl()
-        .is_none_or(|c| now >= c.this_update + CRL_VALIDITY_SECS / 2);
+    let crl_old = active.status_cas(now).any(|ca| {
+        state
+            .status
+            .crl(ca.generation)
+            .is_none_or(|c| now >= c.this_update + CRL_VALIDITY_SECS / 2)
+    });
     if state.status.crl_dirty.load(Ordering::Acquire) || crl_old {
-        rebuild_crl(state)?;
+        rebuild_crls(state)?;
     }
     Ok(())
 }

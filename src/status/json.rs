@@ -60,19 +60,17 @@ fn unknown(kind: &str, id: &str) -> ApiError {
     ApiError::UnknownCredential(json!({ kind: id, "status": "unknown" }))
 }
 
-/// Status of a certificate by serial.
-pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, ApiError> {
-    let id = hex::encode(serial);
-    let row = Registry::open(state.ledger.database())?
-        .certificate(serial)?
-        .ok_or_else(|| unknown("serial", &id))?;
-    let now = state.clock.unix();
-    let mut body = json!({
-        "serial": id,
-        "owner": row.owner,
-        "not_after": rfc3339(row.not_after),
-    });
-    let index = match row.revoked_index {
+/// The parts of a credential's projection row a status answer is decided from.
+struct Standing {
+    expires_at: u64,
+    issued_index: u64,
+    revoked_index: Option<u64>,
+    reason: u8,
+}
+
+/// Fills `status`, revocation details and the ledger evidence of the deciding record.
+async fn decide(state: &AppState, mut body: Value, s: Standing) -> Result<Value, ApiError> {
+    let index = match s.revoked_index {
         Some(index) => {
             let at = state
                 .ledger
@@ -82,20 +80,36 @@ pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, ApiEr
                 .unwrap_or(0);
             body["status"] = json!("revoked");
             body["revoked_at"] = json!(rfc3339(at));
-            body["reason"] = json!(reason_name(row.reason));
+            body["reason"] = json!(reason_name(s.reason));
             index
         }
-        None if row.not_after < now => {
+        None if s.expires_at < state.clock.unix() => {
             body["status"] = json!("expired");
-            row.issued_index
+            s.issued_index
         }
         None => {
             body["status"] = json!("good");
-            row.issued_index
+            s.issued_index
         }
     };
     body["ledger"] = evidence(state, index).await?;
     Ok(body)
+}
+
+/// Status of a certificate by serial.
+pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, ApiError> {
+    let id = hex::encode(serial);
+    let row = Registry::open(state.ledger.database())?
+        .certificate(serial)?
+        .ok_or_else(|| unknown("serial", &id))?;
+    let body = json!({ "serial": id, "owner": row.owner, "not_after": rfc3339(row.not_after) });
+    let standing = Standing {
+        expires_at: row.not_after,
+        issued_index: row.issued_index,
+        revoked_index: row.revoked_index,
+        reason: row.reason,
+    };
+    decide(state, body, standing).await
 }
 
 /// Status of a token by jti.
@@ -103,27 +117,16 @@ pub async fn token(state: &AppState, jti: &str) -> Result<Value, ApiError> {
     let row = Registry::open(state.ledger.database())?
         .token(jti)?
         .ok_or_else(|| unknown("jti", jti))?;
-    let now = state.clock.unix();
-    let mut body = json!({
+    let body = json!({
         "jti": jti,
         "integration": row.integration,
         "expires_at": rfc3339(row.expires_at),
     });
-    let index = match row.revoked_index {
-        Some(index) => {
-            body["status"] = json!("revoked");
-            body["reason"] = json!(reason_name(row.reason));
-            index
-        }
-        None if row.expires_at < now => {
-            body["status"] = json!("expired");
-            row.issued_index
-        }
-        None => {
-            body["status"] = json!("good");
-            row.issued_index
-        }
+    let standing = Standing {
+        expires_at: row.expires_at,
+        issued_index: row.issued_index,
+        revoked_index: row.revoked_index,
+        reason: row.reason,
     };
-    body["ledger"] = evidence(state, index).await?;
-    Ok(body)
+    decide(state, body, standing).await
 }

@@ -1,0 +1,306 @@
+//! One rotation, inside the running appliance (it holds the ledger file lock):
+//! new key pair generated in the token -> `KeyRotated` signed by old and new key ->
+//! durable append -> the live key set switches -> files, TLS roots, status caches and (for
+//! the ledger key) a fresh checkpoint follow.
+
+use std::sync::Arc;
+
+use credmint_ledger::event::{Event, KeyInfo, KeyRole, KeyRotated};
+use cryptoki::object::ObjectClass;
+use serde_json::{json, Value};
+
+use super::{
+    assemble, build_cross, build_successor_root, ca_overlap_secs, crl_url, not_after, role_index,
+    token_generation, write_ca_files, Active, CaGeneration, RotationError,
+};
+use crate::api::views::rfc3339;
+use crate::api::ApiError;
+use crate::app::AppState;
+use crate::ca::RootCa;
+use crate::config::Algorithm;
+use crate::hsm::keys::{find_key, generate_key_pair};
+use crate::hsm::{HsmError, HsmKey};
+use crate::issuance::pem_encode;
+use crate::keyset::ledger_algorithm;
+use crate::ledger_writer::Submission;
+use crate::status::ocsp::OcspIssuer;
+
+/// `ca`, `token` or `ledger`.
+pub fn parse_role(s: &str) -> Option<KeyRole> {
+    match s {
+        "ca" => Some(KeyRole::Ca),
+        "token" => Some(KeyRole::Token),
+        "ledger" => Some(KeyRole::Ledger),
+        _ => None,
+    }
+}
+
+pub fn role_name(role: KeyRole) -> &'static str {
+    match role {
+        KeyRole::Ca => "ca",
+        KeyRole::Token => "token",
+        KeyRole::Ledger => "ledger",
+    }
+}
+
+/// What a rotation produced, before it is committed.
+struct Prepared {
+    event: KeyRotated,
+    new_key: HsmKey,
+    new_root: Option<RootCa>,
+}
+
+/// The result handed back to the operator.
+pub type RotationOutcome = Value;
+
+fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
+    KeyInfo {
+        role,
+        algorithm: ledger_algorithm(key.algorithm()),
+        label: key.label().to_string(),
+        spki_der: key.public_key().spki_der(),
+    }
+}
+
+/// The rotation message signature of `key`: raw Ed25519, or DER ECDSA over SHA-256.
+fn sign_rotation(key: &HsmKey, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
+    match key.algorithm() {
+        Algorithm::Ed25519 => key.sign_raw(msg),
+        Algorithm::EcdsaP256 => key.sign_x509(msg),
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable {
+        what: "key rotation",
+        detail: e.to_string(),
+    }
+}
+
+/// Generates the new key and builds the signed event (blocking: PKCS#11).
+fn prepare(state: &AppState, active: &Active, role: KeyRole) -> Result<Prepared, ApiError> {
+    let cfg = &state.config;
+    let (base, old) = match role {
+        KeyRole::Ca => (&cfg.keys.ca.label, &active.keys.ca),
+        KeyRole::Token => (&cfg.keys.token.label, &active.keys.token),
+        KeyRole::Ledger => (&cfg.keys.ledger.label, &active.keys.ledger),
+    };
+    let hsm = state.hsm.clone();
+    // `<label>-rN`; skip a suffix whose objects a failed earlier attempt left behind.
+    let mut n = active.rotations[role_index(role)] + 1;
+    let label = loop {
+        let label = format!("{base}-r{n}");
+        let taken = find_key(&hsm, &label, ObjectClass::PRIVATE_KEY)
+            .map_err(unavailable)?
+            .is_some()
+            || find_key(&hsm, &label, ObjectClass::PUBLIC_KEY)
+                .map_err(unavailable)?
+                .is_some();
+        if !taken {
+            break label;
+        }
+        n += 1;
+    };
+    if label.len() > 32 {
+        return Err(unavailable(format!("key label {label:?} exceeds 32 bytes")));
+    }
+    generate_key_pair(&hsm, &label, old.algorithm()).map_err(unavailable)?;
+    let new_key = HsmKey::load(hsm, &label, old.algorithm()).map_err(unavailable)?;
+    let old_info = state
+        .ledger
+        .keys_in_force()
+        .into_iter()
+        .find(|k| k.role == role)
+        .ok_or_else(|| ApiError::Internal(format!("no {role:?} key in force")))?;
+    if old_info.spki_der != old.public_key().spki_der() {
+        return Err(ApiError::Conflict(
+            "the signing key is not the key in force; restart the appliance".into(),
+        ));
+    }
+    let mut event = KeyRotated {
+        role,
+        old_key: old_info,
+        new_key: info(role, &new_key),
+        ca_certificate_der: Vec::new(),
+        cross_certificate_der: Vec::new(),
+        old_signature: Vec::new(),
+        new_signature: Vec::new(),
+    };
+    let mut new_root = None;
+    if role == KeyRole::Ca {
+        let now = state.clock.now();
+        let root =
+            build_successor_root(&active.ca.der, &new_key, cfg.identity.ca_validity_days, now)
+                .map_err(unavailable)?;
+        event.cross_certificate_der =
+            build_cross(&active.ca.der, old, &new_key, now).map_err(unavailable)?;
+        event.ca_certificate_der = root.der.clone();
+        new_root = Some(root);
+    }
+    let msg = event.signed_message(state.ledger.origin());
+    event.old_signature = sign_rotation(old, &msg).map_err(unavailable)?;
+    event.new_signature = sign_rotation(&new_key, &msg).map_err(unavailable)?;
+    Ok(Prepared {
+        event,
+        new_key,
+        new_root,
+    })
+}
+
+/// The snapshot after the rotation committed at `at` (unix seconds).
+fn next(
+    state: &AppState,
+    active: &Active,
+    p: &Prepared,
+    at: u64,
+) -> Result<(Active, Option<u64>), RotationError> {
+    let cfg = &state.config;
+    let mut keys = active.keys.clone();
+    let mut cas = active.cas.clone();
+    let mut tokens = active.tokens.clone();
+    let mut rotations = active.rotations;
+    rotations[role_index(p.event.role)] += 1;
+    let mut retires = None;
+    match p.event.role {
+        KeyRole::Ca => {
+            keys.ca = p.new_key.clone();
+            if let Some(prev) = cas.last_mut() {
+                let t = (at + ca_overlap_secs(cfg)).min(not_after(&prev.root.der)?);
+                prev.retire_at = Some(t);
+                retires = Some(t);
+            }
+            let root = p.new_root.clone().unwrap_or_else(|| RootCa {
+                der: p.event.ca_certificate_der.clone(),
+                pem: pem_encode("CERTIFICATE", &p.event.ca_certificate_der),
+            });
+            let generation = active.ca_generation + 1;
+            cas.push(CaGeneration {
+                generation,
+                issuer: Arc::new(
+                    OcspIssuer::from_ca_der(&root.der)
+                        .map_err(|e| RotationError::Ca(e.to_string()))?,
+                ),
+                root: RootCa {
+                    pem: pem_encode("CERTIFICATE", &root.der),
+                    der: root.der,
+                },
+                cross_der: p.event.cross_certificate_der.clone(),
+                key: p.new_key.clone(),
+                crl_url: crl_url(&state.public_url, generation),
+                retire_at: None,
+            });
+        }
+        KeyRole::Token => {
+            keys.token = p.new_key.clone();
+            if let Some(prev) = tokens.last_mut() {
+                let t = at + super::token_overlap_secs(cfg);
+                prev.retire_at = Some(t);
+                retires = Some(t);
+            }
+            tokens.push(token_generation(&p.event.new_key, None)?);
+        }
+        KeyRole::Ledger => keys.ledger = p.new_key.clone(),
+    }
+    Ok((assemble(keys, cas, tokens, rotations)?, retires))
+}
+
+/// Rotates the `role` key on behalf of `actor`.
+pub async fn rotate(
+    state: &AppState,
+    role: KeyRole,
+    actor: String,
+    reason: &str,
+) -> Result<RotationOutcome, ApiError> {
+    let _one_at_a_time = state.keys.rotating.lock().await;
+    let active = state.keys.current();
+    let (st, act) = (state.clone(), active.clone());
+    let prepared = tokio::task::spawn_blocking(move || prepare(&st, &act, role))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let records = state
+        .writer
+        .submit(Submission {
+            actor: actor.clone(),
+            events: vec![Event::KeyRotated(prepared.event.clone())],
+            preconditions: Vec::new(),
+        })
+        .await?;
+    let record = &records[0];
+    let at = record.timestamp_ms / 1000;
+    // From here on the old key signs no new credential and no checkpoint.
+    let (next, retires) =
+        next(state, &active, &prepared, at).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next = Arc::new(next);
+    state.keys.replace(next.clone());
+    tracing::warn!(
+        role = role_name(role),
+        %actor,
+        reason,
+        ledger_index = record.index,
+        old = %prepared.event.old_key.label,
+        new = %prepared.event.new_key.label,
+        "key rotated"
+    );
+    let mut body = json!({
+        "role": role_name(role),
+        "ledger_index": record.index,
+        "reason": reason,
+        "old_key": {
+            "label": prepared.event.old_key.label,
+            "fingerprint": hex::encode(prepared.event.old_key.fingerprint()),
+        },
+        "new_key": {
+            "label": prepared.event.new_key.label,
+            "fingerprint": hex::encode(prepared.event.new_key.fingerprint()),
+        },
+        "old_key_retires_at": retires.map(rfc3339),
+    });
+    match role {
+        KeyRole::Ca => {
+            let now = state.clock.unix();
+            let st = state.clone();
+            let snap = next.clone();
+            tokio::task::spawn_blocking(move || after_ca_rotation(&st, &snap, now))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::Internal(format!("after CA rotation: {e}")))?;
+            body["ca_generation"] = json!(next.ca_generation);
+            body["ca_certificate"] = json!(pem_encode(
+                "CERTIFICATE",
+                &prepared.event.ca_certificate_der
+            ));
+            body["cross_certificate"] = json!(pem_encode(
+                "CERTIFICATE",
+                &prepared.event.cross_certificate_der
+            ));
+            body["crl_url"] = json!(next.crl_url());
+        }
+        KeyRole::Token => body["kid"] = json!(next.token_kid.to_string()),
+        KeyRole::Ledger => {
+            let size = crate::checkpointer::sign_if_grown(state)
+                .await
+                .map_err(|e| ApiError::Internal(format!("checkpoint after rotation: {e}")))?;
+            body["checkpoint_size"] = json!(size.unwrap_or(state.ledger.size()));
+            body["ledger_key"] = json!(credmint_ledger::note::verifier_key_string(
+                state.ledger.origin(),
+                &state.ledger.ledger_key()
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// Files, listener roots and status caches after a CA rotation (blocking).
+fn after_ca_rotation(state: &AppState, active: &Active, now: u64) -> Result<(), String> {
+    let cfg = &state.config;
+    write_ca_files(cfg, active, now).map_err(|e| e.to_string())?;
+    if let Some(tls) = state.keys.tls() {
+        let chain = std::fs::read_to_string(cfg.server_cert_path()).map_err(|e| e.to_string())?;
+        let key = std::fs::read_to_string(cfg.server_key_path()).map_err(|e| e.to_string())?;
+        let config = crate::tls::server_config(&chain, &key, &active.roots_der(now))
+            .map_err(|e| e.to_string())?;
+        tls.reload_from_config(config);
+    }
+    state.status.ca_changed();
+    Ok(())
+}

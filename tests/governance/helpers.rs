@@ -1,0 +1,158 @@
+//! Steps shared by the governance tests.
+
+use std::time::Duration;
+
+use credmint_ledger::audit::{verify_bundle, AuditOptions, Outcome};
+use credmint_ledger::event::{AnomalyFlagged, AnomalyKind, ChangeKind, IntegrationChanged};
+use credmint_ledger::{Event, Record};
+use serde_json::{json, Value};
+
+use crate::common::{openssl_csr, Served};
+
+/// Every record of the appliance's ledger, decoded.
+pub fn records(s: &Served) -> Vec<Record> {
+    s.state()
+        .ledger
+        .records(0)
+        .unwrap()
+        .map(|r| r.unwrap().decode().unwrap())
+        .collect()
+}
+
+/// Anomaly events about `integration`, with their actors.
+pub fn anomalies(s: &Served, integration: &str) -> Vec<(String, AnomalyFlagged)> {
+    records(s)
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::AnomalyFlagged(a) if a.integration == integration => Some((r.actor, a)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn anomalies_of(s: &Served, integration: &str, kind: AnomalyKind) -> Vec<AnomalyFlagged> {
+    anomalies(s, integration)
+        .into_iter()
+        .filter(|(_, a)| a.kind == kind)
+        .map(|(_, a)| a)
+        .collect()
+}
+
+/// Waits (signals are written by a background task) until `integration` has an anomaly
+/// of `kind`; panics after 10 s.
+pub async fn wait_for_anomaly(s: &Served, integration: &str, kind: AnomalyKind) -> AnomalyFlagged {
+    for _ in 0..100 {
+        if let Some(a) = anomalies_of(s, integration, kind).into_iter().next() {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no {kind:?} anomaly for {integration}: {:?}",
+        anomalies(s, integration)
+    );
+}
+
+/// Gives background signal writers time to land, so an absence means something.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+}
+
+/// Integration changes of `integration`, with their actors.
+pub fn changes(s: &Served, integration: &str) -> Vec<(u64, String, IntegrationChanged)> {
+    records(s)
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::IntegrationChanged(c) if c.spec.name == integration => {
+                Some((r.index, r.actor, c))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn change_kinds(s: &Served, integration: &str) -> Vec<ChangeKind> {
+    changes(s, integration)
+        .into_iter()
+        .map(|c| c.2.kind)
+        .collect()
+}
+
+/// Issues an operator certificate for `name` (signed off by the init operator) and
+/// returns a client presenting it.
+pub async fn second_operator(s: &Served, name: &str) -> reqwest::Client {
+    let csr = openssl_csr("ec", "");
+    let resp = s
+        .operator()
+        .post(s.url("/v1/admin/operators"))
+        .json(&json!({"name": name, "csr": csr.csr_pem, "approval_ref": "CHG-OPS-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let chain = resp.text().await.unwrap();
+    s.with_identity(&chain, &csr.key_pem)
+}
+
+/// POSTs JSON with `client`; returns (status, body).
+pub async fn post(client: &reqwest::Client, s: &Served, path: &str, body: Value) -> (u16, Value) {
+    let resp = client.post(s.url(path)).json(&body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn get(client: &reqwest::Client, s: &Served, path: &str) -> (u16, Value) {
+    let resp = client.get(s.url(path)).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Asks for a token with `scopes`; returns the status.
+pub async fn token(
+    client: &reqwest::Client,
+    s: &Served,
+    scopes: &[&str],
+    ttl: Option<u64>,
+) -> (u16, Value) {
+    let mut body = json!({"audience": "deploy-api", "scopes": scopes});
+    if let Some(t) = ttl {
+        body["ttl_secs"] = json!(t);
+    }
+    post(client, s, "/v1/tokens", body).await
+}
+
+/// RFC 3339 time `secs` after the appliance's clock.
+pub fn at(s: &Served, secs: i64) -> String {
+    (s.clock.now() + time::Duration::seconds(secs))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Exports the ledger over HTTPS and runs the offline auditor with semantic rules: every
+/// governance event written must satisfy FORMAT.md §13.
+pub async fn assert_audit_clean(s: &Served) {
+    settle().await;
+    let resp = s
+        .operator()
+        .get(s.url("/v1/admin/ledger/export"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let bundle = resp.bytes().await.unwrap().to_vec();
+    let opts = AuditOptions {
+        ledger_key: s.state().ledger.ledger_key(),
+        since: None,
+        key_name: None,
+        semantic: true,
+    };
+    let report = verify_bundle(&bundle[..], &opts, &mut |_, _| {}, &mut |_, _| {});
+    assert_eq!(
+        report.outcome,
+        Outcome::Verified,
+        "{:?} {:?}",
+        report.failure,
+        report.violations
+    );
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}

@@ -1,0 +1,158 @@
+//! Recertification gate: past review-by, issuance and renewal are refused with a message
+//! that says recertification is required; recertifying (within the class limit) restores
+//! them.
+
+use credmint_ledger::event::ChangeKind;
+use serde_json::json;
+
+use crate::common::openssl_csr;
+use crate::common::TestAppliance;
+use crate::helpers::{assert_audit_clean, at, change_kinds, get, post, token};
+use crate::support::{assert_error, enroll, enrollment_token, register, registration, Enrolled};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_fails_after_review_by_and_works_again_after_recertify() {
+    let s = TestAppliance::new("gov-recert").serve().await;
+    let op = s.operator();
+    let mut reg = registration("reviewed");
+    reg["review_by"] = json!(at(&s, 600));
+    let resp = register(&s, &reg).await;
+    assert_eq!(resp.status(), 201);
+    let tok = enrollment_token(&s, "reviewed").await;
+    let csr = openssl_csr("ec", "");
+    let resp = enroll(&s, &tok, &csr, None).await;
+    assert_eq!(resp.status(), 201);
+    let w = Enrolled {
+        csr,
+        chain_pem: resp.text().await.unwrap(),
+    };
+    let wl = w.client(&s);
+    assert_eq!(token(&wl, &s, &["deploy:read"], None).await.0, 201);
+
+    // Past review-by (the certificate itself is still valid).
+    s.clock.advance(700);
+    let (status, body) = token(&wl, &s, &["deploy:read"], None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("recertification is required"),
+        "{body}"
+    );
+    let renew = wl
+        .post(s.url("/v1/renew"))
+        .json(&json!({"csr": w.csr.csr_pem}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(renew, 403, "recertification is required").await;
+    let (status, body) = post(
+        &op,
+        &s,
+        "/v1/admin/integrations/reviewed/enrollments",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, inv) = get(&op, &s, "/v1/admin/integrations?overdue=true").await;
+    assert_eq!(inv["integrations"][0]["name"], "reviewed");
+    assert_eq!(inv["integrations"][0]["review_state"], "overdue");
+
+    // Limits: in the future, at most 365 days for a routine integration; reference needed.
+    let path = "/v1/admin/integrations/reviewed/recertify";
+    let cases = [
+        (
+            json!({"review_by": at(&s, -10), "reference": "REV-1"}),
+            "review_by",
+        ),
+        (
+            json!({"review_by": at(&s, 400 * 86_400), "reference": "REV-1"}),
+            "review_by",
+        ),
+        (
+            json!({"review_by": "someday", "reference": "REV-1"}),
+            "review_by",
+        ),
+        (json!({"review_by": at(&s, 86_400)}), "reference"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = post(&op, &s, path, body.clone()).await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (400, Some(field)),
+            "{body} -> {answer}"
+        );
+    }
+    let (status, body) = post(
+        &op,
+        &s,
+        path,
+        json!({"review_by": at(&s, 30 * 86_400), "reference": "REV-2026-Q1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Issuance and renewal work again.
+    assert_eq!(token(&wl, &s, &["deploy:read"], None).await.0, 201);
+    let renew = wl
+        .post(s.url("/v1/renew"))
+        .json(&json!({"csr": w.csr.csr_pem}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renew.status(), 201);
+    // 30 days ahead is inside the 14-day warning window only near the end.
+    let (_, inv) = get(&op, &s, "/v1/admin/integrations/reviewed").await;
+    assert_eq!(inv["status"], "active");
+    assert_eq!(change_kinds(&s, "reviewed"), vec![ChangeKind::Recertified]);
+    assert_audit_clean(&s).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileged_recertification_is_limited_to_90_days_and_warned_before() {
+    let s = TestAppliance::new("gov-recert-priv").serve().await;
+    let op = s.operator();
+    let mut reg = registration("vault-admin");
+    reg["privilege_class"] = json!("privileged");
+    reg["review_by"] = json!(at(&s, 60 * 86_400));
+    assert_eq!(register(&s, &reg).await.status(), 201);
+    let path = "/v1/admin/integrations/vault-admin/recertify";
+    let (status, body) = post(
+        &op,
+        &s,
+        path,
+        json!({"review_by": at(&s, 91 * 86_400), "reference": "REV-1"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("90 days"),
+        "{body}"
+    );
+    // Within the warning window (14 days by default) the inventory says so.
+    let (status, _) = post(
+        &op,
+        &s,
+        path,
+        json!({"review_by": at(&s, 10 * 86_400), "reference": "REV-2"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, inv) = get(&op, &s, "/v1/admin/integrations?privileged=true").await;
+    let entry = &inv["integrations"][0];
+    assert_eq!(entry["review_state"], "due_soon");
+    let flags = entry["flags"].as_array().unwrap();
+    assert!(flags.contains(&json!("review_due_soon")), "{entry}");
+    let (status, _) = post(
+        &op,
+        &s,
+        path,
+        json!({"review_by": at(&s, 90 * 86_400), "reference": "REV-3"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_audit_clean(&s).await;
+    s.stop().await;
+}
