@@ -398,3 +398,51 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+impl Served {
+    /// The audit bundle, streamed from `GET /v1/admin/ledger/export`.
+    pub async fn export_bundle(&self) -> Vec<u8> {
+        let resp = self
+            .operator()
+            .get(self.url("/v1/admin/ledger/export"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap().to_vec()
+    }
+
+    /// Exports the ledger and verifies it offline, semantics included, pinning only
+    /// `pinned_key`; asserts it verifies with no violation.
+    pub async fn assert_ledger_verifies(
+        &self,
+        pinned_key: [u8; 32],
+    ) -> credmint_ledger::audit::AuditReport {
+        assert_verifies(&self.export_bundle().await, pinned_key)
+    }
+}
+
+/// Verifies `bundle` and asserts it is authentic with no semantic violation.
+pub fn assert_verifies(bundle: &[u8], pinned_key: [u8; 32]) -> credmint_ledger::audit::AuditReport {
+    let report = audit(bundle, pinned_key);
+    assert_eq!(
+        report.outcome,
+        credmint_ledger::audit::Outcome::Verified,
+        "{:?} {:?}",
+        report.failure,
+        report.violations
+    );
+    assert_eq!(report.violations_total, 0, "{:?}", report.violations);
+    report
+}
+
+/// Verifies a bundle the way `credmint-audit verify` does.
+pub fn audit(bundle: &[u8], pinned_key: [u8; 32]) -> credmint_ledger::audit::AuditReport {
+    let opts = credmint_ledger::audit::AuditOptions {
+        ledger_key: pinned_key,
+        since: None,
+        key_name: None,
+        semantic: true,
+    };
+    credmint_ledger::audit::verify_bundle(bundle, &opts, &mut |_, _| {}, &mut |_, _| {})
+}

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use credmint_ledger::audit::{verify_bundle, AuditOptions, Outcome};
 use credmint_ledger::event::{AnomalyFlagged, AnomalyKind, ChangeKind, IntegrationChanged};
 use credmint_ledger::{Event, Record};
 use serde_json::{json, Value};
@@ -132,27 +131,6 @@ pub fn at(s: &Served, secs: i64) -> String {
 /// governance event written must satisfy FORMAT.md §13.
 pub async fn assert_audit_clean(s: &Served) {
     settle().await;
-    let resp = s
-        .operator()
-        .get(s.url("/v1/admin/ledger/export"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let bundle = resp.bytes().await.unwrap().to_vec();
-    let opts = AuditOptions {
-        ledger_key: s.state().ledger.ledger_key(),
-        since: None,
-        key_name: None,
-        semantic: true,
-    };
-    let report = verify_bundle(&bundle[..], &opts, &mut |_, _| {}, &mut |_, _| {});
-    assert_eq!(
-        report.outcome,
-        Outcome::Verified,
-        "{:?} {:?}",
-        report.failure,
-        report.violations
-    );
-    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    s.assert_ledger_verifies(s.state().ledger.ledger_key())
+        .await;
 }

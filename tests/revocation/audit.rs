@@ -1,10 +1,10 @@
 //! A bundle exported from a real appliance run verifies offline with only the pinned
 //! genesis ledger key, with no semantic violation; a flipped byte is caught.
 
-use credmint_ledger::audit::{verify_bundle, AuditOptions, Outcome};
+use credmint_ledger::audit::Outcome;
 use serde_json::json;
 
-use crate::common::TestAppliance;
+use crate::common::{assert_verifies, audit, TestAppliance};
 use crate::support::registered_workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,27 +53,8 @@ async fn exported_bundle_of_a_real_run_verifies_offline() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
-    let resp = op
-        .get(s.url("/v1/admin/ledger/export"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let bundle = resp.bytes().await.unwrap().to_vec();
-    let opts = AuditOptions {
-        ledger_key: genesis_key,
-        since: None,
-        key_name: None,
-        semantic: true,
-    };
-    let report = verify_bundle(&bundle[..], &opts, &mut |_, _| {}, &mut |_, _| {});
-    assert_eq!(
-        report.outcome,
-        Outcome::Verified,
-        "{:?} {:?}",
-        report.failure,
-        report.violations
-    );
+    let bundle = s.export_bundle().await;
+    let report = assert_verifies(&bundle, genesis_key);
     assert_eq!(
         report.records,
         s.state().ledger.size(),
@@ -83,7 +64,7 @@ async fn exported_bundle_of_a_real_run_verifies_offline() {
     let mut tampered = bundle.clone();
     let mid = tampered.len() / 2;
     tampered[mid] ^= 0x20;
-    let report = verify_bundle(&tampered[..], &opts, &mut |_, _| {}, &mut |_, _| {});
+    let report = audit(&tampered, genesis_key);
     assert!(
         matches!(report.outcome, Outcome::Tampered | Outcome::Unreadable),
         "{:?}",

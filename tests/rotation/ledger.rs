@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use credmint_ledger::audit::{verify_bundle, AuditOptions, Outcome};
+use credmint_ledger::audit::Outcome;
 use credmint_ledger::event::{Event, KeyRole};
 use serde_json::json;
 
-use crate::common::TestAppliance;
+use crate::common::{assert_verifies, audit, TestAppliance};
 use crate::support::{assert_error, registered_workload};
 use crate::util::{assert_custodial, restart, rotate};
 
@@ -110,40 +110,14 @@ async fn ledger_rotation_is_followed_from_the_genesis_key_and_survives_restart()
     let newest = s.state().ledger.ledger_key();
 
     // The auditor pins only the genesis key and follows both rotations.
-    let resp = s
-        .operator()
-        .get(s.url("/v1/admin/ledger/export"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let bundle = resp.bytes().await.unwrap().to_vec();
-    let opts = AuditOptions {
-        ledger_key: genesis_key,
-        since: None,
-        key_name: None,
-        semantic: true,
-    };
-    let report = verify_bundle(&bundle[..], &opts, &mut |_, _| {}, &mut |_, _| {});
-    assert_eq!(
-        report.outcome,
-        Outcome::Verified,
-        "{:?} {:?}",
-        report.failure,
-        report.violations
-    );
-    assert_eq!(report.violations_total, 0, "{:?}", report.violations);
+    let bundle = s.export_bundle().await;
+    let report = assert_verifies(&bundle, genesis_key);
     assert_eq!(report.records, s.state().ledger.size());
     assert_eq!(report.key_history.len(), 2, "{:?}", report.key_history);
     assert_eq!(report.ledger_key_in_force, hex::encode(newest));
 
     // Pinning the post-rotation key instead of genesis' is refused.
-    let wrong = AuditOptions {
-        ledger_key: new_key,
-        ..opts
-    };
-    let report = verify_bundle(&bundle[..], &wrong, &mut |_, _| {}, &mut |_, _| {});
-    assert_ne!(report.outcome, Outcome::Verified);
+    assert_ne!(audit(&bundle, new_key).outcome, Outcome::Verified);
     s.stop().await;
 }
 
