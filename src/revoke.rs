@@ -78,77 +78,73 @@ pub struct Revocation {
 
 /// After a committed revocation: drop cached good answers and sign a checkpoint soon.
 pub fn after_revocation(state: &AppState, serials: &[Vec<u8>]) {
-    state.status.invalidate(serials);
+    if !serials.is_empty() {
+        state.status.invalidate(serials);
+    }
     state.checkpoints.wake();
 }
 
-/// Revokes one certificate.
-pub async fn revoke_certificate(
+/// One credential to revoke.
+pub enum Target<'a> {
+    Certificate(&'a [u8]),
+    Token(&'a str),
+}
+
+impl Target<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Target::Certificate(serial) => {
+                format!("certificate with serial {}", hex::encode(serial))
+            }
+            Target::Token(jti) => format!("token with jti {jti:?}"),
+        }
+    }
+}
+
+/// Revokes one certificate or token, or reports the existing revocation.
+pub async fn revoke_one(
     state: &AppState,
-    serial: &[u8],
+    target: Target<'_>,
     reason: u8,
     actor: String,
 ) -> Result<Revocation, ApiError> {
-    let row = Registry::open(state.ledger.database())?
-        .certificate(serial)?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no certificate with serial {}",
-                hex::encode(serial)
-            ))
-        })?;
-    if let Some(index) = row.revoked_index {
+    let registry = Registry::open(state.ledger.database())?;
+    let existing = match &target {
+        Target::Certificate(serial) => registry.certificate(serial)?.map(|r| r.revoked_index),
+        Target::Token(jti) => registry.token(jti)?.map(|r| r.revoked_index),
+    };
+    drop(registry);
+    let already =
+        existing.ok_or_else(|| ApiError::NotFound(format!("no {}", target.describe())))?;
+    if let Some(index) = already {
         return Ok(Revocation {
             ledger_index: index,
             already_revoked: true,
         });
     }
-    let records = submit(
-        state,
-        actor,
-        vec![Event::Revoked(Revoked {
-            serial: serial.to_vec(),
-            reason,
-        })],
-        vec![Precondition::CertificateNotRevoked(serial.to_vec())],
-    )
-    .await?;
-    after_revocation(state, &[serial.to_vec()]);
-    tracing::info!(serial = %hex::encode(serial), reason = reason_name(reason), "certificate revoked");
-    Ok(Revocation {
-        ledger_index: records[0].index,
-        already_revoked: false,
-    })
-}
-
-/// Revokes one token.
-pub async fn revoke_token(
-    state: &AppState,
-    jti: &str,
-    reason: u8,
-    actor: String,
-) -> Result<Revocation, ApiError> {
-    let row = Registry::open(state.ledger.database())?
-        .token(jti)?
-        .ok_or_else(|| ApiError::NotFound(format!("no token with jti {jti:?}")))?;
-    if let Some(index) = row.revoked_index {
-        return Ok(Revocation {
-            ledger_index: index,
-            already_revoked: true,
-        });
-    }
-    let records = submit(
-        state,
-        actor,
-        vec![Event::TokenRevoked(TokenRevoked {
-            jti: jti.to_string(),
-            reason,
-        })],
-        vec![Precondition::TokenNotRevoked(jti.to_string())],
-    )
-    .await?;
-    state.checkpoints.wake();
-    tracing::info!(%jti, reason = reason_name(reason), "token revoked");
+    let (event, precondition) = match &target {
+        Target::Certificate(serial) => (
+            Event::Revoked(Revoked {
+                serial: serial.to_vec(),
+                reason,
+            }),
+            Precondition::CertificateNotRevoked(serial.to_vec()),
+        ),
+        Target::Token(jti) => (
+            Event::TokenRevoked(TokenRevoked {
+                jti: jti.to_string(),
+                reason,
+            }),
+            Precondition::TokenNotRevoked(jti.to_string()),
+        ),
+    };
+    let records = submit(state, actor, vec![event], vec![precondition]).await?;
+    let serials: Vec<Vec<u8>> = match &target {
+        Target::Certificate(serial) => vec![serial.to_vec()],
+        Target::Token(_) => vec![],
+    };
+    after_revocation(state, &serials);
+    tracing::info!(credential = %target.describe(), reason = reason_name(reason), "revoked");
     Ok(Revocation {
         ledger_index: records[0].index,
         already_revoked: false,

@@ -12,8 +12,7 @@ use super::extract::{ApiJson, Operator, Workload};
 use super::ApiError;
 use crate::app::AppState;
 use crate::revoke::{
-    parse_reason, parse_serial, reason_name, revoke_certificate, revoke_integration, revoke_token,
-    Revocation,
+    parse_reason, parse_serial, reason_name, revoke_integration, revoke_one, Revocation, Target,
 };
 
 pub fn router() -> Router<AppState> {
@@ -54,7 +53,13 @@ async fn admin_certificate(
 ) -> Result<impl IntoResponse, ApiError> {
     let serial = parse_serial(&serial)?;
     let reason = parse_reason(&body.reason)?;
-    let r = revoke_certificate(&state, &serial, reason, operator.actor()).await?;
+    let r = revoke_one(
+        &state,
+        Target::Certificate(&serial),
+        reason,
+        operator.actor(),
+    )
+    .await?;
     Ok(answer("serial", hex::encode(&serial), reason, r))
 }
 
@@ -65,7 +70,7 @@ async fn admin_token(
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reason = parse_reason(&body.reason)?;
-    let r = revoke_token(&state, &jti, reason, operator.actor()).await?;
+    let r = revoke_one(&state, Target::Token(&jti), reason, operator.actor()).await?;
     Ok(answer("jti", jti, reason, r))
 }
 
@@ -109,6 +114,12 @@ async fn self_revoke(
         ));
     }
     let reason = parse_reason(body.reason.as_deref().unwrap_or("cessationOfOperation"))?;
-    let r = revoke_certificate(&state, &serial, reason, workload.actor()).await?;
+    let r = revoke_one(
+        &state,
+        Target::Certificate(&serial),
+        reason,
+        workload.actor(),
+    )
+    .await?;
     Ok(answer("serial", hex::encode(&serial), reason, r))
 }

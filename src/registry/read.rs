@@ -116,6 +116,25 @@ macro_rules! lookup {
     }};
 }
 
+/// All values of `key` in a multimap table (none if the table was never created).
+macro_rules! values {
+    ($txn:expr, $def:expr, $key:expr, |$v:ident| $map:expr) => {{
+        match $txn.open_multimap_table($def) {
+            Ok(table) => {
+                let mut out = Vec::new();
+                for item in table.get($key).map_err(storage)? {
+                    let guard = item.map_err(storage)?;
+                    let $v = guard.value();
+                    out.push($map);
+                }
+                Ok(out)
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+            Err(e) => Err(storage(e)),
+        }
+    }};
+}
+
 impl Registry {
     /// Takes a snapshot of the latest committed projections.
     pub fn open(db: &Database) -> Result<Registry, ProjectionError> {
@@ -248,30 +267,12 @@ impl Registry {
 
     /// Serials of every certificate issued to `integration`.
     pub fn integration_serials(&self, integration: &str) -> Result<Vec<Vec<u8>>, ProjectionError> {
-        let table = match self.txn.open_multimap_table(INTEGRATION_CERTS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
-        };
-        let mut out = Vec::new();
-        for v in table.get(integration).map_err(storage)? {
-            out.push(v.map_err(storage)?.value().to_vec());
-        }
-        Ok(out)
+        values!(self.txn, INTEGRATION_CERTS, integration, |v| v.to_vec())
     }
 
     /// jtis of every token issued to `integration`.
     pub fn integration_jtis(&self, integration: &str) -> Result<Vec<String>, ProjectionError> {
-        let table = match self.txn.open_multimap_table(INTEGRATION_TOKENS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
-        };
-        let mut out = Vec::new();
-        for v in table.get(integration).map_err(storage)? {
-            out.push(v.map_err(storage)?.value().to_string());
-        }
-        Ok(out)
+        values!(self.txn, INTEGRATION_TOKENS, integration, |v| v.to_string())
     }
 
     /// Revoked certificates whose validity has not ended by `now`: the CRL's entries.
