@@ -5,7 +5,7 @@ mod root;
 pub mod serial;
 mod server_cert;
 
-pub use root::{build_root, load_root, RootCa};
+pub use root::{build_root, load_root, root_params, RootCa};
 pub use server_cert::{ensure_server_cert, write_private, ServerCert};
 
 /// X.509 building or parsing failures.

@@ -19,18 +19,14 @@ pub struct RootCa {
     pub pem: String,
 }
 
-/// Builds and self-signs the root. `pathlen 0`: credmint issues leaves directly, never
-/// intermediates, so a leaked leaf can never mint further certificates.
-pub fn build_root(
-    key: &HsmKey,
-    common_name: &str,
-    validity_days: u32,
-    now: OffsetDateTime,
-) -> Result<RootCa, CaError> {
+/// Parameters every credmint root shares. `pathlen 0`: credmint issues leaves directly,
+/// never intermediates, so a leaked leaf can never mint further certificates.
+pub fn root_params(
+    dn: DistinguishedName,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
     let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    dn.push(DnType::OrganizationName, "credmint");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -39,8 +35,26 @@ pub fn build_root(
         KeyUsagePurpose::DigitalSignature,
     ];
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-    params.not_before = now - Duration::seconds(60);
-    params.not_after = now + Duration::days(i64::from(validity_days));
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params
+}
+
+/// Builds and self-signs the genesis root.
+pub fn build_root(
+    key: &HsmKey,
+    common_name: &str,
+    validity_days: u32,
+    now: OffsetDateTime,
+) -> Result<RootCa, CaError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "credmint");
+    let params = root_params(
+        dn,
+        now - Duration::seconds(60),
+        now + Duration::days(i64::from(validity_days)),
+    );
     let cert = params.self_signed(key)?;
     Ok(RootCa {
         der: cert.der().to_vec(),

@@ -1,13 +1,9 @@
 //! Certificates a CA rotation creates: the new self-signed root (same subject DN as the old
 //! one, new key) and the cross-certificate (new key certified by the old CA key).
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
-    SerialNumber,
-};
+use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer};
 use time::{Duration, OffsetDateTime};
 
-use crate::ca::serial::random_serial;
 use crate::ca::{CaError, RootCa};
 use crate::hsm::HsmKey;
 
@@ -16,19 +12,12 @@ fn ca_params(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<CertificateParams, CaError> {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = same_dn(old_root_der)?;
     // Like the genesis root: leaves only, no further intermediates below this CA.
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-    params.not_before = not_before;
-    params.not_after = not_after;
-    Ok(params)
+    Ok(crate::ca::root_params(
+        same_dn(old_root_der)?,
+        not_before,
+        not_after,
+    ))
 }
 
 fn malformed(reason: impl std::fmt::Display) -> CaError {
