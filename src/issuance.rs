@@ -164,10 +164,13 @@ pub fn jws_alg(key: &HsmKey) -> JwsAlg {
 }
 
 /// Signs a JWT for `grant` with the HSM token key and records `TokenIssued` durably.
+/// `presented_serial` is the certificate the workload authenticated with: the token is
+/// recorded only if that certificate is still unrevoked when the event commits.
 pub async fn issue_token(
     state: &AppState,
     grant: &TokenGrant,
     actor: String,
+    presented_serial: Vec<u8>,
 ) -> Result<IssuedToken, ApiError> {
     let mut id = [0u8; 16];
     rand::fill(&mut id);
@@ -215,7 +218,10 @@ pub async fn issue_token(
         .submit(Submission {
             actor,
             events: vec![event],
-            preconditions: vec![Precondition::JtiUnused(jti.clone())],
+            preconditions: vec![
+                Precondition::JtiUnused(jti.clone()),
+                Precondition::CertificateLive(presented_serial),
+            ],
         })
         .await?;
     tracing::info!(integration = %grant.integration, %jti, ledger_index = records[0].index, "token issued");

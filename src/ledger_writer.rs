@@ -39,6 +39,13 @@ pub enum Precondition {
     CertificateNotRevoked(Vec<u8>),
     /// The token exists and is not revoked.
     TokenNotRevoked(String),
+    /// The certificate authenticating this request still exists, unrevoked (also not by
+    /// an earlier submission of the same batch). Claims nothing: many requests may rely on
+    /// the same certificate, but none may win a race against its revocation.
+    CertificateLive(Vec<u8>),
+    /// No operator of this name exists (operators cannot mint identities that act under
+    /// another operator's name).
+    OperatorNameFree(String),
     /// The integration still has exactly the state (SHA-256 of its spec bytes) the caller
     /// based its change on: concurrent changes cannot silently overwrite each other.
     IntegrationUnchanged(String, [u8; 32]),
@@ -66,6 +73,12 @@ pub enum Refusal {
     NameTaken(String),
     #[error("already revoked")]
     AlreadyRevoked,
+    #[error("the presenting certificate was revoked")]
+    CredentialRevoked,
+    #[error(
+        "an operator named {0:?} already exists; only that operator may renew its certificate"
+    )]
+    OperatorNameTaken(String),
     #[error("no such credential")]
     Unknown,
     #[error("integration {0:?} changed concurrently; retry")]
@@ -154,6 +167,7 @@ struct BatchClaims {
     names: HashSet<String>,
     revoked_serials: HashSet<Vec<u8>>,
     revoked_jtis: HashSet<String>,
+    operators: HashSet<String>,
     changes: HashSet<u64>,
     /// Integrations receiving a credential in this batch.
     issued_for: HashSet<String>,
@@ -298,6 +312,22 @@ fn check(
                     return Err(Refusal::AlreadyRevoked);
                 }
             }
+            Precondition::CertificateLive(serial) => {
+                let row = registry
+                    .certificate(serial)
+                    .map_err(storage_unknown)?
+                    .ok_or(Refusal::Unknown)?;
+                if row.revoked_index.is_some() || claims.revoked_serials.contains(serial) {
+                    return Err(Refusal::CredentialRevoked);
+                }
+            }
+            Precondition::OperatorNameFree(name) => {
+                if claims.operators.contains(name)
+                    || registry.operator_exists(name).map_err(storage_unknown)?
+                {
+                    return Err(Refusal::OperatorNameTaken(name.clone()));
+                }
+            }
             Precondition::TokenNotRevoked(jti) => {
                 let row = registry
                     .token(jti)
@@ -354,6 +384,10 @@ fn check(
             }
             Precondition::TokenNotRevoked(j) => {
                 claims.revoked_jtis.insert(j.clone());
+            }
+            Precondition::CertificateLive(_) => {}
+            Precondition::OperatorNameFree(n) => {
+                claims.operators.insert(n.clone());
             }
             Precondition::IntegrationUnchanged(n, _) => {
                 claims.names.insert(n.clone());

@@ -127,6 +127,12 @@ impl From<WriteError> for ApiError {
             WriteError::Refused(Refusal::NameTaken(n)) => {
                 ApiError::Conflict(format!("an integration named {n:?} already exists"))
             }
+            WriteError::Refused(r @ Refusal::OperatorNameTaken(_)) => {
+                ApiError::Conflict(r.to_string())
+            }
+            WriteError::Refused(Refusal::CredentialRevoked) => {
+                ApiError::Unauthenticated("certificate revoked".into())
+            }
             WriteError::Refused(Refusal::AlreadyRevoked) => {
                 ApiError::Conflict("already revoked".into())
             }

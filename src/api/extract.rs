@@ -85,6 +85,13 @@ impl FromRequestParts<AppState> for Operator {
                 "operator certificate revoked".into(),
             ));
         }
+        // The TLS layer lets expired certificates through so routes can say why; an
+        // expired operator certificate opens nothing.
+        if peer.row.not_after < state.clock.unix() {
+            return Err(ApiError::Unauthenticated(
+                "operator certificate expired".into(),
+            ));
+        }
         Ok(Operator {
             name: peer.row.owner,
         })

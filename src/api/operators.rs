@@ -56,7 +56,15 @@ pub async fn add_operator(
         .submit(Submission {
             actor: operator.actor(),
             events: vec![leaf.event],
-            preconditions: vec![Precondition::SerialUnused(leaf.spec.serial.to_vec())],
+            preconditions: if req.name == operator.name {
+                // Renewing one's own certificate keeps the name.
+                vec![Precondition::SerialUnused(leaf.spec.serial.to_vec())]
+            } else {
+                vec![
+                    Precondition::SerialUnused(leaf.spec.serial.to_vec()),
+                    Precondition::OperatorNameFree(req.name.clone()),
+                ]
+            },
         })
         .await?;
     tracing::info!(new_operator = %req.name, by = %operator.name, "operator certificate issued");

@@ -179,8 +179,11 @@ async fn renew(
         &state.config.identity.trust_domain,
         state.clock.unix(),
     )?;
-    let cert =
-        issue_certificate(&state, &grant, &csr, workload.actor(), |_| (vec![], vec![])).await?;
+    let presented = workload.serial.clone();
+    let cert = issue_certificate(&state, &grant, &csr, workload.actor(), |_| {
+        (vec![], vec![Precondition::CertificateLive(presented)])
+    })
+    .await?;
     Ok(cert_response(cert))
 }
 
@@ -206,7 +209,7 @@ async fn token(
         &state.config.identity.trust_domain,
         state.clock.unix(),
     )?;
-    let issued = issue_token(&state, &grant, workload.actor()).await?;
+    let issued = issue_token(&state, &grant, workload.actor(), workload.serial.clone()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use super::read::CredentialKind;
 use super::schema::{
     ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
-    INTEGRATION_META, INTEGRATION_TOKENS, META, PENDING_CHANGES, PROJECTION_VERSION, REVOKED,
-    TOKENS,
+    INTEGRATION_META, INTEGRATION_TOKENS, META, OPERATORS, PENDING_CHANGES, PROJECTION_VERSION,
+    REVOKED, TOKENS,
 };
 
 /// `CLOSED_CHANGES` states.
@@ -36,6 +36,7 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
     let mut tokens = txn.open_table(TOKENS).map_err(storage)?;
     let mut activity = txn.open_table(ACTIVITY).map_err(storage)?;
     let mut meta = txn.open_table(META).map_err(storage)?;
+    let mut operators = txn.open_table(OPERATORS).map_err(storage)?;
     let mut revoked = txn.open_table(REVOKED).map_err(storage)?;
     let mut integration_certs = txn
         .open_multimap_table(INTEGRATION_CERTS)
@@ -155,6 +156,11 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     0,
                 );
                 certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                if operators.get(e.name.as_str()).map_err(storage)?.is_none() {
+                    operators
+                        .insert(e.name.as_str(), r.index)
+                        .map_err(storage)?;
+                }
             }
             Event::TokenIssued(e) => {
                 let row = (e.integration.as_str(), e.expires_at, r.index, 0, 0);
@@ -260,6 +266,7 @@ pub fn rebuild_if_stale(ledger: &Ledger) -> Result<bool, ProjectionError> {
     let _ = txn.delete_table(INTEGRATION_META);
     let _ = txn.delete_table(PENDING_CHANGES);
     let _ = txn.delete_table(CLOSED_CHANGES);
+    let _ = txn.delete_table(OPERATORS);
     let mut batch = Vec::with_capacity(4096);
     for raw in ledger.records(0).map_err(storage)? {
         let record = raw.map_err(storage)?.decode().map_err(storage)?;

@@ -6,7 +6,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use super::apply::ProjectionError;
 use super::schema::{
     ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
-    INTEGRATION_META, INTEGRATION_TOKENS, PENDING_CHANGES, REVOKED, TOKENS,
+    INTEGRATION_META, INTEGRATION_TOKENS, OPERATORS, PENDING_CHANGES, REVOKED, TOKENS,
 };
 
 /// Whose certificate a serial is.
@@ -263,6 +263,11 @@ impl Registry {
             }
         }
         Ok((certs, tokens))
+    }
+
+    /// Whether an operator of this name was ever issued a certificate.
+    pub fn operator_exists(&self, name: &str) -> Result<bool, ProjectionError> {
+        Ok(lookup!(self.txn, OPERATORS, name, |v| v)?.is_some())
     }
 
     /// Serials of every certificate issued to `integration`.

@@ -44,6 +44,8 @@ pub const CLOSED_CHANGES: TableDefinition<u64, (u8, u64)> =
     TableDefinition::new("proj_closed_changes");
 /// "version" and "size": projection layout version and the ledger size it reflects.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("proj_meta");
+/// operator name -> ledger index of its first certificate.
+pub const OPERATORS: TableDefinition<&str, u64> = TableDefinition::new("proj_operators");
 
 /// Bump when the projection layout changes: a mismatch triggers a rebuild from the ledger.
-pub const PROJECTION_VERSION: u64 = 3;
+pub const PROJECTION_VERSION: u64 = 4;

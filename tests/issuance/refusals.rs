@@ -321,3 +321,46 @@ async fn workloads_cannot_cross_integrations_or_reach_admin_routes() {
     assert_error(resp, 403, "workload certificate").await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_names_cannot_be_taken_and_expired_operator_certificates_open_nothing() {
+    let s = TestAppliance::new("opnames").serve().await;
+    let add = |name: &str| json!({"name": name, "csr": openssl_csr("ec", "").csr_pem, "approval_ref": "CHG-9"});
+    let bob_csr = openssl_csr("ec", "");
+    let body = json!({"name": "bob", "csr": bob_csr.csr_pem, "approval_ref": "CHG-9"});
+    let resp = s
+        .operator()
+        .post(s.url("/v1/admin/operators"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let bob = s.with_identity(&resp.text().await.unwrap(), &bob_csr.key_pem);
+    let resp = bob
+        .post(s.url("/v1/admin/operators"))
+        .json(&add("admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 409, "only that operator may renew").await;
+    // Renewing one's own operator certificate keeps the name.
+    let resp = bob
+        .post(s.url("/v1/admin/operators"))
+        .json(&add("bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+
+    // The TLS layer admits expired certificates so routes can explain; admin routes refuse.
+    s.clock.advance(366 * 86_400);
+    let resp = s
+        .operator()
+        .get(s.url("/v1/admin/integrations"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 401, "operator certificate expired").await;
+    s.stop().await;
+}
