@@ -43,9 +43,14 @@ impl AppState {
             .clone()
     }
 
+    /// Publishes `note` unless a larger checkpoint is already published: signers run
+    /// concurrently (schedule, export, rotation) and readers must never see the tree shrink.
     pub fn set_checkpoint(&self, note: String) {
         if let Some(view) = CheckpointView::parse(note) {
-            *self.checkpoint.write().unwrap_or_else(|p| p.into_inner()) = Some(view);
+            let mut current = self.checkpoint.write().unwrap_or_else(|p| p.into_inner());
+            if current.as_ref().is_none_or(|c| view.size >= c.size) {
+                *current = Some(view);
+            }
         }
     }
 

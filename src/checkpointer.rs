@@ -72,7 +72,13 @@ pub async fn sign_if_grown(state: &AppState) -> Result<Option<u64>, String> {
     .await
     .map_err(|e| e.to_string())??;
     if let Some(size) = signed {
-        state.checkpoints.signed.send_replace(size);
+        state.checkpoints.signed.send_if_modified(|s| {
+            let grew = size > *s;
+            if grew {
+                *s = size;
+            }
+            grew
+        });
     }
     Ok(signed)
 }

@@ -432,5 +432,13 @@ mod tests {
         let err = Config::load(&write(dir.path(), &text)).unwrap_err();
         assert!(err.to_string().contains("value"), "{err}");
         assert!(!err.to_string().contains("1234"), "{err}");
+        for literal in ["pin = \"123456\"", "pin = 123456"] {
+            let text = default_text().replace("pin = { file = \"hsm-user.pin\" }", literal);
+            let err = Config::load(&write(dir.path(), &text))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("never the secret itself"), "{err}");
+            assert!(!err.contains("123456"), "PIN echoed: {err}");
+        }
     }
 }

@@ -7,11 +7,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 /// Where a secret is read from.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum SecretSource {
     /// Name of an environment variable holding the secret.
     Env(String),
@@ -99,5 +99,62 @@ impl SecretSource {
         f.write_all(pin.expose_secret().as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
         Ok(true)
+    }
+}
+
+/// Hand-written so that a secret pasted where its *source* belongs (`pin = "1234"`) is
+/// refused with a fixed message: serde's default error would quote the value back into
+/// stderr and the logs.
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SourceVisitor)
+    }
+}
+
+const NOT_A_SOURCE: &str =
+    "must be a table { env = \"VAR\" } or { file = \"path\" } naming where the secret is, never the secret itself";
+
+struct SourceVisitor;
+
+impl<'de> Visitor<'de> for SourceVisitor {
+    type Value = SecretSource;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("{ env = \"VAR\" } or { file = \"path\" }")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretSource, A::Error> {
+        let mut source = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let value = match key.as_str() {
+                "env" => SecretSource::Env(map.next_value()?),
+                "file" => SecretSource::File(map.next_value()?),
+                _ => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key `{key}`: {NOT_A_SOURCE}"
+                    )))
+                }
+            };
+            if source.replace(value).is_some() {
+                return Err(de::Error::custom("give exactly one of `env` or `file`"));
+            }
+        }
+        source.ok_or_else(|| de::Error::custom(NOT_A_SOURCE))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretSource, E> {
+        Err(E::custom(NOT_A_SOURCE))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretSource, E> {
+        Err(E::custom(NOT_A_SOURCE))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretSource, E> {
+        Err(E::custom(NOT_A_SOURCE))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretSource, E> {
+        Err(E::custom(NOT_A_SOURCE))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretSource, E> {
+        Err(E::custom(NOT_A_SOURCE))
     }
 }

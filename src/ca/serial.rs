@@ -1,5 +1,5 @@
 //! Certificate serial numbers: 16 random bytes with the top bit cleared, so they are
-//! positive, at most 20 octets, and carry 127 bits of entropy (RFC 5280 4.1.2.2, CA/B BR).
+//! positive, at most 20 octets, 16 octets long, and carry 126 random bits (RFC 5280 4.1.2.2, CA/B BR).
 
 pub fn random_serial() -> [u8; 16] {
     let mut bytes = [0u8; 16];

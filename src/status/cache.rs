@@ -9,7 +9,7 @@
 //! Nonce-less single requests are never refused for budget reasons once cached.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
@@ -60,6 +60,11 @@ pub struct StatusCache {
     presign: Mutex<Vec<Vec<u8>>>,
     wake: Notify,
     budget: Mutex<(u64, u32)>,
+    /// Bumped by every invalidation: an answer signed from a lookup made before a
+    /// revocation must not be cached after it.
+    epoch: AtomicU64,
+    /// Last CRL number issued per generation (CRL numbers must strictly increase).
+    crl_numbers: Mutex<HashMap<u32, u64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +81,8 @@ impl StatusCache {
             presign: Mutex::new(Vec::new()),
             wake: Notify::new(),
             budget: Mutex::new((0, 0)),
+            epoch: AtomicU64::new(0),
+            crl_numbers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -88,6 +95,7 @@ impl StatusCache {
     /// Drops cached answers for `serials`, queues their new answers for signing and
     /// schedules a new CRL.
     pub fn invalidate(&self, serials: &[Vec<u8>]) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         {
             let mut ocsp = self.ocsp.write().unwrap_or_else(|p| p.into_inner());
             for s in serials {
@@ -108,8 +116,17 @@ impl StatusCache {
         (now < c.this_update + OCSP_VALIDITY_SECS / 2).then(|| c.der.clone())
     }
 
-    fn store(&self, id: &RequestCertId, der: Vec<u8>, this_update: u64) {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Caches an answer unless an invalidation happened since `epoch` was read (the
+    /// answer may predate a revocation; the next query signs afresh).
+    fn store(&self, id: &RequestCertId, der: Vec<u8>, this_update: u64, epoch: u64) {
         let mut ocsp = self.ocsp.write().unwrap_or_else(|p| p.into_inner());
+        if self.epoch() != epoch {
+            return;
+        }
         if ocsp.len() >= MAX_CACHED {
             ocsp.clear();
         }
@@ -225,6 +242,13 @@ fn sign_answers(
     .map_err(|e| StatusError(e.to_string()))
 }
 
+/// Whether the ledger knows a certificate with this serial.
+fn issued(state: &AppState, serial: &[u8]) -> bool {
+    Registry::open(state.ledger.database())
+        .and_then(|r| r.certificate(serial))
+        .is_ok_and(|row| row.is_some())
+}
+
 /// Answers one DER OCSP request. Always returns an OCSP response (errors included).
 pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
     let parsed = match parse_request(request) {
@@ -242,14 +266,21 @@ pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
     {
         return error_response(ErrorStatus::Unauthorized);
     }
-    let cacheable = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
-    if cacheable {
+    // Only answers about certificates we issued are cached: their number is bounded by
+    // issuance. Anything else (nonces, several CertIDs, never-issued serials an anonymous
+    // client can invent at will) costs a fresh HSM signature from a bounded budget, so
+    // OCSP traffic can never starve issuance of the HSM.
+    let single = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
+    if single {
         if let Some(der) = state.status.cached(&parsed.cert_ids[0], now) {
             return der;
         }
-    } else if !state.status.spend_budget(now) {
+    }
+    let cacheable = single && issued(state, parsed.cert_ids[0].serial());
+    if !cacheable && !state.status.spend_budget(now) {
         return error_response(ErrorStatus::TryLater);
     }
+    let epoch = state.status.epoch();
     let st = state.clone();
     let ids = parsed.cert_ids.clone();
     let nonce = parsed.nonce.clone();
@@ -258,7 +289,9 @@ pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
     match signed {
         Ok(Ok(der)) => {
             if cacheable {
-                state.status.store(&parsed.cert_ids[0], der.clone(), now);
+                state
+                    .status
+                    .store(&parsed.cert_ids[0], der.clone(), now, epoch);
             }
             der
         }
@@ -278,7 +311,11 @@ pub fn rebuild_crls(state: &AppState) -> Result<(), StatusError> {
     let active = state.keys.current();
     let mut live = Vec::new();
     for ca in active.status_cas(now) {
-        rebuild_crl(state, ca.generation)?;
+        if let Err(e) = rebuild_crl(state, ca.generation) {
+            // Try again on the next pass rather than serve a CRL missing a revocation.
+            state.status.crl_dirty.store(true, Ordering::Release);
+            return Err(e);
+        }
         live.push(ca.generation);
     }
     // Retired generations publish no more CRLs.
@@ -311,8 +348,19 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
             reason: (r.reason != 0).then_some(r.reason),
         })
         .collect();
-    // The ledger size only grows: a strictly increasing CRL number for free.
-    let number = state.ledger.size();
+    // Strictly increasing per generation (RFC 5280 5.2.3), also across restarts: at least
+    // the current Unix time, and above the last number this process issued.
+    let number = {
+        let mut numbers = state
+            .status
+            .crl_numbers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let last = numbers.get(&ca.generation).copied().unwrap_or(0);
+        let next = (last + 1).max(now);
+        numbers.insert(ca.generation, next);
+        next
+    };
     let der = build_crl(
         &ca.root.der,
         &ca.key,
@@ -360,6 +408,7 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
             .unwrap_or_else(|p| p.into_inner()),
     );
     let active = state.keys.current();
+    let epoch = state.status.epoch();
     for serial in revoked {
         // openssl and most clients send SHA-1 CertIDs; pre-sign that form, for every CA
         // generation still answering (the serial's issuer is one of them).
@@ -369,7 +418,7 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
                 .cert_id(HashAlg::Sha1, &serial)
                 .map_err(|e| StatusError(e.to_string()))?;
             let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
-            state.status.store(&id, der, now);
+            state.status.store(&id, der, now, epoch);
         }
     }
     let stale: Vec<RequestCertId> = {
@@ -381,8 +430,9 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
             .collect()
     };
     for id in stale {
+        let epoch = state.status.epoch();
         let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
-        state.status.store(&id, der, now);
+        state.status.store(&id, der, now, epoch);
     }
     let crl_old = active.status_cas(now).any(|ca| {
         state

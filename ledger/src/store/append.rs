@@ -139,7 +139,13 @@ fn write_records(
             Ok(_) => return Err(invalid(position, "encoding does not round-trip")),
             Err(e) => return Err(invalid(position, e.to_string())),
         }
-        table.insert(index, bytes.as_slice())?;
+        // Append-only, enforced here too: an index that already holds a record means the
+        // in-memory head and the file disagree, and overwriting would rewrite history.
+        if table.insert(index, bytes.as_slice())?.is_some() {
+            return Err(StoreError::Corrupt(format!(
+                "record {index} already exists"
+            )));
+        }
         frontier.push(merkle::leaf_hash(&bytes), |level, idx, h| {
             new_nodes.push(((level, idx), *h))
         });
