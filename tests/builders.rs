@@ -8,7 +8,7 @@ use std::process::Command;
 use base64::Engine;
 use credmint::issue::{build_leaf, parse_csr, CsrError, Governance, LeafKeyKind, LeafSpec};
 use credmint::token::{jwk, jwks, sign_jwt, thumbprint_kid, JwsAlg, TokenClaims};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{DistinguishedName, DnType, KeyPair};
 use time::{Duration, OffsetDateTime};
 
 const SPIFFE_ID: &str = "spiffe://td.example/ns/payments/sa/batch";
@@ -59,22 +59,12 @@ struct Ca {
 
 fn p256_ca(dir: &Path) -> Ca {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "credmint test root");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "credmint");
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(30);
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "credmint test root");
+    dn.push(DnType::OrganizationName, "credmint");
+    // The same root shape the appliance issues (pathlen 0, certSign/cRLSign).
+    let params = credmint::ca::root_params(dn, now - Duration::hours(1), now + Duration::days(30));
     let cert = params.self_signed(&key).unwrap();
     std::fs::write(dir.join("ca.pem"), cert.pem()).unwrap();
     Ca {

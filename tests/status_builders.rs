@@ -15,8 +15,8 @@ use credmint::status::ocsp::{
 use der::{Decode, Encode};
 use proptest::prelude::*;
 use rcgen::{
-    BasicConstraints, CertificateParams, CrlDistributionPoint, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber, SignatureAlgorithm, SigningKey,
+    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use time::{Duration, OffsetDateTime};
 use x509_ocsp::{BasicOcspResponse, OcspResponse};
@@ -85,22 +85,12 @@ impl Pki {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_owned();
         let ca_key = KeyPair::generate_for(alg).unwrap();
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "credmint status test root");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "credmint");
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
         let t = OffsetDateTime::now_utc();
-        params.not_before = t - Duration::hours(1);
-        params.not_after = t + Duration::days(30);
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "credmint status test root");
+        dn.push(DnType::OrganizationName, "credmint");
+        // The same root shape the appliance issues (pathlen 0, certSign/cRLSign).
+        let params = credmint::ca::root_params(dn, t - Duration::hours(1), t + Duration::days(30));
         let ca = params.self_signed(&ca_key).unwrap();
         std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
         let pki = Pki {

@@ -17,7 +17,6 @@ use super::extract::{ApiJson, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::ledger_writer::{Precondition, Submission};
-use crate::policy::spiffe_id;
 use crate::registry::{check_identifier, validate, Registration, Registry};
 
 /// Longest lifetime of an enrollment token.
@@ -63,10 +62,7 @@ async fn register(
         })
         .await?;
     tracing::info!(integration = %name, operator = %operator.name, "integration registered");
-    let mut body = views::integration(
-        &spec,
-        &spiffe_id(&state.config.identity.trust_domain, &spec),
-    );
+    let mut body = views::integration_of(&state, &spec);
     body["ledger_index"] = json!(records[0].index);
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -79,10 +75,7 @@ async fn show_integration(
     let spec = Registry::open(state.ledger.database())?
         .integration(&name)?
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))?;
-    Ok(Json(views::integration(
-        &spec,
-        &spiffe_id(&state.config.identity.trust_domain, &spec),
-    )))
+    Ok(Json(views::integration_of(&state, &spec)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,7 +23,6 @@ use crate::governance::{
     check_recertification, classify, owner_change_reference, propose, ChangeBody, Classification,
 };
 use crate::ledger_writer::{spec_hash, Precondition, Submission};
-use crate::policy::spiffe_id;
 use crate::registry::{
     parse_review_by, FieldError, PendingChange, Registry, CHANGE_APPROVED, CHANGE_SUPERSEDED,
 };
@@ -53,10 +52,6 @@ fn required(field: &'static str, v: Option<String>) -> Result<String, ApiError> 
             message: "is required".into(),
         })),
     }
-}
-
-fn view(state: &AppState, spec: &IntegrationSpec) -> Value {
-    views::integration(spec, &spiffe_id(&state.config.identity.trust_domain, spec))
 }
 
 fn refuse_decommissioned(spec: &IntegrationSpec) -> Result<(), ApiError> {
@@ -108,7 +103,7 @@ async fn change(
     let unchanged = Precondition::IntegrationUnchanged(name.clone(), spec_hash(&before));
     let (narrowed, owners) = match classify(&before, &next) {
         Classification::Unchanged => {
-            let mut v = view(&state, &before);
+            let mut v = views::integration_of(&state, &before);
             v["unchanged"] = json!(true);
             return Ok((StatusCode::OK, Json(v)));
         }
@@ -135,7 +130,7 @@ async fn change(
                     "requested_by": operator.actor(),
                     "needs_approval_because": why,
                     "changes": differences(&before, &next),
-                    "proposed": view(&state, &next),
+                    "proposed": views::integration_of(&state, &next),
                     "ledger_index": index,
                 })),
             ));
@@ -172,7 +167,7 @@ async fn change(
         })
         .await?;
     tracing::info!(integration = %name, operator = %operator.name, narrowed, owners, "integration changed at once");
-    let mut v = view(&state, &next);
+    let mut v = views::integration_of(&state, &next);
     v["status_of_change"] = json!("applied");
     v["applied"] = json!([
         narrowed.then_some("narrowed"),
@@ -194,7 +189,7 @@ fn pending_view(state: &AppState, p: &PendingChange, current: Option<&Integratio
         "reason": p.reason,
         "requested_at": views::rfc3339(p.requested_at),
         "changes": current.map(|c| differences(c, &p.proposed)).unwrap_or_default(),
-        "proposed": view(state, &p.proposed),
+        "proposed": views::integration_of(state, &p.proposed),
         "status": "pending",
     })
 }
@@ -309,7 +304,7 @@ async fn approve(
         );
         crate::signals::privilege_expansion(&state, &name, detail).await;
     }
-    let mut v = view(&state, &request.proposed);
+    let mut v = views::integration_of(&state, &request.proposed);
     v["request_index"] = json!(index);
     v["approved_by"] = json!(operator.actor());
     v["requested_by"] = json!(request.requester);
@@ -404,7 +399,7 @@ async fn decommission(
         .await?;
     after_revocation(&state, &live.serials);
     tracing::info!(integration = %name, operator = %operator.name, certificates = live.serials.len(), tokens = live.tokens, "integration decommissioned");
-    let mut v = view(&state, &after);
+    let mut v = views::integration_of(&state, &after);
     v["revoked_certificates"] = json!(live.serials.len());
     v["revoked_tokens"] = json!(live.tokens);
     v["ledger_index"] = json!(records.last().map(|r| r.index));

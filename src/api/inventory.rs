@@ -18,7 +18,6 @@ use super::extract::Operator;
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::governance::{review_state, ReviewState};
-use crate::policy::spiffe_id;
 use crate::registry::{FieldError, Registry};
 
 pub fn router() -> Router<AppState> {
@@ -115,7 +114,7 @@ fn entry(
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))
     .collect();
-    let mut v = views::integration(spec, &spiffe_id(&state.config.identity.trust_domain, spec));
+    let mut v = views::integration_of(state, spec);
     v["live_certificates"] = json!(live_certs);
     v["live_tokens"] = json!(live_tokens);
     v["issued_total"] = json!(activity.map_or(0, |a| a.issued));

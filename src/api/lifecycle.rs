@@ -15,7 +15,6 @@ use super::extract::{ApiJson, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::ledger_writer::{spec_hash, Precondition, Submission};
-use crate::policy::spiffe_id;
 use crate::registry::Registry;
 
 pub fn router() -> Router<AppState> {
@@ -65,10 +64,7 @@ pub async fn record_change(
         })
         .await?;
     tracing::info!(integration = %after.name, operator = %operator.name, change = ?kind, "integration changed");
-    let mut body = views::integration(
-        &after,
-        &spiffe_id(&state.config.identity.trust_domain, &after),
-    );
+    let mut body = views::integration_of(state, &after);
     body["ledger_index"] = json!(records[0].index);
     Ok(body)
 }
@@ -93,10 +89,7 @@ async fn set_status(
         )));
     }
     if before.status == to {
-        let mut body = views::integration(
-            &before,
-            &spiffe_id(&state.config.identity.trust_domain, &before),
-        );
+        let mut body = views::integration_of(&state, &before);
         body["unchanged"] = json!(true);
         return Ok(Json(body));
     }

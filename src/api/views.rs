@@ -45,3 +45,11 @@ pub fn integration(spec: &IntegrationSpec, spiffe_id: &str) -> Value {
         "status": status_name(spec.status),
     })
 }
+
+/// An integration as the API shows it, with its SPIFFE ID under this appliance's trust domain.
+pub fn integration_of(state: &crate::app::AppState, spec: &IntegrationSpec) -> Value {
+    integration(
+        spec,
+        &crate::policy::spiffe_id(&state.config.identity.trust_domain, spec),
+    )
+}
