@@ -151,7 +151,7 @@ impl Note {
     /// Parses a signed note. The text is everything up to and including the
     /// newline before the last blank line.
     pub fn parse(msg: &str) -> Result<Self, NoteError> {
-        if msg.chars().any(|c| c < '\u{20}' && c != '\n') {
+        if has_control_other_than_newline(msg) {
             return Err(NoteError::Malformed("control character other than newline"));
         }
         let split = msg
@@ -239,13 +239,21 @@ impl Note {
     }
 }
 
+/// Whether `s` holds a control character other than `\n`: C0, DEL (U+007F) or C1
+/// (U+0080..U+009F), i.e. Unicode category Cc. The whole note is checked, signature lines
+/// included, so a cosignature we ignore cannot smuggle a control character to a terminal or
+/// a stricter parser that reads the same note.
+pub fn has_control_other_than_newline(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n')
+}
+
 /// Checks note text rules: ends in a newline, no control characters other
 /// than newline, no blank line at the end (the parser would split there).
 pub fn check_text(text: &str) -> Result<(), NoteError> {
     if !text.ends_with('\n') {
         return Err(NoteError::Malformed("text must end in a newline"));
     }
-    if text.chars().any(|c| c < '\u{20}' && c != '\n') {
+    if has_control_other_than_newline(text) {
         return Err(NoteError::Malformed("control character other than newline"));
     }
     if text.ends_with("\n\n") || text == "\n" {

@@ -443,6 +443,35 @@ fn doubly_signed_go_note_verifies_with_either_key_and_ignores_unknown() {
     assert_eq!(n.verify(&[stranger]), Err(NoteError::NoKnownSignature));
 }
 
+/// C2SP signed-note forbids every control character but newline, anywhere in the note, and
+/// in key names: DEL (U+007F) and C1 (U+0080..U+009F) too, not only C0.
+#[test]
+fn del_and_c1_controls_are_rejected_in_signature_lines_and_key_names() {
+    let v = NoteVerifier::parse(PETER_VKEY).expect("parses");
+    let good = peter_note();
+    assert!(Note::parse(&good).is_ok());
+    for ctl in ['\u{7f}', '\u{80}', '\u{85}', '\u{9f}'] {
+        let unknown_line = format!("{good}\u{2014} Wit{ctl}ness AAAAAAAAAAAA\n");
+        assert!(
+            Note::parse(&unknown_line).is_err(),
+            "{ctl:?} in an unknown signature line accepted"
+        );
+        let in_text = good.replace("don't", &format!("don{ctl}t"));
+        assert!(
+            Note::parse(&in_text).is_err(),
+            "{ctl:?} in the text accepted"
+        );
+        let name = format!("Peter{ctl}Neumann");
+        assert!(
+            !credmint_ledger::event::is_valid_key_name(&name),
+            "{ctl:?} in a key name accepted"
+        );
+        assert!(NoteVerifier::new(&name, v.public_key).is_err());
+    }
+    // Printable non-ASCII stays legal (C2SP names are UTF-8).
+    assert!(credmint_ledger::event::is_valid_key_name("Pétér"));
+}
+
 #[test]
 fn malformed_notes_and_keys_are_rejected() {
     let v = NoteVerifier::parse(PETER_VKEY).expect("parses");

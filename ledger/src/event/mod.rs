@@ -184,9 +184,14 @@ impl KeyInfo {
 }
 
 /// Whether `name` is a valid signed-note key name (non-empty, no Unicode
-/// whitespace, no '+'); the origin doubles as the checkpoint key name.
+/// whitespace, no '+', no control character); the origin doubles as the checkpoint key
+/// name. Control characters are refused because C2SP forbids them anywhere in a note,
+/// and a name that could never appear in a valid note is no key name.
 pub fn is_valid_key_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+')
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// Record 0: binds the ledger's origin to its keys and configuration.
