@@ -9,6 +9,7 @@
 //! - [`note`], [`checkpoint`]: C2SP signed note and tlog-checkpoint.
 //! - [`signer`]: the signing seam (HSM in the appliance, ed25519-dalek in tests).
 //! - [`store`]: the redb file; [`verify`]: whole-ledger verification, and the semantic rules.
+//! - [`governance`]: the dual-control independence rule shared by appliance and auditor.
 //! - [`keys`]: the keys in force per role across rotations (shared by store and verifier).
 //! - [`export`]: the auditor's bundle (writer and streaming reader).
 //! - [`audit`]: bundle verification, blast-radius queries and the `credmint-audit` CLI.
@@ -24,6 +25,7 @@ pub mod event;
 pub mod export;
 #[cfg(test)]
 mod format_doc;
+pub mod governance;
 pub mod keys;
 pub mod merkle;
 pub mod note;

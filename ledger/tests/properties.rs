@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use credmint_ledger::event::{OperatorApproved, OperatorRequested};
 use credmint_ledger::merkle::{self, Frontier};
 use credmint_ledger::note::Note;
 use credmint_ledger::store::schema;
@@ -191,7 +192,45 @@ fn event_strategy() -> impl Strategy<Value = Event> {
         (prop::collection::vec(any::<u8>(), 0..24), any::<u8>())
             .prop_map(|(serial, reason)| Event::Revoked(Revoked { serial, reason })),
         Just(common::genesis_event(&[4u8; 32])),
+        (
+            string_strategy(20),
+            prop::collection::vec(any::<u8>(), 0..200),
+            string_strategy(40)
+        )
+            .prop_map(|(name, spki, approval_ref)| {
+                Event::OperatorRequested(OperatorRequested::new(
+                    non_empty(name),
+                    spki,
+                    non_empty(approval_ref),
+                ))
+            }),
+        (
+            any::<u64>(),
+            string_strategy(20),
+            prop::collection::vec(any::<u8>(), 0..24),
+            any::<u64>(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(
+                |(request_index, name, serial, not_after, key_fingerprint)| {
+                    Event::OperatorApproved(OperatorApproved {
+                        request_index,
+                        name: non_empty(name),
+                        serial,
+                        not_after,
+                        key_fingerprint,
+                    })
+                }
+            ),
     ]
+}
+
+fn non_empty(s: String) -> String {
+    if s.is_empty() {
+        "x".into()
+    } else {
+        s
+    }
 }
 
 fn record_strategy() -> impl Strategy<Value = Record> {
@@ -604,4 +643,24 @@ fn append_refuses_invalid_entries_and_writes_nothing() {
     assert_eq!(a, b, "re-signing the same size is idempotent");
     assert_eq!(ledger.latest_checkpoint().expect("read"), Some(a));
     assert_eq!(ledger.checkpoints().expect("iter").count(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The decoder, not only the semantic check, refuses an OperatorRequested whose
+    /// fingerprint is not the SHA-256 of its key.
+    #[test]
+    fn operator_request_with_a_foreign_fingerprint_never_decodes(
+        spki in prop::collection::vec(any::<u8>(), 0..100),
+        flip in 0usize..32,
+        x in 1u8..,
+    ) {
+        let mut ev = OperatorRequested::new("carol", spki, "CHG-1");
+        let good = Record { index: 1, timestamp_ms: 1, actor: "operator:alice".into(), prev_hash: [0; 32], event: Event::OperatorRequested(ev.clone()) };
+        prop_assert!(Record::decode(&good.encode()).is_ok());
+        ev.key_fingerprint[flip] ^= x;
+        let bad = Record { event: Event::OperatorRequested(ev), ..good };
+        prop_assert!(Record::decode(&bad.encode()).is_err());
+    }
 }

@@ -176,7 +176,7 @@ pub fn generate_bundle(opts: &GenOptions, out: impl Write) -> io::Result<Generat
             ca_certificate_der: vec![0x30, 0x00],
         }),
     )?;
-    for (i, (name, actor)) in [("alice", "system:init"), ("bob", "operator:alice")]
+    for (i, (name, actor)) in [("alice", "system:init"), ("bob", "system:init")]
         .into_iter()
         .enumerate()
     {

@@ -58,8 +58,20 @@ pub struct Credential {
     pub actor: String,
     /// Operator who created the enrollment token it was issued through.
     pub enrollment_creator: Option<String>,
+    /// For an operator certificate minted under dual control: the operator who requested it
+    /// (`actor` is then the approver).
+    pub requested_by: Option<String>,
     #[serde(skip)]
     revoked_ms: Option<u64>,
+}
+
+/// The fields of an operator certificate both issuance events carry.
+struct OperatorCert<'a> {
+    name: &'a str,
+    serial: &'a [u8],
+    not_after: u64,
+    approval_ref: String,
+    requested_by: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -74,7 +86,7 @@ struct IntegrationInfo {
 /// "Issued under operator O" means: a certificate or token of an integration
 /// that O registered, changed, requested a change of or approved before the
 /// issuance; a certificate issued through an enrollment token O created; or an
-/// operator certificate issued to or by O.
+/// operator certificate issued to, by, or on the request of O.
 #[derive(Debug)]
 pub struct QueryCollector {
     filter: QueryFilter,
@@ -86,6 +98,8 @@ pub struct QueryCollector {
     pending: Option<(Credential, [u8; 16])>,
     /// The last certificate pushed (its EnrollmentUsed names the creator).
     last_pushed: Option<usize>,
+    /// Operator requests by index: (requesting operator, approval_ref).
+    operator_requests: HashMap<u64, (String, String)>,
 }
 
 impl QueryCollector {
@@ -99,6 +113,7 @@ impl QueryCollector {
             by_key: HashMap::new(),
             pending: None,
             last_pushed: None,
+            operator_requests: HashMap::new(),
         }
     }
 
@@ -178,6 +193,7 @@ impl QueryCollector {
                     approval_ref: info.map(|i| i.approval_ref.clone()).unwrap_or_default(),
                     actor: rec.actor.clone(),
                     enrollment_creator: None,
+                    requested_by: None,
                     revoked_ms: None,
                 };
                 let k = cred_key(b"serial", &c.serial);
@@ -209,6 +225,7 @@ impl QueryCollector {
                     approval_ref: info.map(|i| i.approval_ref.clone()).unwrap_or_default(),
                     actor: rec.actor.clone(),
                     enrollment_creator: None,
+                    requested_by: None,
                     revoked_ms: None,
                 };
                 if self.matches(&cred, secs) == Match::Yes {
@@ -216,35 +233,70 @@ impl QueryCollector {
                 }
             }
             Event::OperatorCertIssued(o) => {
-                let ca = keys
-                    .current(KeyRole::Ca)
-                    .map(|k| k.fingerprint())
-                    .unwrap_or_default();
-                let cred = Credential {
-                    kind: "operator_certificate",
-                    id: hex::encode(&o.serial),
-                    integration: String::new(),
-                    subject: o.name.clone(),
-                    issued_index: rec.index,
-                    issued_at: format_rfc3339(secs),
-                    expires_at_unix: o.not_after,
-                    expires_at: format_rfc3339(o.not_after),
-                    status: "live",
-                    revoked_index: None,
-                    revoked_at: None,
-                    signing_key: hex::encode(ca),
+                let cert = OperatorCert {
+                    name: &o.name,
+                    serial: &o.serial,
+                    not_after: o.not_after,
                     approval_ref: String::new(),
-                    actor: rec.actor.clone(),
-                    enrollment_creator: None,
-                    revoked_ms: None,
+                    requested_by: None,
                 };
-                if self.matches(&cred, secs) == Match::Yes {
-                    self.add(cred, cred_key(b"serial", &o.serial));
+                self.operator_cert(rec, keys, cert);
+            }
+            Event::OperatorRequested(r) => {
+                if let Actor::Operator(name) = Actor::parse(&rec.actor) {
+                    self.operator_requests
+                        .insert(rec.index, (name.to_owned(), r.approval_ref.clone()));
                 }
+            }
+            Event::OperatorApproved(a) => {
+                let (requested_by, approval_ref) = self
+                    .operator_requests
+                    .get(&a.request_index)
+                    .cloned()
+                    .map_or((None, String::new()), |(r, x)| (Some(r), x));
+                let cert = OperatorCert {
+                    name: &a.name,
+                    serial: &a.serial,
+                    not_after: a.not_after,
+                    approval_ref,
+                    requested_by,
+                };
+                self.operator_cert(rec, keys, cert);
             }
             Event::Revoked(r) => self.revoked(cred_key(b"serial", &r.serial), rec),
             Event::TokenRevoked(r) => self.revoked(cred_key(b"jti", r.jti.as_bytes()), rec),
             _ => {}
+        }
+    }
+
+    /// An operator certificate (direct or approved), signed by the CA key in force.
+    fn operator_cert(&mut self, rec: &Record, keys: &KeyRing, o: OperatorCert<'_>) {
+        let secs = rec.timestamp_ms / 1000;
+        let ca = keys
+            .current(KeyRole::Ca)
+            .map(|k| k.fingerprint())
+            .unwrap_or_default();
+        let cred = Credential {
+            kind: "operator_certificate",
+            id: hex::encode(o.serial),
+            integration: String::new(),
+            subject: o.name.to_owned(),
+            issued_index: rec.index,
+            issued_at: format_rfc3339(secs),
+            expires_at_unix: o.not_after,
+            expires_at: format_rfc3339(o.not_after),
+            status: "live",
+            revoked_index: None,
+            revoked_at: None,
+            signing_key: hex::encode(ca),
+            approval_ref: o.approval_ref,
+            actor: rec.actor.clone(),
+            enrollment_creator: None,
+            requested_by: o.requested_by,
+            revoked_ms: None,
+        };
+        if self.matches(&cred, secs) == Match::Yes {
+            self.add(cred, cred_key(b"serial", o.serial));
         }
     }
 
@@ -288,7 +340,9 @@ impl QueryCollector {
         }
         if let Some(op) = &f.operator {
             let ok = if c.kind == "operator_certificate" {
-                c.subject == *op || Actor::parse(&c.actor) == Actor::Operator(op)
+                c.subject == *op
+                    || Actor::parse(&c.actor) == Actor::Operator(op)
+                    || c.requested_by.as_deref() == Some(op.as_str())
             } else {
                 info.is_some_and(|i| i.operators.contains(op))
             };

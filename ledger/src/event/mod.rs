@@ -13,6 +13,7 @@ use crate::codec::{Reader, Writer};
 
 mod credential;
 mod governance;
+mod operator;
 mod rotation;
 
 use crate::error::DecodeError;
@@ -22,6 +23,7 @@ pub use governance::{
     ChangeKind, EnrollmentCreated, EnrollmentUsed, IntegrationChanged, IntegrationRegistered,
     IntegrationSpec, IntegrationStatus, OperatorCertIssued, PrivilegeClass, MAX_LIST, MAX_TEXT,
 };
+pub use operator::{OperatorApproved, OperatorRequested, MAX_OPERATOR_SPKI};
 pub use rotation::{KeyRotated, MAX_SIGNATURE, ROTATION_CONTEXT};
 
 /// Maximum encoded size of one event body (the CA certificate dominates).
@@ -388,6 +390,8 @@ events! {
     ChangeRequested => "change_requested",
     AnomalyFlagged => "anomaly_flagged",
     KeyRotated => "key_rotated",
+    OperatorRequested => "operator_requested",
+    OperatorApproved => "operator_approved",
 }
 
 impl Event {

@@ -8,13 +8,17 @@
 //! enrollment token (plus 16 bytes of expiry and state), the integrations, the
 //! operators and the change requests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::compact::{CompactMap, Key, Keyer};
+use super::operators::OperatorBook;
 
 use sha2::{Digest, Sha256};
 
-use crate::event::{ChangeKind, Event, IntegrationSpec, IntegrationStatus, PrivilegeClass};
+use crate::event::{
+    ChangeKind, Event, IntegrationSpec, IntegrationStatus, OperatorCertIssued, PrivilegeClass,
+};
+use crate::governance::{ApprovalRefusal, Lineage};
 use crate::record::Record;
 
 /// Violations kept in full; beyond this only the count grows.
@@ -93,6 +97,9 @@ pub(crate) fn cred_key(domain: &[u8], id: &[u8]) -> [u8; 16] {
 #[derive(Debug)]
 struct Integration {
     spec: IntegrationSpec,
+    /// Index of the last record that registered or changed it: a change request older
+    /// than this is superseded (the appliance answers 409 stale).
+    last_change: u64,
 }
 
 #[derive(Debug)]
@@ -153,7 +160,10 @@ pub struct SemanticChecker {
     names: HashMap<String, u32>,
     integrations: Vec<Integration>,
     requests: HashMap<u64, Request>,
-    operators: HashSet<String>,
+    operators: OperatorBook,
+    /// Still inside the init run: records 1, 2, ... that are all OperatorCertIssued by
+    /// `system:init` (the init operators, FORMAT.md §13.5).
+    init_run: bool,
     last_cert: Option<LastCert>,
     violations: Vec<SemanticViolation>,
     total: u64,
@@ -203,7 +213,8 @@ impl SemanticChecker {
             names: HashMap::new(),
             integrations: Vec::new(),
             requests: HashMap::new(),
-            operators: HashSet::new(),
+            operators: OperatorBook::default(),
+            init_run: true,
             last_cert: None,
             violations: Vec::new(),
             total: 0,
@@ -274,6 +285,12 @@ impl SemanticChecker {
         let index = rec.index;
         let now = rec.timestamp_ms / 1000;
         let actor = Actor::parse(&rec.actor);
+        if index > 0
+            && !(actor == Actor::System("init")
+                && matches!(rec.event, Event::OperatorCertIssued(_)))
+        {
+            self.init_run = false;
+        }
         if actor == Actor::Other {
             self.flag(
                 index,
@@ -288,7 +305,9 @@ impl SemanticChecker {
         // enrollment actor must be its EnrollmentUsed.
         let last_cert = self.last_cert.take();
         if let Some(last) = &last_cert {
-            if last.by_enrollment && !matches!(rec.event, Event::EnrollmentUsed(_)) {
+            let its_use = matches!(&rec.event, Event::EnrollmentUsed(u)
+                if u.serial == last.serial && u.integration == last.integration);
+            if last.by_enrollment && !its_use {
                 self.flag(
                     last.index,
                     "enrollment_cert_without_use",
@@ -306,22 +325,22 @@ impl SemanticChecker {
                     );
                 }
             }
-            Event::OperatorCertIssued(o) => {
-                let bootstrap = index == 1 && actor == Actor::System("init");
-                if !bootstrap {
-                    self.require_operator(index, actor, "operator_cert_issued");
+            Event::OperatorCertIssued(o) => self.operator_cert(index, actor, o),
+            Event::OperatorRequested(r) => {
+                self.require_operator(index, actor, "operator_requested");
+                if let Actor::Operator(requester) = actor {
+                    self.operators.request(index, requester, r);
                 }
-                if !self
-                    .serials
-                    .insert(self.keyer.key(b"serial", &o.serial), NO_INTEGRATION)
-                {
-                    self.flag(
-                        index,
-                        "serial_duplicate",
-                        format!("serial {} issued before", hex::encode(&o.serial)),
-                    );
+            }
+            Event::OperatorApproved(a) => {
+                let approver = match actor {
+                    Actor::Operator(name) => Some(name),
+                    _ => None,
+                };
+                for problem in self.operators.approve(approver, a) {
+                    self.flag(index, "operator_approval_invalid", problem);
                 }
-                self.operators.insert(o.name.clone());
+                self.operator_serial(index, &a.serial);
             }
             Event::IntegrationRegistered(r) => {
                 self.require_operator(index, actor, "integration_registered");
@@ -348,6 +367,7 @@ impl SemanticChecker {
                         self.names.insert(name, id);
                         self.integrations.push(Integration {
                             spec: r.spec.clone(),
+                            last_change: index,
                         });
                     }
                 }
@@ -613,10 +633,60 @@ impl SemanticChecker {
         }
     }
 
+    /// OperatorCertIssued: after the init run only a self-renewal is legal; a certificate
+    /// for a new name skips the request/approval pair, and one for another existing
+    /// operator hands its name to a key the issuer chose. Either way the issuer is recorded
+    /// as both requester and approver, so the puppet cannot approve the issuer's requests.
+    fn operator_cert(&mut self, index: u64, actor: Actor<'_>, o: &OperatorCertIssued) {
+        let init = self.init_run && index > 0;
+        if !init {
+            self.require_operator(index, actor, "operator_cert_issued");
+            let renewal = actor == Actor::Operator(&o.name);
+            if !renewal {
+                let what = if self.operators.is_known(&o.name) {
+                    "another existing operator"
+                } else {
+                    "a new operator"
+                };
+                self.flag(
+                    index,
+                    "operator_minted_without_approval",
+                    format!(
+                        "operator certificate for {what} {:?} without an operator_requested / operator_approved pair",
+                        o.name
+                    ),
+                );
+            }
+        }
+        let lineage = match actor {
+            Actor::Operator(by) if !init => Some(Lineage {
+                requested_by: by.to_owned(),
+                approved_by: by.to_owned(),
+            }),
+            _ => None,
+        };
+        self.operators.add(&o.name, lineage);
+        self.operator_serial(index, &o.serial);
+    }
+
+    /// Operator certificate serials share the one serial space (`serial_duplicate`).
+    fn operator_serial(&mut self, index: u64, serial: &[u8]) {
+        if !self
+            .serials
+            .insert(self.keyer.key(b"serial", serial), NO_INTEGRATION)
+        {
+            self.flag(
+                index,
+                "serial_duplicate",
+                format!("serial {} issued before", hex::encode(serial)),
+            );
+        }
+    }
+
     /// Governance actors: `operator:<name>` with an earlier operator certificate.
     fn require_operator(&mut self, index: u64, actor: Actor<'_>, kind: &str) {
         match actor {
-            Actor::Operator(name) if self.operators.contains(name) => {}
+            Actor::Operator(name) if self.operators.is_known(name) => {}
             Actor::Operator(name) => self.flag(
                 index,
                 "unknown_operator",
@@ -723,6 +793,18 @@ impl SemanticChecker {
         }
     }
 
+    /// [`crate::governance::may_approve`] between two actor strings; identical actors of
+    /// any class count as self-approval.
+    fn independence(&self, approver: &str, requester: &str) -> Option<ApprovalRefusal> {
+        match (Actor::parse(approver), Actor::parse(requester)) {
+            (Actor::Operator(a), Actor::Operator(r)) => self.operators.may_approve(a, r).err(),
+            _ if approver == requester => Some(ApprovalRefusal::SelfApproval {
+                operator: approver.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
     fn integration_changed(
         &mut self,
         rec: &Record,
@@ -770,7 +852,8 @@ impl SemanticChecker {
             );
         }
         if c.kind == ChangeKind::IncreaseApproved {
-            self.approval(rec, c.request_index, new);
+            let last_change = self.integrations[id as usize].last_change;
+            self.approval(rec, c.request_index, new, last_change);
         } else if let Some(why) = increases_authority(&old, new) {
             self.flag(
                 index,
@@ -778,10 +861,18 @@ impl SemanticChecker {
                 format!("{:?} change of {:?} {why}", c.kind, new.name),
             );
         }
-        self.integrations[id as usize].spec = new.clone();
+        let state = &mut self.integrations[id as usize];
+        state.spec = new.clone();
+        state.last_change = index;
     }
 
-    fn approval(&mut self, rec: &Record, request_index: u64, new: &IntegrationSpec) {
+    fn approval(
+        &mut self,
+        rec: &Record,
+        request_index: u64,
+        new: &IntegrationSpec,
+        last_change: u64,
+    ) {
         let index = rec.index;
         let Some(req) = self.requests.get_mut(&request_index) else {
             self.flag(
@@ -792,9 +883,19 @@ impl SemanticChecker {
             return;
         };
         let mismatch = req.proposed != *new;
-        let same = req.actor == rec.actor;
+        let requester = req.actor.clone();
         let reused = req.approved;
         req.approved = true;
+        let superseded = last_change > request_index;
+        if superseded {
+            self.flag(
+                index,
+                "approval_superseded",
+                format!(
+                    "request {request_index} was superseded by the change at record {last_change}"
+                ),
+            );
+        }
         if mismatch {
             self.flag(
                 index,
@@ -802,11 +903,11 @@ impl SemanticChecker {
                 format!("approved state differs from what record {request_index} requested"),
             );
         }
-        if same {
+        if let Some(refusal) = self.independence(&rec.actor, &requester) {
             self.flag(
                 index,
                 "approval_same_operator",
-                format!("{} approved their own request {request_index}", rec.actor),
+                format!("request {request_index}: {refusal}"),
             );
         }
         if reused {

@@ -1,32 +1,11 @@
 //! The `credmint-audit` binary: exit codes, `--json`, key forms, queries.
 
-use std::path::Path;
-use std::process::Command;
-
 use credmint_ledger::audit::bench::{generate_bundle, GenOptions};
 use credmint_ledger::event::{Event, Revoked};
 use credmint_ledger::note::verifier_key_string;
 use credmint_ledger::Signer;
 
 use crate::fixture::*;
-
-fn audit(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_credmint-audit"))
-        .args(args)
-        .output()
-        .expect("run credmint-audit");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p.to_string_lossy().into_owned()
-}
 
 #[test]
 fn exit_codes_json_and_key_forms() {

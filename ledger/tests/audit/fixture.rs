@@ -134,12 +134,12 @@ impl Fx {
         }
     }
 
-    /// Genesis, operator alice (by system:init at index 1), operator bob
-    /// (by alice), integration "billing" (by alice): indices 0..=3.
+    /// Genesis, init operators alice and bob (both by system:init, indices 1 and 2),
+    /// integration "billing" (by alice): indices 0..=3.
     pub fn new() -> Fx {
         let mut fx = Fx::bare();
         fx.push("system:init", operator_cert("alice", 1));
-        fx.push("operator:alice", operator_cert("bob", 2));
+        fx.push("system:init", operator_cert("bob", 2));
         fx.push(
             "operator:alice",
             Event::IntegrationRegistered(IntegrationRegistered {
@@ -207,4 +207,49 @@ pub fn verify_with(bundle: &[u8], key: [u8; 32]) -> AuditReport {
         semantic: true,
     };
     verify_bundle(bundle, &opts, &mut |_, _| {}, &mut |_, _| {})
+}
+
+/// Runs the `credmint-audit` binary: (exit code, stdout, stderr).
+pub fn audit(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_credmint-audit"))
+        .args(args)
+        .output()
+        .expect("run credmint-audit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `bytes` to `dir/name` and returns the path as a string.
+pub fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write test file");
+    p.to_string_lossy().into_owned()
+}
+
+/// Exports `fx`, runs `credmint-audit verify --json` on it and returns the exit code
+/// and the reported violations as (index, rule) pairs.
+pub fn audit_verify(fx: &Fx) -> (i32, Vec<(u64, String)>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = write(dir.path(), "b.bundle", &fx.bundle());
+    let key = hex::encode(ledger_signer().public_key());
+    let (code, out, err) = audit(&["verify", &bundle, "--ledger-key", &key, "--json"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let violations = j["violations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| {
+                    (
+                        v["index"].as_u64().unwrap_or(u64::MAX),
+                        v["rule"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (code, violations)
 }

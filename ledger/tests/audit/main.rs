@@ -5,5 +5,6 @@
 mod bundle;
 mod cli;
 mod fixture;
+mod operators;
 mod semantic;
 mod vectors;

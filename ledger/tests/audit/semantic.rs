@@ -571,3 +571,59 @@ fn violations_are_all_reported_and_capped() {
     assert_eq!(r.violations_total, 130);
     assert_eq!(r.violations.len(), 100);
 }
+
+/// The appliance appends a certificate issued through enrollment and the EnrollmentUsed
+/// that spends the token in one batch; an EnrollmentUsed naming another serial is not
+/// that certificate's use.
+#[test]
+fn enrollment_cert_followed_by_the_use_of_another_serial_is_flagged() {
+    let mut fx = Fx::new();
+    let now = fx.now_s();
+    fx.push("operator:alice", enrollment(0xa2, now + 600));
+    let first = fx.batch(vec![
+        (
+            "enrollment:billing",
+            cert(&[0x11, 1], "billing", now + 1, 3600),
+        ),
+        ("enrollment:billing", used(0xa2, &[0x11, 2], "billing")),
+    ]);
+    let r = fx.verify();
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.rule == "enrollment_cert_without_use" && v.index == first),
+        "{:#?}",
+        r.violations
+    );
+}
+
+/// A change of the integration after a request supersedes it (the appliance answers 409
+/// stale); approving it anyway could silently revert the intermediate change.
+#[test]
+fn approving_a_superseded_request_is_flagged() {
+    let mut fx = Fx::new();
+    let wider = with(|s| s.scopes.push("invoices:write".into()));
+    let req = fx.push("operator:alice", request(wider.clone()));
+    let owner = with(|s| s.business_owner = "treasury".into());
+    fx.push("operator:bob", change(ChangeKind::OwnerChanged, owner, 0));
+    let appr = fx.push(
+        "operator:bob",
+        change(ChangeKind::IncreaseApproved, wider.clone(), req),
+    );
+    let r = fx.verify();
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.rule == "approval_superseded" && v.index == appr),
+        "{:#?}",
+        r.violations
+    );
+    // Without the intermediate change the same approval is clean.
+    let mut ok = Fx::new();
+    let req = ok.push("operator:alice", request(wider.clone()));
+    ok.push(
+        "operator:bob",
+        change(ChangeKind::IncreaseApproved, wider, req),
+    );
+    assert_eq!(ok.verify().outcome, Outcome::Verified);
+}
