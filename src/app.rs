@@ -7,9 +7,10 @@ use credmint_ledger::Ledger;
 use crate::checkpointer::CheckpointSignal;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::hsm::Admission;
 use crate::hsm::Hsm;
-use crate::ledger_writer::LedgerWriter;
-use crate::signals::Signals;
+use crate::sequencer::{AfterCommit, Command, Issued, SequenceError, Sequencer};
+use crate::signals::{Signals, SignalsConfig};
 use crate::status::cache::StatusCache;
 
 #[derive(Clone)]
@@ -20,7 +21,10 @@ pub struct AppState {
     /// one `keys.current()` snapshot per operation (key, CA certificate and kid agree).
     pub keys: crate::rotation::LiveKeys,
     pub ledger: Arc<Ledger>,
-    pub writer: LedgerWriter,
+    /// The only way to change the ledger: typed commands, committed with their effects.
+    pub sequencer: Sequencer,
+    /// Bounds signatures in flight in front of `C_Sign`.
+    pub admission: Admission,
     pub clock: Clock,
     /// Base URL relying parties reach this appliance at (OCSP, CRL, JWKS, token `iss`).
     pub public_url: Arc<str>,
@@ -32,6 +36,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The part of the state issuance needs.
+    pub fn issuer(&self) -> crate::issuance::Issuer {
+        crate::issuance::Issuer {
+            keys: self.keys.clone(),
+            sequencer: self.sequencer.clone(),
+            admission: self.admission.clone(),
+            clock: self.clock.clone(),
+            public_url: self.public_url.clone(),
+            ledger_origin: self.ledger.origin().to_string(),
+        }
+    }
+
     pub fn latest_checkpoint(&self) -> Option<String> {
         self.checkpoint_view().map(|c| c.note)
     }
@@ -82,5 +98,37 @@ impl CheckpointView {
             root: cp.root,
             note,
         })
+    }
+}
+
+/// What a commit does to the rest of the serving appliance; the sequencer runs it on its
+/// own thread before answering (see `sequencer::effects`).
+pub struct AppEffects {
+    pub status: Arc<StatusCache>,
+    pub checkpoints: Arc<CheckpointSignal>,
+    pub signals: Arc<Signals>,
+    pub config: SignalsConfig,
+}
+
+impl AfterCommit for AppEffects {
+    fn revoked(&self, serials: &[Vec<u8>]) {
+        self.status.invalidate(serials);
+    }
+
+    fn checkpoint_due(&self) {
+        self.checkpoints.wake();
+    }
+
+    fn issued(&self, issued: Issued<'_>) -> Vec<Command> {
+        crate::signals::after_issuance(&self.signals, &self.config, issued)
+    }
+
+    fn flagged(&self, kind: credmint_ledger::event::AnomalyKind, auto_suspended: bool) {
+        self.signals.committed(kind, auto_suspended);
+    }
+
+    fn dropped(&self, error: &SequenceError) {
+        self.signals.write_failed();
+        tracing::error!(%error, "could not record a signal event");
     }
 }

@@ -357,11 +357,19 @@ impl Config {
         }
     }
 
+    /// Certificate of the first init operator (the CLI's default identity).
     pub fn operator_cert_path(&self) -> PathBuf {
-        self.data_dir.join("operator-admin.pem")
+        self.operator_paths(&self.governance.init_operators[0]).0
     }
     pub fn operator_key_path(&self) -> PathBuf {
-        self.data_dir.join("operator-admin-key.pem")
+        self.operator_paths(&self.governance.init_operators[0]).1
+    }
+    /// (certificate chain, private key) files of init operator `name`.
+    pub fn operator_paths(&self, name: &str) -> (PathBuf, PathBuf) {
+        (
+            self.data_dir.join(format!("operator-{name}.pem")),
+            self.data_dir.join(format!("operator-{name}-key.pem")),
+        )
     }
 
     pub fn ca_cert_path(&self) -> PathBuf {

@@ -12,7 +12,9 @@ use credmint_ledger::verify::semantic::increases_authority;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, TtlConfig};
-use crate::registry::{check_dns, check_scope, class_cap, parse_class, FieldError};
+use crate::registry::{
+    check_dns, check_identifier, check_scope, class_cap, parse_class, FieldError,
+};
 
 const DAY: u64 = 86_400;
 
@@ -31,6 +33,17 @@ pub struct GovernanceConfig {
     /// The same for a privileged integration (default 90).
     #[serde(default = "default_privileged_days")]
     pub privileged_review_max_days: u64,
+    /// Operators `credmint init` creates together with the genesis (default `["admin",
+    /// "admin2"]`): the roots of dual control. Every later operator must be requested by
+    /// one operator and approved by a different, independent one, so a single init
+    /// operator could never add another. Hand each key to a different person. The first
+    /// is the CLI's default identity (`data_dir/operator-<name>.pem`).
+    #[serde(default = "default_init_operators")]
+    pub init_operators: Vec<String>,
+}
+
+fn default_init_operators() -> Vec<String> {
+    vec!["admin".into(), "admin2".into()]
 }
 
 fn default_warning_days() -> u64 {
@@ -49,6 +62,7 @@ impl Default for GovernanceConfig {
             review_warning_days: default_warning_days(),
             routine_review_max_days: default_routine_days(),
             privileged_review_max_days: default_privileged_days(),
+            init_operators: default_init_operators(),
         }
     }
 }
@@ -77,6 +91,20 @@ impl GovernanceConfig {
         }
         if self.review_warning_days > 3650 {
             return invalid("governance.review_warning_days", "must be at most 3650");
+        }
+        let ops = &self.init_operators;
+        let unique: std::collections::HashSet<&String> = ops.iter().collect();
+        if ops.is_empty() || ops.len() > 8 || unique.len() != ops.len() {
+            return invalid(
+                "governance.init_operators",
+                "must name 1 to 8 distinct operators",
+            );
+        }
+        if let Some(bad) = ops.iter().find(|n| check_identifier("name", n).is_err()) {
+            return Err(ConfigError::Invalid {
+                key: "governance.init_operators",
+                message: format!("{bad:?} is not a valid operator name (a-z, 0-9, '-')"),
+            });
         }
         Ok(())
     }

@@ -152,69 +152,72 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
     };
     let created = ensure_ledger(cfg, &keys, &ca, now)?;
     report.push(format!("ledger {}", cfg.ledger.file.display()), created);
-    let created = ensure_first_operator(cfg, &keys, &ca, now)?;
-    report.push(
-        format!(
-            "operator certificate {}",
-            cfg.operator_cert_path().display()
-        ),
-        created,
-    );
+    let created = ensure_init_operators(cfg, &keys, &ca, now)?;
+    for name in &cfg.governance.init_operators {
+        let path = cfg.operator_paths(name).0;
+        report.push(format!("operator certificate {}", path.display()), created);
+    }
     Ok(report)
 }
 
-/// Name of the operator whose certificate `init` issues.
-pub const FIRST_OPERATOR: &str = "admin";
-
-/// Issues the first operator certificate (key and chain in the data directory, key mode
-/// 0600) and records it in the ledger, once.
-fn ensure_first_operator(
+/// Issues the init operators' certificates (key and chain in the data directory, key
+/// mode 0600) and records them right after the genesis, once: the auditor accepts
+/// `system:init` operators only as the run of records directly after the genesis
+/// (FORMAT.md §13.5), so they are created only while the ledger holds nothing else.
+fn ensure_init_operators(
     cfg: &Config,
     keys: &KeySet,
     ca: &RootCa,
     now: OffsetDateTime,
 ) -> Result<bool, InitError> {
-    let (cert_path, key_path) = (cfg.operator_cert_path(), cfg.operator_key_path());
-    if cert_path.exists() && key_path.exists() {
+    let ledger = Ledger::open(&cfg.ledger.file)?;
+    if ledger.size() > 1 {
+        let missing: Vec<String> = cfg
+            .governance
+            .init_operators
+            .iter()
+            .map(|n| cfg.operator_paths(n).0)
+            .filter(|p| !p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            tracing::warn!(?missing, "init operator files missing; operators are added through the running appliance (request + approval)");
+        }
         return Ok(false);
     }
-    let ledger = Ledger::open(&cfg.ledger.file)?;
-    let ca_in_force = ledger
-        .keys_in_force()
-        .into_iter()
-        .find(|k| k.role == credmint_ledger::KeyRole::Ca);
-    if ca_in_force.is_some_and(|k| k.spki_der != keys.ca.public_key().spki_der()) {
-        // The genesis CA key was rotated: it must not sign anything new.
-        return Err(InitError::Operator(
-            "the CA key was rotated; issue operator certificates through the running appliance (credmint operator add)".into(),
-        ));
+    let mut entries = Vec::new();
+    let mut files = Vec::new();
+    let timestamp_ms = unix_ms(now).max(ledger.head_timestamp_ms());
+    for name in &cfg.governance.init_operators {
+        let key =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(CaError::from)?;
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        let leaf = operator_leaf(
+            name,
+            "credmint init",
+            &cfg.identity.trust_domain,
+            &cfg.public_url(cfg.server.listen.port()),
+            ledger.origin(),
+            &spki,
+            now,
+        );
+        let der = sign_leaf(&leaf.spec, &spki, ca, &keys.ca)
+            .map_err(|e| InitError::Operator(e.to_string()))?;
+        entries.push(NewEntry {
+            timestamp_ms,
+            actor: INIT_ACTOR.into(),
+            event: leaf.event,
+        });
+        files.push((name, key.serialize_pem(), pem_chain(&der, ca)));
     }
-    let key =
-        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(CaError::from)?;
-    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
-    let leaf = operator_leaf(
-        FIRST_OPERATOR,
-        "credmint init",
-        &cfg.identity.trust_domain,
-        &cfg.public_url(cfg.server.listen.port()),
-        ledger.origin(),
-        &spki,
-        now,
-    );
-    let der = sign_leaf(&leaf.spec, &spki, ca, &keys.ca)
-        .map_err(|e| InitError::Operator(e.to_string()))?;
     ledger
-        .append_batch_with(
-            vec![NewEntry {
-                timestamp_ms: unix_ms(now).max(ledger.head_timestamp_ms()),
-                actor: INIT_ACTOR.into(),
-                event: leaf.event,
-            }],
-            crate::registry::apply,
-        )
+        .append_batch_with(entries, crate::registry::apply)
         .map_err(|e| InitError::Operator(e.to_string()))?;
-    write_private(&key_path, key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, pem_chain(&der, ca)).map_err(io(&cert_path))?;
+    for (name, key_pem, chain) in files {
+        let (cert_path, key_path) = cfg.operator_paths(name);
+        write_private(&key_path, key_pem.as_bytes())?;
+        std::fs::write(&cert_path, chain).map_err(io(&cert_path))?;
+    }
     ledger.sign_checkpoint(&keys.ledger)?;
     Ok(true)
 }

@@ -5,19 +5,63 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use credmint_ledger::event::{CertificateIssued, Event, TokenIssued};
+use std::net::IpAddr;
+
+use credmint_ledger::event::{CertificateIssued, TokenIssued};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::api::ApiError;
-use crate::app::AppState;
 use crate::ca::serial::random_serial;
 use crate::ca::RootCa;
-use crate::hsm::HsmKey;
+use crate::clock::Clock;
+use crate::hsm::{Admission, HsmKey, Overloaded};
 use crate::issue::{build_leaf, Governance, LeafError, LeafSpec, ValidCsr};
-use crate::ledger_writer::{Precondition, Submission};
 use crate::policy::{CertGrant, TokenGrant};
+use crate::rotation::LiveKeys;
+use crate::sequencer::{Actor, Command, Op, SequenceError, Sequencer};
 use crate::token::{sign_jwt, JwsAlg, TokenClaims};
+
+/// Why nothing was issued. Nothing half-written remains in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Refused before any HSM time was spent: too many signatures in flight.
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    /// Refused before signing: the sequencer queue is full.
+    #[error("sequencer queue is full")]
+    QueueFull,
+    #[error(transparent)]
+    Leaf(#[from] LeafError),
+    #[error("token signing: {0}")]
+    TokenSigning(String),
+    #[error("signing task: {0}")]
+    Task(String),
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+}
+
+/// What issuance needs of the appliance: keys, the sequencer, admission, clock, URLs.
+#[derive(Clone)]
+pub struct Issuer {
+    pub keys: LiveKeys,
+    pub sequencer: Sequencer,
+    pub admission: Admission,
+    pub clock: Clock,
+    /// Base URL relying parties reach (OCSP URL, token `iss`).
+    pub public_url: std::sync::Arc<str>,
+    pub ledger_origin: String,
+}
+
+impl Issuer {
+    /// Admission before the HSM: a signature slot, and room in the sequencer queue for
+    /// what will be signed. Overload is refused here, before any `C_Sign`.
+    fn admit(&self) -> Result<crate::hsm::Admitted, IssueError> {
+        if !self.sequencer.has_room() {
+            return Err(IssueError::QueueFull);
+        }
+        Ok(self.admission.try_admit()?)
+    }
+}
 
 /// notBefore is backdated this much to absorb relying parties' clock skew. Documented in
 /// FORMAT.md: the auditor allows TTL + this much between notBefore and notAfter.
@@ -44,7 +88,7 @@ pub fn validity(now: OffsetDateTime, ttl_secs: u64) -> (OffsetDateTime, OffsetDa
 }
 
 /// Builds the leaf spec for a decided grant.
-pub fn leaf_spec(state: &AppState, grant: &CertGrant, now: OffsetDateTime) -> LeafSpec {
+pub fn leaf_spec(issuer: &Issuer, grant: &CertGrant, now: OffsetDateTime) -> LeafSpec {
     let (not_before, not_after) = validity(now, grant.ttl_secs);
     LeafSpec {
         serial: random_serial(),
@@ -54,12 +98,12 @@ pub fn leaf_spec(state: &AppState, grant: &CertGrant, now: OffsetDateTime) -> Le
         not_after,
         client_auth: true,
         server_auth: grant.server_auth,
-        ocsp_url: state.ocsp_url(),
-        crl_url: state.crl_url(),
+        ocsp_url: format!("{}/ocsp", issuer.public_url),
+        crl_url: issuer.keys.current().crl_url().to_string(),
         governance: Governance {
             integration: grant.integration.clone(),
             approval_ref: grant.approval_ref.clone(),
-            ledger_origin: state.ledger.origin().to_string(),
+            ledger_origin: issuer.ledger_origin.clone(),
         },
     }
 }
@@ -94,56 +138,54 @@ fn unix(t: OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp()).unwrap_or(0)
 }
 
-/// Signs `spec` for `csr`, then appends `CertificateIssued` (plus `extra` events and
-/// preconditions, e.g. spending an enrollment token) in one durable batch.
+/// Signs `grant`'s certificate for `csr` and sequences its issuance (spending the
+/// enrollment token whose hash is `enrollment`, if any); returns it once durable.
 pub async fn issue_certificate(
-    state: &AppState,
+    issuer: &Issuer,
     grant: &CertGrant,
     csr: &ValidCsr,
-    actor: String,
-    extra: impl FnOnce(&[u8]) -> (Vec<Event>, Vec<Precondition>),
-) -> Result<IssuedCert, ApiError> {
+    actor: Actor,
+    enrollment: Option<[u8; 32]>,
+    peer: Option<IpAddr>,
+) -> Result<IssuedCert, IssueError> {
+    let admitted = issuer.admit()?;
     // One key snapshot: the CA that signs is the one whose chain and CRL URL the leaf gets.
-    let active = state.keys.current();
-    let mut spec = leaf_spec(state, grant, state.clock.now());
+    let active = issuer.keys.current();
+    let mut spec = leaf_spec(issuer, grant, issuer.clock.now());
     spec.crl_url = active.crl_url().to_string();
     let serial = spec.serial.to_vec();
     let (act, sp, spki) = (active.clone(), spec.clone(), csr.spki_der.clone());
     let der = tokio::task::spawn_blocking(move || sign_leaf(&sp, &spki, &act.ca, &act.keys.ca))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let issued = Event::CertificateIssued(CertificateIssued {
+        .map_err(|e| IssueError::Task(e.to_string()))??;
+    drop(admitted);
+    let cert = CertificateIssued {
         serial: serial.clone(),
         integration: grant.integration.clone(),
         subject: grant.spiffe_id.clone(),
         not_before: unix(spec.not_before),
         not_after: unix(spec.not_after),
         key_fingerprint: csr.key_fingerprint,
-    });
-    let (mut events, mut preconditions) = extra(&serial);
-    events.insert(0, issued);
-    preconditions.insert(0, Precondition::SerialUnused(serial.clone()));
-    let records = state
-        .writer
-        .submit(Submission {
-            actor,
-            events,
-            preconditions,
-        })
-        .await?;
+    };
+    let op = Op::IssueCertificate {
+        cert,
+        enrollment,
+        peer,
+    };
+    let receipt = issuer.sequencer.submit(Command::new(actor, op)).await?;
+    let ledger_index = receipt.first_index().unwrap_or_default();
     tracing::info!(
         integration = %grant.integration,
         serial = %hex::encode(&serial),
-        ledger_index = records[0].index,
+        ledger_index,
         "certificate issued"
     );
-    crate::signals::after_issuance(state, &grant.integration);
     Ok(IssuedCert {
         chain_pem: pem_chain(&der, &active.ca),
         der,
         serial,
         not_after: unix(spec.not_after),
-        ledger_index: records[0].index,
+        ledger_index,
     })
 }
 
@@ -163,22 +205,22 @@ pub fn jws_alg(key: &HsmKey) -> JwsAlg {
     }
 }
 
-/// Signs a JWT for `grant` with the HSM token key and records `TokenIssued` durably.
-/// `presented_serial` is the certificate the workload authenticated with: the token is
-/// recorded only if that certificate is still unrevoked when the event commits.
+/// Signs a JWT for `grant` with the HSM token key and sequences `TokenIssued`. The
+/// actor's certificate (the workload's) must still be unrevoked when it commits.
 pub async fn issue_token(
-    state: &AppState,
+    issuer: &Issuer,
     grant: &TokenGrant,
-    actor: String,
-    presented_serial: Vec<u8>,
-) -> Result<IssuedToken, ApiError> {
+    actor: Actor,
+    peer: Option<IpAddr>,
+) -> Result<IssuedToken, IssueError> {
+    let admitted = issuer.admit()?;
     let mut id = [0u8; 16];
     rand::fill(&mut id);
     let jti = URL_SAFE_NO_PAD.encode(id);
-    let now = state.clock.now();
+    let now = issuer.clock.now();
     let ttl = Duration::seconds(i64::try_from(grant.ttl_secs).unwrap_or(i64::MAX / 2));
     let claims = TokenClaims::new(
-        state.public_url.to_string(),
+        issuer.public_url.to_string(),
         grant.spiffe_id.clone(),
         vec![grant.audience.clone()],
         now,
@@ -188,7 +230,7 @@ pub async fn issue_token(
     .with_scopes(&grant.scopes)
     .with_env(grant.environment.clone())
     .with_approval_ref(grant.approval_ref.clone());
-    let active = state.keys.current();
+    let active = issuer.keys.current();
     let (key, kid, value) = (
         active.keys.token.clone(),
         active.token_kid.clone(),
@@ -198,12 +240,10 @@ pub async fn issue_token(
         sign_jwt(jws_alg(&key), &kid, &value, |input| key.sign_raw(input))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Unavailable {
-        what: "token signing",
-        detail: e.to_string(),
-    })?;
-    let event = Event::TokenIssued(TokenIssued {
+    .map_err(|e| IssueError::Task(e.to_string()))?
+    .map_err(|e| IssueError::TokenSigning(e.to_string()))?;
+    drop(admitted);
+    let token = TokenIssued {
         jti: jti.clone(),
         integration: grant.integration.clone(),
         subject: grant.spiffe_id.clone(),
@@ -212,24 +252,17 @@ pub async fn issue_token(
         issued_at: u64::try_from(claims.iat).unwrap_or(0),
         expires_at: u64::try_from(claims.exp).unwrap_or(0),
         key_fingerprint: Sha256::digest(active.keys.token.public_key().spki_der()).into(),
-    });
-    let records = state
-        .writer
-        .submit(Submission {
-            actor,
-            events: vec![event],
-            preconditions: vec![
-                Precondition::JtiUnused(jti.clone()),
-                Precondition::CertificateLive(presented_serial),
-            ],
-        })
+    };
+    let receipt = issuer
+        .sequencer
+        .submit(Command::new(actor, Op::IssueToken { token, peer }))
         .await?;
-    tracing::info!(integration = %grant.integration, %jti, ledger_index = records[0].index, "token issued");
-    crate::signals::after_issuance(state, &grant.integration);
+    let ledger_index = receipt.first_index().unwrap_or_default();
+    tracing::info!(integration = %grant.integration, %jti, ledger_index, "token issued");
     Ok(IssuedToken {
         jwt,
         jti,
         expires_at: u64::try_from(claims.exp).unwrap_or(0),
-        ledger_index: records[0].index,
+        ledger_index,
     })
 }

@@ -12,15 +12,16 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppState, CheckpointView};
+use crate::app::{AppEffects, AppState, CheckpointView};
 use crate::ca::{ensure_server_cert, load_root, CaError};
 use crate::checkpointer::{checkpoint_size, CheckpointSignal};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::hsm::Admission;
 use crate::hsm::{Hsm, HsmError};
 use crate::init::{prepare_environment, InitError};
-use crate::ledger_writer::LedgerWriter;
 use crate::registry::rebuild_if_stale;
+use crate::sequencer::{LedgerStore, Sequencer};
 use crate::signals::Signals;
 use crate::status::cache::StatusCache;
 use crate::tls::{server_config, TlsError};
@@ -101,22 +102,35 @@ pub fn open_state(
     }
     let tls = server_config(&server.chain_pem, &server.key_pem, &active.roots_der(now))?;
     let checkpoint = ledger.latest_checkpoint()?;
-    let (writer, writer_thread) =
-        LedgerWriter::start(ledger.clone(), clock.clone(), cfg.server.ledger_queue);
+    let status = Arc::new(StatusCache::new());
+    let signals = Arc::new(Signals::default());
+    let checkpoints =
+        CheckpointSignal::new(checkpoint.as_deref().and_then(checkpoint_size).unwrap_or(0));
+    let effects = AppEffects {
+        status: status.clone(),
+        checkpoints: checkpoints.clone(),
+        signals: signals.clone(),
+        config: cfg.signals.clone(),
+    };
+    let (sequencer, writer_thread) = Sequencer::start(
+        Arc::new(LedgerStore(ledger.clone())),
+        clock.clone(),
+        Arc::new(effects),
+        cfg.server.ledger_queue,
+    );
     let state = AppState {
         public_url: public_url.into(),
+        admission: Admission::for_sessions(cfg.hsm.sessions),
         config: Arc::new(cfg),
         hsm,
         keys: crate::rotation::LiveKeys::new(active),
         ledger,
-        writer,
+        sequencer,
         clock,
-        signals: Arc::new(Signals::default()),
-        checkpoints: CheckpointSignal::new(
-            checkpoint.as_deref().and_then(checkpoint_size).unwrap_or(0),
-        ),
+        signals,
+        checkpoints,
         checkpoint: Arc::new(RwLock::new(checkpoint.and_then(CheckpointView::parse))),
-        status: Arc::new(StatusCache::new()),
+        status,
     };
     Ok((state, tls, writer_thread))
 }
@@ -231,28 +245,34 @@ impl Running {
     }
 }
 
-/// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+/// Serves until SIGTERM or SIGINT, then shuts down gracefully. The handlers are installed
+/// before the listener announces itself, so a signal sent as soon as "credmint serving"
+/// appears is never lost to the default action.
 pub async fn run(cfg: Config) -> Result<(), ServeError> {
+    let signals = shutdown_signals();
     let running = start(cfg, None).await?;
-    wait_for_signal().await;
+    signals.await;
     tracing::info!("shutdown signal received, draining");
     running.shutdown(Duration::from_secs(10)).await
 }
 
-async fn wait_for_signal() {
+fn shutdown_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let streams = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match streams {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

@@ -17,16 +17,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use credmint_ledger::event::{
-    AnomalyFlagged, AnomalyKind, ChangeKind, Event, IntegrationChanged, IntegrationStatus,
-    PrivilegeClass,
-};
+use credmint_ledger::event::{AnomalyFlagged, AnomalyKind};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::config::ConfigError;
-use crate::ledger_writer::{spec_hash, Precondition, Refusal, Submission, WriteError};
-use crate::registry::Registry;
+use crate::sequencer::{Actor, Command, Issued, Op};
 
 /// Seconds during which repeats of the same credential are folded into one event.
 const WINDOW_SECS: u64 = 60;
@@ -36,8 +31,6 @@ const MAX_TRACKED: usize = 10_000;
 const MAX_NETWORKS: usize = 256;
 /// Most issuance times kept per integration (bounds memory under a flood).
 const MAX_TIMES: usize = 100_000;
-/// Ledger actor of every signal event.
-pub const ACTOR: &str = "system:signals";
 
 /// `[signals]` in the config file. Every key is optional.
 #[derive(Debug, Clone, Deserialize)]
@@ -404,127 +397,62 @@ pub async fn with_peer<F: std::future::Future>(peer: Option<IpAddr>, f: F) -> F:
     }
 }
 
-/// Called once after every committed issuance. Never fails and never waits on the
-/// ledger: signal events are written by a spawned task.
-pub fn after_issuance(state: &AppState, integration: &str) {
-    let now = state.clock.unix();
-    let previous_activity = previous_activity(state, integration);
-    let findings = state.signals.observe(
-        &state.config.signals,
+/// The client address of the request being handled, if the API layer set one.
+pub fn current_peer() -> Option<IpAddr> {
+    PEER.try_with(|p| *p).ok()
+}
+
+/// After a committed issuance (run by the sequencer, through its `AfterCommit` hook):
+/// the signals it raises, as commands to sequence next. Never fails and never waits.
+pub fn after_issuance(signals: &Signals, cfg: &SignalsConfig, issued: Issued<'_>) -> Vec<Command> {
+    let findings = signals.observe(
+        cfg,
         Observation {
-            integration,
-            now,
-            peer: PEER.try_with(|p| *p).ok(),
-            previous_activity,
+            integration: issued.integration,
+            now: issued.now,
+            peer: issued.peer,
+            previous_activity: issued.previous_activity,
         },
     );
-    for finding in findings {
-        let state = state.clone();
-        let integration = integration.to_string();
-        tokio::spawn(async move { record(&state, &integration, finding).await });
-    }
+    findings
+        .into_iter()
+        .map(|finding| {
+            tracing::warn!(integration = %issued.integration, kind = kind_name(finding.kind), detail = %finding.detail, "anomaly signal");
+            let auto_suspend =
+                finding.kind == AnomalyKind::VolumeSpike && cfg.auto_suspend_privileged_on_volume;
+            Command::new(
+                Actor::System("signals"),
+                Op::Anomaly {
+                    flagged: AnomalyFlagged {
+                        integration: issued.integration.to_string(),
+                        kind: finding.kind,
+                        detail: finding.detail,
+                        auto_suspended: false,
+                    },
+                    auto_suspend,
+                },
+            )
+        })
+        .collect()
 }
 
-/// The issuance before the one just committed, or the registration time if none.
-fn previous_activity(state: &AppState, integration: &str) -> Option<u64> {
-    let registry = Registry::open(state.ledger.database()).ok()?;
-    match registry.activity(integration).ok()? {
-        Some(a) if a.previous_issuance.is_some() => a.previous_issuance,
-        _ => registry
-            .integration_times(integration)
-            .ok()?
-            .map(|(registered, _)| registered),
-    }
-}
-
-/// Records a privilege-expansion signal (an approved increase of authority). Never
-/// suppressed; failures are logged and counted, never returned.
-pub async fn privilege_expansion(state: &AppState, integration: &str, detail: String) {
-    state.signals.fired[slot(AnomalyKind::PrivilegeExpansion)].fetch_add(1, Ordering::Relaxed);
-    let finding = Finding {
-        kind: AnomalyKind::PrivilegeExpansion,
-        detail,
-    };
-    record(state, integration, finding).await;
-}
-
-fn flagged(integration: &str, f: &Finding, auto_suspended: bool) -> Event {
-    Event::AnomalyFlagged(AnomalyFlagged {
-        integration: integration.to_string(),
-        kind: f.kind,
-        detail: f.detail.clone(),
-        auto_suspended,
-    })
-}
-
-/// Writes one finding; a volume spike of a privileged integration may also suspend it.
-async fn record(state: &AppState, integration: &str, finding: Finding) {
-    tracing::warn!(%integration, kind = kind_name(finding.kind), detail = %finding.detail, "anomaly signal");
-    let auto = finding.kind == AnomalyKind::VolumeSpike
-        && state.config.signals.auto_suspend_privileged_on_volume;
-    // A concurrent change of the integration makes the suspension stale: re-read, retry.
-    for _ in 0..3 {
-        let submission = match auto.then(|| suspension(state, integration, &finding)) {
-            Some(Some(s)) => s,
-            _ => Submission {
-                actor: ACTOR.into(),
-                events: vec![flagged(integration, &finding, false)],
-                preconditions: vec![],
-            },
-        };
-        let suspends = submission.events.len() > 1;
-        match state.writer.submit(submission).await {
-            Ok(_) => {
-                if suspends {
-                    state
-                        .signals
-                        .auto_suspensions
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%integration, "privileged integration suspended automatically");
-                }
-                return;
-            }
-            Err(WriteError::Refused(Refusal::Stale(_))) => continue,
-            Err(e) => {
-                state.signals.write_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, %integration, "could not record anomaly signal");
-                return;
-            }
+impl Signals {
+    /// Counts an anomaly event the sequencer committed. Observed findings are counted by
+    /// [`Signals::observe`]; privilege expansion is decided by the approval itself.
+    pub fn committed(&self, kind: AnomalyKind, auto_suspended: bool) {
+        if kind == AnomalyKind::PrivilegeExpansion {
+            self.fired[slot(kind)].fetch_add(1, Ordering::Relaxed);
+        }
+        if auto_suspended {
+            self.auto_suspensions.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("privileged integration suspended automatically");
         }
     }
-    state.signals.write_failures.fetch_add(1, Ordering::Relaxed);
-    tracing::error!(%integration, "could not record anomaly signal: integration kept changing");
-}
 
-/// The signal plus an automatic suspension, if the integration is privileged and active.
-fn suspension(state: &AppState, integration: &str, finding: &Finding) -> Option<Submission> {
-    let spec = Registry::open(state.ledger.database())
-        .ok()?
-        .integration(integration)
-        .ok()??;
-    if spec.privilege_class != PrivilegeClass::Privileged
-        || spec.status != IntegrationStatus::Active
-    {
-        return None;
+    /// Counts a signal event that could not be written.
+    pub fn write_failed(&self) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
     }
-    let mut after = spec.clone();
-    after.status = IntegrationStatus::Suspended;
-    Some(Submission {
-        actor: ACTOR.into(),
-        events: vec![
-            flagged(integration, finding, true),
-            Event::IntegrationChanged(IntegrationChanged {
-                kind: ChangeKind::Suspended,
-                spec: after,
-                reference: format!("automatic suspension: {}", finding.detail),
-                request_index: 0,
-            }),
-        ],
-        preconditions: vec![Precondition::IntegrationUnchanged(
-            integration.to_string(),
-            spec_hash(&spec),
-        )],
-    })
 }
 
 #[cfg(test)]

@@ -44,6 +44,25 @@ pub struct NewEntry {
     pub event: Event,
 }
 
+impl NewEntry {
+    /// The limits the store enforces at append (actor and every field of the event),
+    /// checked alone, so a sequencer can refuse one entry without failing its batch.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        check_entry(&self.actor, &self.event)
+    }
+}
+
+fn check_entry(actor: &str, event: &Event) -> Result<(), DecodeError> {
+    if actor.is_empty() {
+        return Err(DecodeError::Invalid {
+            field: "record.actor",
+            reason: "must not be empty",
+        });
+    }
+    check_len("record.actor", actor.len(), MAX_ACTOR)?;
+    event.check_limits()
+}
+
 impl Record {
     /// The canonical encoding (FORMAT.md §2).
     pub fn encode(&self) -> Vec<u8> {
@@ -87,14 +106,7 @@ impl Record {
 
     /// Checks the rules a writer must respect before encoding (limits, actor).
     pub(crate) fn check(&self) -> Result<(), DecodeError> {
-        if self.actor.is_empty() {
-            return Err(DecodeError::Invalid {
-                field: "record.actor",
-                reason: "must not be empty",
-            });
-        }
-        check_len("record.actor", self.actor.len(), MAX_ACTOR)?;
-        self.event.check_limits()
+        check_entry(&self.actor, &self.event)
     }
 }
 

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use credmint_ledger::event::{EnrollmentCreated, Event, IntegrationRegistered};
+use credmint_ledger::event::EnrollmentCreated;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use super::extract::{ApiJson, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
-use crate::ledger_writer::{Precondition, Submission};
 use crate::registry::{check_identifier, validate, Registration, Registry};
+use crate::sequencer::{Command, Op};
 
 /// Longest lifetime of an enrollment token.
 pub const MAX_ENROLLMENT_TTL_SECS: u64 = 3600;
@@ -41,6 +41,14 @@ pub fn router() -> Router<AppState> {
             "/v1/admin/operators",
             post(crate::api::operators::add_operator),
         )
+        .route(
+            "/v1/admin/operators/requests",
+            get(crate::api::operators::list_requests),
+        )
+        .route(
+            "/v1/admin/operators/requests/{index}/approve",
+            post(crate::api::operators::approve_request),
+        )
         .merge(crate::api::lifecycle::router())
 }
 
@@ -51,19 +59,13 @@ async fn register(
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = validate(reg, &state.config.ttl, state.clock.unix())?;
     let name = spec.name.clone();
-    let records = state
-        .writer
-        .submit(Submission {
-            actor: operator.actor(),
-            events: vec![Event::IntegrationRegistered(IntegrationRegistered {
-                spec: spec.clone(),
-            })],
-            preconditions: vec![Precondition::IntegrationNameFree(name.clone())],
-        })
+    let receipt = state
+        .sequencer
+        .submit(Command::new(operator.actor(), Op::Register(spec.clone())))
         .await?;
     tracing::info!(integration = %name, operator = %operator.name, "integration registered");
     let mut body = views::integration_of(&state, &spec);
-    body["ledger_index"] = json!(records[0].index);
+    body["ledger_index"] = json!(receipt.first_index());
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -117,17 +119,14 @@ async fn create_enrollment(
     );
     let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let expires_at = state.clock.unix() + ttl;
-    let records = state
-        .writer
-        .submit(Submission {
-            actor: operator.actor(),
-            events: vec![Event::EnrollmentCreated(EnrollmentCreated {
-                integration: name.clone(),
-                token_hash,
-                expires_at,
-            })],
-            preconditions: vec![],
-        })
+    let created = Op::CreateEnrollment(EnrollmentCreated {
+        integration: name.clone(),
+        token_hash,
+        expires_at,
+    });
+    let receipt = state
+        .sequencer
+        .submit(Command::new(operator.actor(), created))
         .await?;
     tracing::info!(integration = %name, operator = %operator.name, token_hash = %hex::encode(token_hash), "enrollment token created");
     Ok((
@@ -136,7 +135,7 @@ async fn create_enrollment(
             "integration": name,
             "token": token,
             "expires_at": views::rfc3339(expires_at),
-            "ledger_index": records[0].index,
+            "ledger_index": receipt.first_index(),
         })),
     ))
 }

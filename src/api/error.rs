@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::issuance::IssueError;
 use crate::issue::{CsrError, LeafError};
-use crate::ledger_writer::{Refusal, WriteError};
 use crate::policy::Denial;
 use crate::registry::{FieldError, ProjectionError};
+use crate::sequencer::{Refusal, SequenceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,7 +39,8 @@ pub enum ApiError {
     TooLarge,
     #[error("{what} unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
-    #[error("busy: ledger queue full")]
+    /// Overload refused before any work (HSM admission or sequencer queue): 503.
+    #[error("busy: at capacity")]
     Busy,
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,7 +71,7 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             ApiError::Unavailable { what, .. } => format!("{what} is temporarily unavailable"),
-            ApiError::Busy => "ledger queue is full, retry shortly".into(),
+            ApiError::Busy => "the appliance is at capacity, retry shortly".into(),
             ApiError::Internal(_) => "internal error".into(),
             other => other.to_string(),
         }
@@ -114,44 +116,59 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<WriteError> for ApiError {
-    fn from(e: WriteError) -> Self {
+impl From<SequenceError> for ApiError {
+    fn from(e: SequenceError) -> Self {
         match e {
-            WriteError::QueueFull => ApiError::Busy,
-            WriteError::Refused(Refusal::EnrollmentSpent) => {
-                ApiError::Unauthenticated("enrollment token already used or unknown".into())
-            }
-            WriteError::Refused(Refusal::EnrollmentExpired) => {
-                ApiError::Unauthenticated("enrollment token expired".into())
-            }
-            WriteError::Refused(Refusal::NameTaken(n)) => {
-                ApiError::Conflict(format!("an integration named {n:?} already exists"))
-            }
-            WriteError::Refused(r @ Refusal::OperatorNameTaken(_)) => {
-                ApiError::Conflict(r.to_string())
-            }
-            WriteError::Refused(Refusal::CredentialRevoked) => {
-                ApiError::Unauthenticated("certificate revoked".into())
-            }
-            WriteError::Refused(Refusal::AlreadyRevoked) => {
-                ApiError::Conflict("already revoked".into())
-            }
-            WriteError::Refused(r @ (Refusal::Stale(_) | Refusal::NotPending(_))) => {
-                ApiError::Conflict(r.to_string())
-            }
-            WriteError::Refused(Refusal::Unknown) => {
-                ApiError::NotFound("no such credential".into())
-            }
-            WriteError::Refused(r @ (Refusal::SerialTaken | Refusal::JtiTaken)) => {
-                ApiError::Unavailable {
-                    what: "issuance",
-                    detail: r.to_string(),
-                }
-            }
-            WriteError::Closed | WriteError::Storage(_) => ApiError::Unavailable {
+            SequenceError::QueueFull => ApiError::Busy,
+            SequenceError::Refused(r) => r.into(),
+            SequenceError::Closed | SequenceError::Storage(_) => ApiError::Unavailable {
                 what: "ledger",
                 detail: e.to_string(),
             },
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::EnrollmentSpent | Refusal::EnrollmentExpired => {
+                ApiError::Unauthenticated(r.to_string())
+            }
+            Refusal::ActorRevoked => ApiError::Unauthenticated("certificate revoked".into()),
+            Refusal::ActorExpired | Refusal::ActorUnknown => {
+                ApiError::Unauthenticated(r.to_string())
+            }
+            Refusal::UnknownIntegration(_) | Refusal::UnknownCredential(_) => {
+                ApiError::NotFound(r.to_string())
+            }
+            Refusal::SelfApproval(message) => ApiError::Forbidden(message),
+            Refusal::Invalid(_) => ApiError::BadRequest(r.to_string()),
+            Refusal::NameTaken(_)
+            | Refusal::OperatorNameTaken(_)
+            | Refusal::NotIssuable(_)
+            | Refusal::Stale(_)
+            | Refusal::Decommissioned(_)
+            | Refusal::NotPending(_) => ApiError::Conflict(r.to_string()),
+            Refusal::SerialTaken | Refusal::JtiTaken => ApiError::Unavailable {
+                what: "issuance",
+                detail: r.to_string(),
+            },
+        }
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Overloaded(_) | IssueError::QueueFull => ApiError::Busy,
+            IssueError::Leaf(e) => e.into(),
+            IssueError::Sequence(e) => e.into(),
+            IssueError::TokenSigning(_) => ApiError::Unavailable {
+                what: "token signing",
+                detail: e.to_string(),
+            },
+            IssueError::Task(detail) => ApiError::Internal(detail),
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::ApiError;
 use crate::app::AppState;
 use crate::registry::{CertRow, CredentialKind, Registry};
+use crate::sequencer::Actor;
 
 /// A JSON body; malformed or oversized bodies become `ApiError`s.
 pub struct ApiJson<T>(pub T);
@@ -60,12 +61,22 @@ pub fn peer_cert(parts: &Parts, state: &AppState) -> Result<PeerCert, ApiError> 
 /// An operator, authenticated by an operator certificate that is not revoked.
 pub struct Operator {
     pub name: String,
+    /// The presented certificate: the sequencer re-checks it at commit time.
+    pub serial: Vec<u8>,
 }
 
 impl Operator {
-    /// Ledger actor string for events this operator causes.
-    pub fn actor(&self) -> String {
-        format!("operator:{}", self.name)
+    /// The sequencer actor for commands this operator causes.
+    pub fn actor(&self) -> Actor {
+        Actor::Operator {
+            name: self.name.clone(),
+            serial: self.serial.clone(),
+        }
+    }
+
+    /// Ledger actor string (`operator:<name>`).
+    pub fn actor_name(&self) -> String {
+        self.actor().ledger_name()
     }
 }
 
@@ -94,6 +105,7 @@ impl FromRequestParts<AppState> for Operator {
         }
         Ok(Operator {
             name: peer.row.owner,
+            serial: peer.serial,
         })
     }
 }
@@ -105,8 +117,12 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn actor(&self) -> String {
-        format!("workload:{}", self.integration.name)
+    /// The sequencer actor: this integration, by the certificate it presented.
+    pub fn actor(&self) -> Actor {
+        Actor::Workload {
+            integration: self.integration.name.clone(),
+            serial: self.serial.clone(),
+        }
     }
 }
 

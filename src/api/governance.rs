@@ -9,27 +9,22 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use credmint_ledger::event::{
-    ChangeKind, ChangeRequested, Event, IntegrationChanged, IntegrationSpec, IntegrationStatus,
+    ChangeKind, ChangeRequested, IntegrationChanged, IntegrationSpec, IntegrationStatus,
 };
-use credmint_ledger::verify::semantic::increases_authority;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{ApiJson, Operator};
-use super::lifecycle::{load, record_change};
+use super::lifecycle::{load, record_change, submit_change};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::governance::{
     check_recertification, classify, owner_change_reference, propose, ChangeBody, Classification,
 };
-use crate::ledger_writer::{spec_hash, Precondition, Submission};
 use crate::registry::{
     parse_review_by, FieldError, PendingChange, Registry, CHANGE_APPROVED, CHANGE_SUPERSEDED,
 };
-use crate::revoke::{after_revocation, live_revocations};
-
-/// RFC 5280 cessationOfOperation: the reason of every revocation by decommissioning.
-const CESSATION_OF_OPERATION: u8 = 5;
+use crate::sequencer::{spec_hash, Change, Command, Op, Outcome, Refusal, SequenceError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -100,7 +95,6 @@ async fn change(
     let before = load(&state, &name)?;
     refuse_decommissioned(&before)?;
     let next = propose(&before, &body, &state.config.ttl)?;
-    let unchanged = Precondition::IntegrationUnchanged(name.clone(), spec_hash(&before));
     let (narrowed, owners) = match classify(&before, &next) {
         Classification::Unchanged => {
             let mut v = views::integration_of(&state, &before);
@@ -108,18 +102,12 @@ async fn change(
             return Ok((StatusCode::OK, Json(v)));
         }
         Classification::NeedsApproval(why) => {
-            let records = state
-                .writer
-                .submit(Submission {
-                    actor: operator.actor(),
-                    events: vec![Event::ChangeRequested(ChangeRequested {
-                        proposed: next.clone(),
-                        reason: reason.clone(),
-                    })],
-                    preconditions: vec![unchanged],
-                })
-                .await?;
-            let index = records[0].index;
+            let request = Change::Request(ChangeRequested {
+                proposed: next.clone(),
+                reason: reason.clone(),
+            });
+            let receipt = submit_change(&state, &operator, &before, request).await?;
+            let index = receipt.first_index().unwrap_or_default();
             tracing::info!(integration = %name, operator = %operator.name, request_index = index, %why, "change requested; awaiting a second operator");
             return Ok((
                 StatusCode::ACCEPTED,
@@ -127,7 +115,7 @@ async fn change(
                     "status": "pending",
                     "request_index": index,
                     "integration": name,
-                    "requested_by": operator.actor(),
+                    "requested_by": operator.actor_name(),
                     "needs_approval_because": why,
                     "changes": differences(&before, &next),
                     "proposed": views::integration_of(&state, &next),
@@ -143,29 +131,22 @@ async fn change(
         let mut step = next.clone();
         step.business_owner = before.business_owner.clone();
         step.technical_owner = before.technical_owner.clone();
-        events.push(Event::IntegrationChanged(IntegrationChanged {
+        events.push(IntegrationChanged {
             kind: ChangeKind::Narrowed,
             spec: step,
             reference: reason.clone(),
             request_index: 0,
-        }));
+        });
     }
     if owners {
-        events.push(Event::IntegrationChanged(IntegrationChanged {
+        events.push(IntegrationChanged {
             kind: ChangeKind::OwnerChanged,
             spec: next.clone(),
             reference: owner_change_reference(&before, &next, &reason),
             request_index: 0,
-        }));
+        });
     }
-    let records = state
-        .writer
-        .submit(Submission {
-            actor: operator.actor(),
-            events,
-            preconditions: vec![unchanged],
-        })
-        .await?;
+    let receipt = submit_change(&state, &operator, &before, Change::Apply(events)).await?;
     tracing::info!(integration = %name, operator = %operator.name, narrowed, owners, "integration changed at once");
     let mut v = views::integration_of(&state, &next);
     v["status_of_change"] = json!("applied");
@@ -177,7 +158,7 @@ async fn change(
     .flatten()
     .collect::<Vec<_>>());
     v["changes"] = json!(differences(&before, &next));
-    v["ledger_index"] = json!(records.last().map(|r| r.index));
+    v["ledger_index"] = json!(receipt.last_index());
     Ok((StatusCode::OK, Json(v)))
 }
 
@@ -261,54 +242,46 @@ async fn approve(
     let Some(request) = registry.pending_change(index)? else {
         return Err(not_pending(&registry, index)?);
     };
-    if request.requester == operator.actor() {
-        tracing::warn!(operator = %operator.name, request_index = index, "self-approval refused");
-        return Err(ApiError::Forbidden(format!(
-            "self-approval is refused: change request {index} was made by {}; a different operator must approve it",
-            request.requester
-        )));
-    }
     let current = registry
         .integration(&request.integration)?
         .ok_or_else(|| ApiError::Internal("change request for unknown integration".into()))?;
     drop(registry);
-    refuse_decommissioned(&current)?;
-    if spec_hash(&current) != request.base_hash {
-        return Err(ApiError::Conflict(format!(
-            "change request {index} is stale: the integration changed since; request the change again"
-        )));
-    }
-    let name = request.integration.clone();
-    let records = state
-        .writer
-        .submit(Submission {
-            actor: operator.actor(),
-            events: vec![Event::IntegrationChanged(IntegrationChanged {
-                kind: ChangeKind::IncreaseApproved,
-                spec: request.proposed.clone(),
-                reference: approval_ref.clone(),
-                request_index: index,
-            })],
-            preconditions: vec![
-                Precondition::ChangePending(index),
-                Precondition::IntegrationUnchanged(name.clone(), request.base_hash),
-            ],
-        })
-        .await?;
-    tracing::info!(integration = %name, approver = %operator.name, requester = %request.requester, request_index = index, "change approved");
-    if let Some(why) = increases_authority(&current, &request.proposed) {
-        let detail = format!(
-            "{why}: request {index} by {} approved by {} ({approval_ref})",
-            request.requester,
-            operator.actor()
-        );
-        crate::signals::privilege_expansion(&state, &name, detail).await;
-    }
+    // The sequencer decides (pending, not stale, not self-approved) at commit time; the
+    // privilege-expansion signal commits in the same batch as the approval.
+    let approval = Change::Approve {
+        request_index: index,
+        reference: approval_ref,
+    };
+    let op = Op::Change {
+        integration: request.integration.clone(),
+        base: request.base_hash,
+        change: approval,
+    };
+    let receipt = match state
+        .sequencer
+        .submit(Command::new(operator.actor(), op))
+        .await
+    {
+        Ok(r) => r,
+        Err(SequenceError::Refused(Refusal::SelfApproval(why))) => {
+            tracing::warn!(operator = %operator.name, request_index = index, "self-approval refused");
+            return Err(ApiError::Forbidden(why));
+        }
+        Err(SequenceError::Refused(Refusal::Stale(_)))
+            if spec_hash(&current) != request.base_hash =>
+        {
+            return Err(ApiError::Conflict(format!(
+                "change request {index} is stale: the integration changed since; request the change again"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(integration = %request.integration, approver = %operator.name, requester = %request.requester, request_index = index, "change approved");
     let mut v = views::integration_of(&state, &request.proposed);
     v["request_index"] = json!(index);
-    v["approved_by"] = json!(operator.actor());
+    v["approved_by"] = json!(operator.actor_name());
     v["requested_by"] = json!(request.requester);
-    v["ledger_index"] = json!(records[0].index);
+    v["ledger_index"] = json!(receipt.first_index());
     Ok(Json(v))
 }
 
@@ -346,7 +319,6 @@ async fn recertify(
         &before,
         after,
         reference,
-        0,
     )
     .await?;
     Ok(Json(body))
@@ -369,39 +341,21 @@ async fn decommission(
     let reason = required("reason", body.reason)?;
     let before = load(&state, &name)?;
     refuse_decommissioned(&before)?;
-    let registry = Registry::open(state.ledger.database())?;
-    let issued = registry.activity(&name)?.map_or(0, |a| a.issued);
-    let live = live_revocations(&registry, &name, CESSATION_OF_OPERATION, state.clock.unix())?;
-    drop(registry);
+    let receipt =
+        submit_change(&state, &operator, &before, Change::Decommission { reason }).await?;
+    let (certificates, tokens) = match receipt.outcome {
+        Outcome::Revoked {
+            certificates,
+            tokens,
+        } => (certificates, tokens),
+        _ => (0, 0),
+    };
+    tracing::info!(integration = %name, operator = %operator.name, certificates, tokens, "integration decommissioned");
     let mut after = before.clone();
     after.status = IntegrationStatus::Decommissioned;
-    let mut events = live.events;
-    events.push(Event::IntegrationChanged(IntegrationChanged {
-        kind: ChangeKind::Decommissioned,
-        spec: after.clone(),
-        reference: reason,
-        request_index: 0,
-    }));
-    let mut preconditions = live.preconditions;
-    preconditions.push(Precondition::IntegrationUnchanged(
-        name.clone(),
-        spec_hash(&before),
-    ));
-    // Anything issued after we looked would escape the revocations: refuse instead.
-    preconditions.push(Precondition::IssuedCount(name.clone(), issued));
-    let records = state
-        .writer
-        .submit(Submission {
-            actor: operator.actor(),
-            events,
-            preconditions,
-        })
-        .await?;
-    after_revocation(&state, &live.serials);
-    tracing::info!(integration = %name, operator = %operator.name, certificates = live.serials.len(), tokens = live.tokens, "integration decommissioned");
     let mut v = views::integration_of(&state, &after);
-    v["revoked_certificates"] = json!(live.serials.len());
-    v["revoked_tokens"] = json!(live.tokens);
-    v["ledger_index"] = json!(records.last().map(|r| r.index));
+    v["revoked_certificates"] = json!(certificates);
+    v["revoked_tokens"] = json!(tokens);
+    v["ledger_index"] = json!(receipt.last_index());
     Ok(Json(v))
 }

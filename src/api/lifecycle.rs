@@ -5,17 +5,15 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use credmint_ledger::event::{
-    ChangeKind, Event, IntegrationChanged, IntegrationSpec, IntegrationStatus,
-};
+use credmint_ledger::event::{ChangeKind, IntegrationChanged, IntegrationSpec, IntegrationStatus};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{ApiJson, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
-use crate::ledger_writer::{spec_hash, Precondition, Submission};
 use crate::registry::Registry;
+use crate::sequencer::{spec_hash, Change, Command, Op, Receipt};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,8 +34,27 @@ pub fn load(state: &AppState, name: &str) -> Result<IntegrationSpec, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))
 }
 
-/// Appends an `IntegrationChanged` from `before` to `after`, refusing if the integration
-/// changed in between. Returns the JSON view of the new state.
+/// Sequences `change` of the integration in state `before`; refused if the integration
+/// changed in between. Returns the receipt.
+pub async fn submit_change(
+    state: &AppState,
+    operator: &Operator,
+    before: &IntegrationSpec,
+    change: Change,
+) -> Result<Receipt, ApiError> {
+    let op = Op::Change {
+        integration: before.name.clone(),
+        base: spec_hash(before),
+        change,
+    };
+    Ok(state
+        .sequencer
+        .submit(Command::new(operator.actor(), op))
+        .await?)
+}
+
+/// Records an `IntegrationChanged` from `before` to `after` that applies at once.
+/// Returns the JSON view of the new state.
 pub async fn record_change(
     state: &AppState,
     operator: &Operator,
@@ -45,27 +62,17 @@ pub async fn record_change(
     before: &IntegrationSpec,
     after: IntegrationSpec,
     reference: String,
-    request_index: u64,
 ) -> Result<serde_json::Value, ApiError> {
-    let records = state
-        .writer
-        .submit(Submission {
-            actor: operator.actor(),
-            events: vec![Event::IntegrationChanged(IntegrationChanged {
-                kind,
-                spec: after.clone(),
-                reference,
-                request_index,
-            })],
-            preconditions: vec![Precondition::IntegrationUnchanged(
-                before.name.clone(),
-                spec_hash(before),
-            )],
-        })
-        .await?;
+    let event = IntegrationChanged {
+        kind,
+        spec: after.clone(),
+        reference,
+        request_index: 0,
+    };
+    let receipt = submit_change(state, operator, before, Change::Apply(vec![event])).await?;
     tracing::info!(integration = %after.name, operator = %operator.name, change = ?kind, "integration changed");
     let mut body = views::integration_of(state, &after);
-    body["ledger_index"] = json!(records[0].index);
+    body["ledger_index"] = json!(receipt.first_index());
     Ok(body)
 }
 
@@ -100,7 +107,7 @@ async fn set_status(
     let mut after = before.clone();
     after.status = to;
     Ok(Json(
-        record_change(&state, &operator, kind, &before, after, reason, 0).await?,
+        record_change(&state, &operator, kind, &before, after, reason).await?,
     ))
 }
 

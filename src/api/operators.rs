@@ -1,18 +1,25 @@
-//! `POST /v1/admin/operators`: an operator issues a certificate for another operator's CSR.
+//! Operators under dual control. `POST /v1/admin/operators` renews the caller's own
+//! certificate at once, or, for a new name, records a request; a different, independent
+//! operator approves it at `POST /v1/admin/operators/requests/{index}/approve`, which
+//! signs the new operator's certificate and returns it. Who may approve whom is
+//! `credmint_ledger::governance::may_approve`, decided by the sequencer at commit.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use credmint_ledger::event::{Event, OperatorApproved, OperatorRequested};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::extract::{ApiJson, Operator};
-use super::ApiError;
+use super::{views, ApiError};
 use crate::app::AppState;
 use crate::issuance::{pem_chain, sign_leaf};
 use crate::issue::parse_csr;
-use crate::ledger_writer::{Precondition, Submission};
-use crate::operator::operator_leaf;
-use crate::registry::check_identifier;
+use crate::operator::{operator_leaf, OperatorLeaf};
+use crate::registry::{check_identifier, FieldError, Registry};
+use crate::sequencer::{Command, Op};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,54 +30,174 @@ pub struct AddOperator {
     approval_ref: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveOperator {
+    /// Ticket under which the approver lets the new operator in (default: the request's).
+    approval_ref: Option<String>,
+}
+
+fn required(field: &'static str, v: &str) -> Result<(), ApiError> {
+    if v.trim().is_empty() {
+        return Err(ApiError::Field(FieldError {
+            field,
+            message: "is required".into(),
+        }));
+    }
+    Ok(())
+}
+
+/// Signs an operator certificate for `spki_der` with the CA in force (blocking HSM call
+/// off the runtime, behind admission).
+async fn sign_operator(
+    state: &AppState,
+    name: &str,
+    approval_ref: &str,
+    spki_der: &[u8],
+) -> Result<(OperatorLeaf, String), ApiError> {
+    let admitted = state.admission.try_admit().map_err(|_| ApiError::Busy)?;
+    let active = state.keys.current();
+    let mut leaf = operator_leaf(
+        name,
+        approval_ref,
+        &state.config.identity.trust_domain,
+        &state.public_url,
+        state.ledger.origin(),
+        spki_der,
+        state.clock.now(),
+    );
+    leaf.spec.crl_url = active.crl_url().to_string();
+    let (act, spec, spki) = (active.clone(), leaf.spec.clone(), spki_der.to_vec());
+    let der = tokio::task::spawn_blocking(move || sign_leaf(&spec, &spki, &act.ca, &act.keys.ca))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    drop(admitted);
+    Ok((leaf, pem_chain(&der, &active.ca)))
+}
+
+fn chain_response(chain: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+        chain,
+    )
+        .into_response()
+}
+
 pub async fn add_operator(
     State(state): State<AppState>,
     operator: Operator,
     ApiJson(req): ApiJson<AddOperator>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     check_identifier("name", &req.name)?;
-    if req.approval_ref.trim().is_empty() {
-        return Err(ApiError::Field(crate::registry::FieldError {
-            field: "approval_ref",
-            message: "is required".into(),
-        }));
-    }
+    required("approval_ref", &req.approval_ref)?;
     let csr = parse_csr(req.csr.as_bytes())?;
-    let active = state.keys.current();
-    let mut leaf = operator_leaf(
-        &req.name,
-        &req.approval_ref,
-        &state.config.identity.trust_domain,
-        &state.public_url,
-        state.ledger.origin(),
-        &csr.spki_der,
-        state.clock.now(),
-    );
-    leaf.spec.crl_url = active.crl_url().to_string();
-    let (act, spec, spki) = (active.clone(), leaf.spec.clone(), csr.spki_der.clone());
-    let der = tokio::task::spawn_blocking(move || sign_leaf(&spec, &spki, &act.ca, &act.keys.ca))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    state
-        .writer
-        .submit(Submission {
-            actor: operator.actor(),
-            events: vec![leaf.event],
-            preconditions: if req.name == operator.name {
-                // Renewing one's own certificate keeps the name.
-                vec![Precondition::SerialUnused(leaf.spec.serial.to_vec())]
-            } else {
-                vec![
-                    Precondition::SerialUnused(leaf.spec.serial.to_vec()),
-                    Precondition::OperatorNameFree(req.name.clone()),
-                ]
-            },
-        })
+    if req.name == operator.name {
+        // Renewing one's own certificate keeps the name and needs no second operator.
+        let (leaf, chain) =
+            sign_operator(&state, &req.name, &req.approval_ref, &csr.spki_der).await?;
+        let Event::OperatorCertIssued(cert) = leaf.event else {
+            return Err(ApiError::Internal("operator leaf without its event".into()));
+        };
+        state
+            .sequencer
+            .submit(Command::new(
+                operator.actor(),
+                Op::OperatorCertificate(cert),
+            ))
+            .await?;
+        tracing::info!(operator = %operator.name, "operator renewed its certificate");
+        return Ok(chain_response(chain));
+    }
+    let request = OperatorRequested::new(req.name.clone(), csr.spki_der, req.approval_ref);
+    let receipt = state
+        .sequencer
+        .submit(Command::new(operator.actor(), Op::RequestOperator(request)))
         .await?;
-    tracing::info!(new_operator = %req.name, by = %operator.name, "operator certificate issued");
+    let index = receipt.first_index().unwrap_or_default();
+    tracing::info!(new_operator = %req.name, by = %operator.name, request_index = index, "operator requested; awaiting a second operator");
     Ok((
-        StatusCode::CREATED,
-        [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
-        pem_chain(&der, &active.ca),
-    ))
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "pending",
+            "request_index": index,
+            "name": req.name,
+            "requested_by": operator.actor_name(),
+            "approve_at": format!("/v1/admin/operators/requests/{index}/approve"),
+            "ledger_index": index,
+        })),
+    )
+        .into_response())
+}
+
+/// `GET /v1/admin/operators/requests`: operator requests awaiting approval.
+pub async fn list_requests(
+    State(state): State<AppState>,
+    _operator: Operator,
+) -> Result<impl IntoResponse, ApiError> {
+    let requests = Registry::open(state.ledger.database())?.operator_requests()?;
+    let items: Vec<_> = requests
+        .iter()
+        .map(|r| {
+            json!({
+                "request_index": r.index,
+                "name": r.name,
+                "requested_by": format!("operator:{}", r.requester),
+                "approval_ref": r.approval_ref,
+                "requested_at": views::rfc3339(r.requested_at),
+                "key_fingerprint": hex::encode(credmint_ledger::event::OperatorRequested::new(
+                    r.name.clone(), r.spki_der.clone(), r.approval_ref.clone()).key_fingerprint),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "requests": items })))
+}
+
+/// `POST /v1/admin/operators/requests/{index}/approve`: signs and records the requested
+/// operator's certificate; the response is its chain (hand it to the new operator).
+pub async fn approve_request(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(index): Path<u64>,
+    ApiJson(body): ApiJson<ApproveOperator>,
+) -> Result<Response, ApiError> {
+    let request = Registry::open(state.ledger.database())?
+        .operator_request(index)?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no pending operator request at ledger index {index}"
+            ))
+        })?;
+    // Cheap refusal before HSM time; the sequencer applies the full rule at commit.
+    if request.requester == operator.name {
+        return Err(ApiError::Forbidden(format!(
+            "self-approval is refused: operator request {index} was made by operator:{}; a different operator must approve it",
+            request.requester
+        )));
+    }
+    let approval_ref = body
+        .approval_ref
+        .unwrap_or_else(|| request.approval_ref.clone());
+    required("approval_ref", &approval_ref)?;
+    let (leaf, chain) =
+        sign_operator(&state, &request.name, &approval_ref, &request.spki_der).await?;
+    let Event::OperatorCertIssued(cert) = leaf.event else {
+        return Err(ApiError::Internal("operator leaf without its event".into()));
+    };
+    let approval = OperatorApproved {
+        request_index: index,
+        name: cert.name,
+        serial: cert.serial,
+        not_after: cert.not_after,
+        key_fingerprint: cert.key_fingerprint,
+    };
+    state
+        .sequencer
+        .submit(Command::new(
+            operator.actor(),
+            Op::ApproveOperator(approval),
+        ))
+        .await?;
+    tracing::info!(new_operator = %request.name, requester = %request.requester, approver = %operator.name, request_index = index, "operator approved and issued");
+    Ok(chain_response(chain))
 }

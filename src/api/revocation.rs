@@ -35,6 +35,11 @@ struct ReasonBody {
     reason: String,
 }
 
+/// A serial from the path or body; malformed is a 400 `bad_request`.
+fn serial_param(s: &str) -> Result<Vec<u8>, ApiError> {
+    parse_serial(s).map_err(|e| ApiError::BadRequest(e.message))
+}
+
 fn answer(id_key: &str, id: String, reason: u8, r: Revocation) -> Json<serde_json::Value> {
     Json(json!({
         id_key: id,
@@ -51,11 +56,11 @@ async fn admin_certificate(
     Path(serial): Path<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let serial = parse_serial(&serial)?;
+    let serial = serial_param(&serial)?;
     let reason = parse_reason(&body.reason)?;
     let r = revoke_one(
-        &state,
-        Target::Certificate(&serial),
+        &state.sequencer,
+        Target::Certificate(serial.clone()),
         reason,
         operator.actor(),
     )
@@ -70,7 +75,13 @@ async fn admin_token(
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reason = parse_reason(&body.reason)?;
-    let r = revoke_one(&state, Target::Token(&jti), reason, operator.actor()).await?;
+    let r = revoke_one(
+        &state.sequencer,
+        Target::Token(jti.clone()),
+        reason,
+        operator.actor(),
+    )
+    .await?;
     Ok(answer("jti", jti, reason, r))
 }
 
@@ -82,7 +93,7 @@ async fn admin_integration(
 ) -> Result<impl IntoResponse, ApiError> {
     let reason = parse_reason(&body.reason)?;
     crate::api::lifecycle::load(&state, &name)?;
-    let r = revoke_integration(&state, &name, reason, operator.actor()).await?;
+    let r = revoke_integration(&state.sequencer, &name, reason, operator.actor()).await?;
     Ok(Json(json!({
         "integration": name,
         "revoked_certificates": r.certificates,
@@ -105,7 +116,7 @@ async fn self_revoke(
     ApiJson(body): ApiJson<SelfRevoke>,
 ) -> Result<impl IntoResponse, ApiError> {
     let serial = match body.serial {
-        Some(s) => parse_serial(&s)?,
+        Some(s) => serial_param(&s)?,
         None => workload.serial.clone(),
     };
     if serial != workload.serial {
@@ -115,8 +126,8 @@ async fn self_revoke(
     }
     let reason = parse_reason(body.reason.as_deref().unwrap_or("cessationOfOperation"))?;
     let r = revoke_one(
-        &state,
-        Target::Certificate(&serial),
+        &state.sequencer,
+        Target::Certificate(serial.clone()),
         reason,
         workload.actor(),
     )

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use credmint_ledger::event::{EnrollmentUsed, Event, ReuseDetected, ReuseKind};
+use credmint_ledger::event::{ReuseDetected, ReuseKind};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -13,11 +13,13 @@ use sha2::{Digest, Sha256};
 use super::extract::{ApiJson, Bearer, PeerCert, Workload};
 use super::{views, ApiError};
 use crate::app::AppState;
+use crate::issuance::IssueError;
 use crate::issuance::{issue_certificate, issue_token, IssuedCert};
 use crate::issue::parse_csr;
-use crate::ledger_writer::{Precondition, Submission};
 use crate::policy::{decide_certificate, decide_token};
 use crate::registry::Registry;
+use crate::sequencer::{Actor, Command, Op, Refusal, SequenceError};
+use crate::signals::current_peer;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -63,18 +65,16 @@ pub async fn record_reuse(
         return;
     };
     tracing::warn!(kind = ?kind, %integration, %credential, count, "reuse detected");
-    let submission = Submission {
-        actor: "system:signals".into(),
-        events: vec![Event::ReuseDetected(ReuseDetected {
-            kind,
-            integration: integration.to_string(),
-            credential,
-            count,
-            detail: detail.to_string(),
-        })],
-        preconditions: vec![],
-    };
-    if let Err(e) = state.writer.submit(submission).await {
+    let reuse = Op::Reuse(ReuseDetected {
+        kind,
+        integration: integration.to_string(),
+        credential,
+        count,
+        detail: detail.to_string(),
+    });
+    let command = Command::new(Actor::System("signals"), reuse);
+    if let Err(e) = state.sequencer.submit(command).await {
+        state.signals.write_failed();
         tracing::error!(error = %e, "could not record reuse signal");
     }
 }
@@ -134,23 +134,17 @@ async fn enroll(
     )?;
     let integration = spec.name.clone();
     let result = issue_certificate(
-        &state,
+        &state.issuer(),
         &grant,
         &csr,
-        format!("enrollment:{integration}"),
-        |serial| {
-            (
-                vec![Event::EnrollmentUsed(EnrollmentUsed {
-                    integration: integration.clone(),
-                    token_hash,
-                    serial: serial.to_vec(),
-                })],
-                vec![Precondition::EnrollmentUnused(token_hash)],
-            )
+        Actor::Enrollment {
+            integration: integration.clone(),
         },
+        Some(token_hash),
+        current_peer(),
     )
     .await;
-    if let Err(ApiError::Unauthenticated(_)) = &result {
+    if let Err(IssueError::Sequence(SequenceError::Refused(Refusal::EnrollmentSpent))) = &result {
         // Lost a race with another use of the same token: that is reuse too.
         record_reuse(
             &state,
@@ -179,10 +173,14 @@ async fn renew(
         &state.config.identity.trust_domain,
         state.clock.unix(),
     )?;
-    let presented = workload.serial.clone();
-    let cert = issue_certificate(&state, &grant, &csr, workload.actor(), |_| {
-        (vec![], vec![Precondition::CertificateLive(presented)])
-    })
+    let cert = issue_certificate(
+        &state.issuer(),
+        &grant,
+        &csr,
+        workload.actor(),
+        None,
+        current_peer(),
+    )
     .await?;
     Ok(cert_response(cert))
 }
@@ -209,7 +207,7 @@ async fn token(
         &state.config.identity.trust_domain,
         state.clock.unix(),
     )?;
-    let issued = issue_token(&state, &grant, workload.actor(), workload.serial.clone()).await?;
+    let issued = issue_token(&state.issuer(), &grant, workload.actor(), current_peer()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -3,6 +3,7 @@
 //! Private keys are generated inside the token and never leave it; everything else in
 //! credmint holds an `HsmKey` and asks it to sign.
 
+pub mod admission;
 mod context;
 mod error;
 pub mod keys;
@@ -10,6 +11,7 @@ mod pool;
 mod signer;
 pub mod token;
 
+pub use admission::{Admission, Admitted, Overloaded};
 pub use context::context_for;
 pub use error::HsmError;
 pub use keys::{KeyFlags, KeyOutcome, PublicKey};

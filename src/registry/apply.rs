@@ -5,11 +5,12 @@ use credmint_ledger::{Ledger, Record};
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use sha2::{Digest, Sha256};
 
+use super::live::{self, LiveCredential};
 use super::read::CredentialKind;
 use super::schema::{
     ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
-    INTEGRATION_META, INTEGRATION_TOKENS, META, OPERATORS, PENDING_CHANGES, PROJECTION_VERSION,
-    REVOKED, TOKENS,
+    INTEGRATION_META, INTEGRATION_TOKENS, LIVE, META, OPERATORS, OPERATOR_LINEAGE,
+    OPERATOR_REQUESTS, PENDING_CHANGES, PROJECTION_VERSION, REVOKED, TOKENS,
 };
 
 /// `CLOSED_CHANGES` states.
@@ -47,6 +48,9 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
     let mut integration_meta = txn.open_table(INTEGRATION_META).map_err(storage)?;
     let mut pending = txn.open_table(PENDING_CHANGES).map_err(storage)?;
     let mut closed = txn.open_table(CLOSED_CHANGES).map_err(storage)?;
+    let mut live_rows = txn.open_table(LIVE).map_err(storage)?;
+    let mut operator_requests = txn.open_table(OPERATOR_REQUESTS).map_err(storage)?;
+    let mut lineage = txn.open_table(OPERATOR_LINEAGE).map_err(storage)?;
     for r in records {
         let at = r.timestamp_ms / 1000;
         let inconsistent = |reason: &str| ProjectionError::Inconsistent {
@@ -144,6 +148,12 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                 integration_certs
                     .insert(e.integration.as_str(), e.serial.as_slice())
                     .map_err(storage)?;
+                let k = live::key(
+                    &e.integration,
+                    e.not_after,
+                    &LiveCredential::Certificate(e.serial.clone()),
+                );
+                live_rows.insert(k.as_slice(), ()).map_err(storage)?;
                 bump_activity(&mut activity, &e.integration, at)?;
             }
             Event::OperatorCertIssued(e) => {
@@ -160,7 +170,48 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     operators
                         .insert(e.name.as_str(), r.index)
                         .map_err(storage)?;
+                    // A name issued directly by another operator (ledgers before dual
+                    // control): that operator both asked for it and let it in.
+                    if let Some(issuer) = r.actor.strip_prefix("operator:") {
+                        lineage
+                            .insert(e.name.as_str(), (issuer, issuer))
+                            .map_err(storage)?;
+                    }
                 }
+            }
+            Event::OperatorRequested(e) => {
+                let requester = r.actor.strip_prefix("operator:").unwrap_or(&r.actor);
+                let row = (
+                    e.name.as_str(),
+                    requester,
+                    e.spki_der.as_slice(),
+                    e.approval_ref.as_str(),
+                    at,
+                );
+                operator_requests.insert(r.index, row).map_err(storage)?;
+            }
+            Event::OperatorApproved(e) => {
+                let requester = operator_requests
+                    .remove(e.request_index)
+                    .map_err(storage)?
+                    .map(|g| g.value().1.to_string())
+                    .ok_or_else(|| inconsistent("approval of an unknown operator request"))?;
+                let approver = r.actor.strip_prefix("operator:").unwrap_or(&r.actor);
+                let row = (
+                    e.name.as_str(),
+                    CredentialKind::Operator as u8,
+                    e.not_after,
+                    r.index,
+                    0,
+                    0,
+                );
+                certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                operators
+                    .insert(e.name.as_str(), r.index)
+                    .map_err(storage)?;
+                lineage
+                    .insert(e.name.as_str(), (requester.as_str(), approver))
+                    .map_err(storage)?;
             }
             Event::TokenIssued(e) => {
                 let row = (e.integration.as_str(), e.expires_at, r.index, 0, 0);
@@ -168,6 +219,12 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                 integration_tokens
                     .insert(e.integration.as_str(), e.jti.as_str())
                     .map_err(storage)?;
+                let k = live::key(
+                    &e.integration,
+                    e.expires_at,
+                    &LiveCredential::Token(e.jti.clone()),
+                );
+                live_rows.insert(k.as_slice(), ()).map_err(storage)?;
                 bump_activity(&mut activity, &e.integration, at)?;
             }
             Event::Revoked(e) => {
@@ -184,6 +241,11 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                 revoked
                     .insert(e.serial.as_slice(), (at, e.reason, old.2))
                     .map_err(storage)?;
+                if old.1 == CredentialKind::Workload as u8 {
+                    let cred = LiveCredential::Certificate(e.serial.clone());
+                    let k = live::key(&old.0, old.2, &cred);
+                    live_rows.remove(k.as_slice()).map_err(storage)?;
+                }
             }
             Event::TokenRevoked(e) => {
                 let old = tokens
@@ -196,6 +258,8 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     .ok_or_else(|| inconsistent("revoked jti unknown"))?;
                 let row = (old.0.as_str(), old.1, old.2, r.index, e.reason);
                 tokens.insert(e.jti.as_str(), row).map_err(storage)?;
+                let k = live::key(&old.0, old.1, &LiveCredential::Token(e.jti.clone()));
+                live_rows.remove(k.as_slice()).map_err(storage)?;
             }
             _ => {}
         }
@@ -267,6 +331,9 @@ pub fn rebuild_if_stale(ledger: &Ledger) -> Result<bool, ProjectionError> {
     let _ = txn.delete_table(PENDING_CHANGES);
     let _ = txn.delete_table(CLOSED_CHANGES);
     let _ = txn.delete_table(OPERATORS);
+    let _ = txn.delete_table(LIVE);
+    let _ = txn.delete_table(OPERATOR_REQUESTS);
+    let _ = txn.delete_table(OPERATOR_LINEAGE);
     let mut batch = Vec::with_capacity(4096);
     for raw in ledger.records(0).map_err(storage)? {
         let record = raw.map_err(storage)?.decode().map_err(storage)?;

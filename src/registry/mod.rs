@@ -4,14 +4,17 @@
 //! and policy paths read them instead of scanning history.
 
 mod apply;
+mod live;
 mod read;
 pub mod schema;
 mod validate;
 
 pub use apply::{apply, rebuild_if_stale, ProjectionError};
 pub use apply::{CHANGE_APPROVED, CHANGE_SUPERSEDED};
+pub use live::LiveCredential;
 pub use read::{
-    Activity, CertRow, CredentialKind, EnrollmentRow, PendingChange, Registry, RevokedRow, TokenRow,
+    Activity, CertRow, CredentialKind, EnrollmentRow, OperatorRequest, PendingChange, Registry,
+    RevokedRow, TokenRow,
 };
 pub use validate::{
     check_dns, check_identifier, check_scope, class_cap, parse_class, parse_review_by, validate,

@@ -1,12 +1,15 @@
 //! Read side of the projections: point lookups for the policy and status paths.
 
 use credmint_ledger::event::IntegrationSpec;
+use credmint_ledger::governance::Lineage;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::apply::ProjectionError;
+use super::live::{self, LiveCredential};
 use super::schema::{
     ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
-    INTEGRATION_META, INTEGRATION_TOKENS, OPERATORS, PENDING_CHANGES, REVOKED, TOKENS,
+    INTEGRATION_META, INTEGRATION_TOKENS, LIVE, OPERATORS, OPERATOR_LINEAGE, OPERATOR_REQUESTS,
+    PENDING_CHANGES, REVOKED, TOKENS,
 };
 
 /// Whose certificate a serial is.
@@ -55,6 +58,18 @@ pub struct Activity {
     pub issued: u64,
     /// The issuance before the latest, if any.
     pub previous_issuance: Option<u64>,
+}
+
+/// An operator request awaiting a second operator (`OperatorRequested` at `index`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRequest {
+    pub index: u64,
+    pub name: String,
+    /// Operator name (without `operator:`) that asked.
+    pub requester: String,
+    pub spki_der: Vec<u8>,
+    pub approval_ref: String,
+    pub requested_at: u64,
 }
 
 /// A change request awaiting approval (`ChangeRequested` at ledger index `index`).
@@ -240,29 +255,94 @@ impl Registry {
         lookup!(self.txn, CLOSED_CHANGES, index, |v| v)
     }
 
-    /// (certificates, tokens) of `integration` neither revoked nor expired at `now`.
+    /// (certificates, tokens) of `integration` neither revoked nor expired at `now`: one
+    /// range scan of the live index, whose length is the answer.
     pub fn live_credentials(
         &self,
         integration: &str,
         now: u64,
     ) -> Result<(usize, usize), ProjectionError> {
-        let mut certs = 0;
-        for serial in self.integration_serials(integration)? {
-            if let Some(row) = self.certificate(&serial)? {
-                if row.revoked_index.is_none() && row.not_after >= now {
-                    certs += 1;
-                }
+        let mut counts = (0, 0);
+        for credential in self.live(integration, now, usize::MAX)? {
+            match credential {
+                LiveCredential::Certificate(_) => counts.0 += 1,
+                LiveCredential::Token(_) => counts.1 += 1,
             }
         }
-        let mut tokens = 0;
-        for jti in self.integration_jtis(integration)? {
-            if let Some(row) = self.token(&jti)? {
-                if row.revoked_index.is_none() && row.expires_at >= now {
-                    tokens += 1;
-                }
+        Ok(counts)
+    }
+
+    /// Up to `limit` credentials of `integration` neither revoked nor expired at `now`,
+    /// soonest expiry first.
+    pub fn live(
+        &self,
+        integration: &str,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<LiveCredential>, ProjectionError> {
+        let table = match self.txn.open_table(LIVE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let (from, to) = (live::bound(integration, now), live::end(integration));
+        let mut out = Vec::new();
+        for entry in table
+            .range(from.as_slice()..to.as_slice())
+            .map_err(storage)?
+        {
+            if out.len() >= limit {
+                break;
             }
+            let (k, _) = entry.map_err(storage)?;
+            let credential = live::parse(k.value(), integration)
+                .ok_or_else(|| storage("malformed live-credential key"))?;
+            out.push(credential);
         }
-        Ok((certs, tokens))
+        Ok(out)
+    }
+
+    /// A pending operator request at ledger index `index`.
+    pub fn operator_request(&self, index: u64) -> Result<Option<OperatorRequest>, ProjectionError> {
+        lookup!(self.txn, OPERATOR_REQUESTS, index, |v| OperatorRequest {
+            index,
+            name: v.0.to_string(),
+            requester: v.1.to_string(),
+            spki_der: v.2.to_vec(),
+            approval_ref: v.3.to_string(),
+            requested_at: v.4,
+        })
+    }
+
+    /// Every pending operator request, oldest first.
+    pub fn operator_requests(&self) -> Result<Vec<OperatorRequest>, ProjectionError> {
+        let table = match self.txn.open_table(OPERATOR_REQUESTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            let v = v.value();
+            out.push(OperatorRequest {
+                index: k.value(),
+                name: v.0.to_string(),
+                requester: v.1.to_string(),
+                spki_der: v.2.to_vec(),
+                approval_ref: v.3.to_string(),
+                requested_at: v.4,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How operator `name` was minted; `None` for init's operator (or an unknown name).
+    pub fn operator_lineage(&self, name: &str) -> Result<Option<Lineage>, ProjectionError> {
+        lookup!(self.txn, OPERATOR_LINEAGE, name, |v| Lineage {
+            requested_by: v.0.to_string(),
+            approved_by: v.1.to_string(),
+        })
     }
 
     /// Whether an operator of this name was ever issued a certificate.

@@ -47,5 +47,21 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("proj_meta");
 /// operator name -> ledger index of its first certificate.
 pub const OPERATORS: TableDefinition<&str, u64> = TableDefinition::new("proj_operators");
 
+/// A pending operator request (ledger index of its `OperatorRequested`) -> (name,
+/// requester operator name, requested key SPKI DER, approval_ref, requested at).
+pub type OperatorRequestValue<'a> = (&'a str, &'a str, &'a [u8], &'a str, u64);
+pub const OPERATOR_REQUESTS: TableDefinition<u64, OperatorRequestValue> =
+    TableDefinition::new("proj_operator_requests");
+/// Operator name -> (requested_by, approved_by) for operators minted after init (the
+/// input of `credmint_ledger::governance::may_approve`).
+pub const OPERATOR_LINEAGE: TableDefinition<&str, (&str, &str)> =
+    TableDefinition::new("proj_operator_lineage");
+
+/// Live credentials, keyed so that one range scan yields exactly an integration's
+/// unexpired, unrevoked credentials: [`super::live::key`] (integration, 0x00, not_after
+/// big-endian, kind, id). Revocation removes the row; expired rows fall below the scan's
+/// lower bound and are never read again.
+pub const LIVE: TableDefinition<&[u8], ()> = TableDefinition::new("proj_live");
+
 /// Bump when the projection layout changes: a mismatch triggers a rebuild from the ledger.
-pub const PROJECTION_VERSION: u64 = 4;
+pub const PROJECTION_VERSION: u64 = 5;

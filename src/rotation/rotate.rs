@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use credmint_ledger::event::{Event, KeyInfo, KeyRole, KeyRotated};
+use credmint_ledger::event::{KeyInfo, KeyRole, KeyRotated};
 use cryptoki::object::ObjectClass;
 use serde_json::{json, Value};
 
@@ -22,7 +22,7 @@ use crate::hsm::keys::{find_key, generate_key_pair};
 use crate::hsm::{HsmError, HsmKey};
 use crate::issuance::pem_encode;
 use crate::keyset::ledger_algorithm;
-use crate::ledger_writer::Submission;
+use crate::sequencer::{Actor, Command, KeySwap, Op};
 use crate::status::ocsp::OcspIssuer;
 
 /// `ca`, `token` or `ledger`.
@@ -204,11 +204,14 @@ fn next(
     Ok((assemble(keys, cas, tokens, rotations)?, retires))
 }
 
-/// Rotates the `role` key on behalf of `actor`.
+/// Rotates the `role` key on behalf of `actor`. The sequencer swaps the live keys (and,
+/// for the CA, files, listener roots and status caches) on its own thread right after
+/// the commit, before this returns: a caller that goes away cannot leave the old key in
+/// use after a committed rotation.
 pub async fn rotate(
     state: &AppState,
     role: KeyRole,
-    actor: String,
+    actor: Actor,
     reason: &str,
 ) -> Result<RotationOutcome, ApiError> {
     let _one_at_a_time = state.keys.rotating.lock().await;
@@ -217,28 +220,45 @@ pub async fn rotate(
     let prepared = tokio::task::spawn_blocking(move || prepare(&st, &act, role))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let records = state
-        .writer
-        .submit(Submission {
-            actor: actor.clone(),
-            events: vec![Event::KeyRotated(prepared.event.clone())],
-            preconditions: Vec::new(),
-        })
+    let event = prepared.event.clone();
+    let (st, act) = (state.clone(), active.clone());
+    let swap = KeySwap(Box::new(move |at| {
+        let (next, _) = next(&st, &act, &prepared, at).map_err(|e| e.to_string())?;
+        let next = Arc::new(next);
+        st.keys.replace(next.clone());
+        if role == KeyRole::Ca {
+            after_ca_rotation(&st, &next, at)?;
+        }
+        Ok(())
+    }));
+    let actor_name = actor.ledger_name();
+    let receipt = state
+        .sequencer
+        .submit(Command::new(
+            actor,
+            Op::RotateKey {
+                event: event.clone(),
+                swap,
+            },
+        ))
         .await?;
-    let record = &records[0];
-    let at = record.timestamp_ms / 1000;
-    // From here on the old key signs no new credential and no checkpoint.
-    let (next, retires) =
-        next(state, &active, &prepared, at).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let next = Arc::new(next);
-    state.keys.replace(next.clone());
+    let record = receipt
+        .records
+        .first()
+        .ok_or_else(|| ApiError::Internal("rotation committed no record".into()))?;
+    let next = state.keys.current();
+    let retires = match role {
+        KeyRole::Ca => next.cas.iter().rev().nth(1).and_then(|g| g.retire_at),
+        KeyRole::Token => next.tokens.iter().rev().nth(1).and_then(|g| g.retire_at),
+        KeyRole::Ledger => None,
+    };
     tracing::warn!(
         role = role_name(role),
-        %actor,
+        actor = %actor_name,
         reason,
         ledger_index = record.index,
-        old = %prepared.event.old_key.label,
-        new = %prepared.event.new_key.label,
+        old = %event.old_key.label,
+        new = %event.new_key.label,
         "key rotated"
     );
     let mut body = json!({
@@ -246,33 +266,21 @@ pub async fn rotate(
         "ledger_index": record.index,
         "reason": reason,
         "old_key": {
-            "label": prepared.event.old_key.label,
-            "fingerprint": hex::encode(prepared.event.old_key.fingerprint()),
+            "label": event.old_key.label,
+            "fingerprint": hex::encode(event.old_key.fingerprint()),
         },
         "new_key": {
-            "label": prepared.event.new_key.label,
-            "fingerprint": hex::encode(prepared.event.new_key.fingerprint()),
+            "label": event.new_key.label,
+            "fingerprint": hex::encode(event.new_key.fingerprint()),
         },
         "old_key_retires_at": retires.map(rfc3339),
     });
     match role {
         KeyRole::Ca => {
-            let now = state.clock.unix();
-            let st = state.clone();
-            let snap = next.clone();
-            tokio::task::spawn_blocking(move || after_ca_rotation(&st, &snap, now))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-                .map_err(|e| ApiError::Internal(format!("after CA rotation: {e}")))?;
             body["ca_generation"] = json!(next.ca_generation);
-            body["ca_certificate"] = json!(pem_encode(
-                "CERTIFICATE",
-                &prepared.event.ca_certificate_der
-            ));
-            body["cross_certificate"] = json!(pem_encode(
-                "CERTIFICATE",
-                &prepared.event.cross_certificate_der
-            ));
+            body["ca_certificate"] = json!(pem_encode("CERTIFICATE", &event.ca_certificate_der));
+            body["cross_certificate"] =
+                json!(pem_encode("CERTIFICATE", &event.cross_certificate_der));
             body["crl_url"] = json!(next.crl_url());
         }
         KeyRole::Token => body["kid"] = json!(next.token_kid.to_string()),

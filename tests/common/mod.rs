@@ -243,9 +243,21 @@ impl Served {
     }
 
     /// A client presenting the operator certificate `init` wrote.
+    /// A client presenting the first init operator's certificate (`admin`).
     pub fn operator(&self) -> reqwest::Client {
-        let mut pem = std::fs::read(self.app.data().join("operator-admin.pem")).unwrap();
-        pem.extend(std::fs::read(self.app.data().join("operator-admin-key.pem")).unwrap());
+        self.init_operator("admin")
+    }
+
+    /// A client presenting the second init operator's certificate (`admin2`): the other
+    /// root of dual control.
+    pub fn operator2(&self) -> reqwest::Client {
+        self.init_operator("admin2")
+    }
+
+    fn init_operator(&self, name: &str) -> reqwest::Client {
+        let data = self.app.data();
+        let mut pem = std::fs::read(data.join(format!("operator-{name}.pem"))).unwrap();
+        pem.extend(std::fs::read(data.join(format!("operator-{name}-key.pem"))).unwrap());
         client(&self.ca_pem, Some(&pem))
     }
 

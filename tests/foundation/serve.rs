@@ -54,8 +54,8 @@ async fn https_healthz_and_signed_checkpoint() {
         assert_eq!(body["status"], "ok");
         assert_eq!(body["hsm"], "ok");
         assert_eq!(
-            body["ledger_size"], 2,
-            "genesis + first operator certificate"
+            body["ledger_size"], 3,
+            "genesis + the two init operators' certificates"
         );
     }
 
@@ -69,7 +69,7 @@ async fn https_healthz_and_signed_checkpoint() {
     let checkpoint =
         credmint_ledger::checkpoint::open(&note, "test.credmint.local/credmint-ledger", &pinned)
             .expect("checkpoint verifies with the genesis ledger key");
-    assert_eq!(checkpoint.size, 2);
+    assert_eq!(checkpoint.size, 3);
     let other = [9u8; 32];
     assert!(credmint_ledger::checkpoint::open(
         &note,

@@ -115,20 +115,20 @@ async fn decommission_revokes_all_live_credentials_and_retires_the_name() {
     let out = ocsp(&s, tmp.path(), "other.pem", &other.chain_pem);
     assert!(out.contains(": good"), "{out}");
 
-    // One batch: the revocations and the decommissioning share a timestamp and are
-    // consecutive, decommissioning last.
+    // One transaction: the decommissioning first (nothing can be issued after it), then
+    // the revocations, sharing its timestamp.
     let all = records(&s);
-    let last = all
+    let at = all
         .iter()
         .rposition(|r| matches!(&r.event, Event::IntegrationChanged(c) if c.kind == ChangeKind::Decommissioned))
         .unwrap();
-    for r in &all[last - 3..last] {
+    for r in &all[at + 1..at + 4] {
         assert!(
             matches!(r.event, Event::Revoked(_) | Event::TokenRevoked(_)),
             "{:?}",
             r.event
         );
-        assert_eq!(r.timestamp_ms, all[last].timestamp_ms);
+        assert_eq!(r.timestamp_ms, all[at].timestamp_ms);
     }
 
     // The name is unusable: no issuance, no enrollment, no re-registration, no changes.

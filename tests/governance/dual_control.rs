@@ -6,8 +6,7 @@ use serde_json::json;
 
 use crate::common::TestAppliance;
 use crate::helpers::{
-    anomalies_of, assert_audit_clean, change_kinds, changes, get, post, second_operator, token,
-    wait_for_anomaly,
+    anomalies_of, assert_audit_clean, change_kinds, changes, get, post, token, wait_for_anomaly,
 };
 use crate::support::registered_workload;
 
@@ -62,7 +61,7 @@ async fn increase_is_invisible_until_a_different_operator_approves_it() {
     );
 
     // A different operator approves, with an approval reference.
-    let bob = second_operator(&s, "bob").await;
+    let bob = s.operator2();
     let (status, body) = post(
         &bob,
         &s,
@@ -80,7 +79,7 @@ async fn increase_is_invisible_until_a_different_operator_approves_it() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["approved_by"], "operator:bob");
+    assert_eq!(body["approved_by"], "operator:admin2");
     let (status, body) = token(&wl, &s, &["deploy:admin"], None).await;
     assert_eq!(status, 201, "{body}");
 
@@ -113,7 +112,7 @@ async fn increase_is_invisible_until_a_different_operator_approves_it() {
     assert_eq!(approved.len(), 1);
     assert_eq!(approved[0].2.request_index, index);
     assert_eq!(approved[0].2.reference, "CAB-7");
-    assert_eq!(approved[0].1, "operator:bob");
+    assert_eq!(approved[0].1, "operator:admin2");
     let signal = wait_for_anomaly(&s, "deployer", AnomalyKind::PrivilegeExpansion).await;
     assert!(
         signal.detail.contains("adds scope \"deploy:admin\""),
@@ -204,7 +203,7 @@ async fn decrease_applies_at_once_and_owner_change_names_old_and_new_owner() {
     )
     .await;
     assert_eq!(status, 200);
-    let bob = second_operator(&s, "bob").await;
+    let bob = s.operator2();
     let (status, body) = post(
         &bob,
         &s,

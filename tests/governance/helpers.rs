@@ -77,14 +77,27 @@ pub fn change_kinds(s: &Served, integration: &str) -> Vec<ChangeKind> {
         .collect()
 }
 
-/// Issues an operator certificate for `name` (signed off by the init operator) and
-/// returns a client presenting it.
-pub async fn second_operator(s: &Served, name: &str) -> reqwest::Client {
+/// Mints operator `name` under dual control: `requester` asks, `approver` approves;
+/// returns a client presenting the new certificate.
+pub async fn mint_operator(
+    s: &Served,
+    requester: &reqwest::Client,
+    approver: &reqwest::Client,
+    name: &str,
+) -> reqwest::Client {
     let csr = openssl_csr("ec", "");
-    let resp = s
-        .operator()
-        .post(s.url("/v1/admin/operators"))
-        .json(&json!({"name": name, "csr": csr.csr_pem, "approval_ref": "CHG-OPS-1"}))
+    let (status, body) = post(
+        requester,
+        s,
+        "/v1/admin/operators",
+        json!({"name": name, "csr": csr.csr_pem, "approval_ref": "CHG-OPS-1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let index = body["request_index"].as_u64().unwrap();
+    let resp = approver
+        .post(s.url(&format!("/v1/admin/operators/requests/{index}/approve")))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::common::{openssl_csr, Served, TestAppliance};
 use crate::helpers::{
-    anomalies, anomalies_of, assert_audit_clean, change_kinds, changes, get, post, second_operator,
-    settle, token, wait_for_anomaly,
+    anomalies, anomalies_of, assert_audit_clean, change_kinds, changes, get, post, settle, token,
+    wait_for_anomaly,
 };
 use crate::support::{
     enroll, enrollment_token, register, registered_workload, registration, Enrolled,
@@ -212,7 +212,7 @@ async fn privilege_expansion_fires_on_an_approved_increase_only() {
     let s = TestAppliance::new("sig-privilege").serve().await;
     registered_workload(&s, "grower").await;
     let alice = s.operator();
-    let bob = second_operator(&s, "bob").await;
+    let bob = s.operator2();
     let path = "/v1/admin/integrations/grower/changes";
     // A narrowing, and an approved change of purpose only: no expansion.
     let (status, _) = post(
@@ -268,7 +268,7 @@ async fn privilege_expansion_fires_on_an_approved_increase_only() {
         "{}",
         signal.detail
     );
-    assert!(signal.detail.contains("operator:bob") && signal.detail.contains("operator:admin"));
+    assert!(signal.detail.contains("operator:admin2") && signal.detail.contains("operator:admin"));
     assert_eq!(
         metric(&s, "credmint_signals_total{kind=\"privilege_expansion\"}").await,
         1

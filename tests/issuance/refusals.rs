@@ -328,10 +328,22 @@ async fn operator_names_cannot_be_taken_and_expired_operator_certificates_open_n
     let add = |name: &str| json!({"name": name, "csr": openssl_csr("ec", "").csr_pem, "approval_ref": "CHG-9"});
     let bob_csr = openssl_csr("ec", "");
     let body = json!({"name": "bob", "csr": bob_csr.csr_pem, "approval_ref": "CHG-9"});
+    // A new operator is only a request until a second operator approves it.
     let resp = s
         .operator()
         .post(s.url("/v1/admin/operators"))
         .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let index = resp.json::<serde_json::Value>().await.unwrap()["request_index"]
+        .as_u64()
+        .unwrap();
+    let resp = s
+        .operator2()
+        .post(s.url(&format!("/v1/admin/operators/requests/{index}/approve")))
+        .json(&json!({}))
         .send()
         .await
         .unwrap();

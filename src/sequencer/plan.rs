@@ -1,0 +1,761 @@
+//! Deciding one command against the committed state plus what earlier commands of the
+//! same batch claimed: the events it derives, its checks, its claims and its effects.
+//! Pure with respect to the ledger: reads a registry snapshot, writes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use credmint_ledger::event::{
+    AnomalyFlagged, AnomalyKind, ChangeKind, EnrollmentUsed, Event, IntegrationChanged,
+    IntegrationRegistered, IntegrationSpec, IntegrationStatus, PrivilegeClass, Revoked,
+    TokenRevoked,
+};
+use credmint_ledger::governance::may_approve;
+use credmint_ledger::verify::semantic::increases_authority;
+use credmint_ledger::NewEntry;
+
+use super::command::{Actor, Change, Command, KeySwap, Op, Outcome, Refusal, Target};
+use super::effects::Effect;
+use crate::registry::{CredentialKind, LiveCredential, ProjectionError, Registry};
+
+/// Most revocations one transaction of a revoke-all or decommissioning carries; the rest
+/// follow in the next transactions, before any other command (see `super::run`).
+pub const REVOKE_CHUNK: usize = 4096;
+/// RFC 5280 cessationOfOperation: the reason of every revocation by decommissioning.
+pub const CESSATION_OF_OPERATION: u8 = 5;
+/// Actor of automatic events (signals, privilege expansion, automatic suspension).
+pub const SIGNALS: &str = "system:signals";
+
+/// Why a command could not be planned.
+#[derive(Debug)]
+pub enum PlanError {
+    Refused(Refusal),
+    /// Reading committed state failed: not the caller's fault, and not a "not found".
+    Storage(String),
+}
+
+impl From<Refusal> for PlanError {
+    fn from(r: Refusal) -> Self {
+        PlanError::Refused(r)
+    }
+}
+
+impl From<ProjectionError> for PlanError {
+    fn from(e: ProjectionError) -> Self {
+        PlanError::Storage(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, PlanError>;
+
+/// What the batch so far has claimed, so later commands see earlier ones.
+#[derive(Default)]
+pub struct Claims {
+    enrollments: HashSet<[u8; 32]>,
+    serials: HashSet<Vec<u8>>,
+    jtis: HashSet<String>,
+    names: HashSet<String>,
+    operators: HashSet<String>,
+    /// Revoked in this batch, with the ledger index their revocation will have.
+    revoked_serials: HashMap<Vec<u8>, u64>,
+    revoked_jtis: HashMap<String, u64>,
+    /// Integrations whose spec a command of this batch changed.
+    changed: HashSet<String>,
+    approved: HashSet<u64>,
+    operator_requests: HashSet<u64>,
+    /// Integrations that receive a credential in this batch.
+    issued_for: HashSet<String>,
+}
+
+/// A claim a plan makes on the rest of its batch, recorded only once the plan is accepted.
+enum Claim {
+    Enrollment([u8; 32]),
+    Serial(Vec<u8>),
+    Jti(String),
+    Name(String),
+    Operator(String),
+    /// Revocation at this offset among the plan's entries.
+    RevokedSerial(Vec<u8>, usize),
+    RevokedJti(String, usize),
+    Changed(String),
+    Approved(u64),
+    OperatorRequest(u64),
+    Issued(String),
+}
+
+/// A decided command.
+pub struct Plan {
+    pub entries: Vec<NewEntry>,
+    pub outcome: Outcome,
+    pub effects: Vec<Effect>,
+    /// A revoke-all that left live credentials for the next transaction.
+    pub more: bool,
+    claims: Vec<Claim>,
+}
+
+impl Plan {
+    fn new(outcome: Outcome) -> Plan {
+        Plan {
+            entries: Vec::new(),
+            outcome,
+            effects: Vec::new(),
+            more: false,
+            claims: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, actor: &str, event: Event, timestamp_ms: u64) {
+        self.entries.push(NewEntry {
+            timestamp_ms,
+            actor: actor.to_string(),
+            event,
+        });
+    }
+
+    /// Records this plan's claims; `first_index` is the ledger index its first entry gets.
+    pub fn claim(&mut self, claims: &mut Claims, first_index: u64) {
+        for claim in self.claims.drain(..) {
+            match claim {
+                Claim::Enrollment(h) => drop(claims.enrollments.insert(h)),
+                Claim::Serial(s) => drop(claims.serials.insert(s)),
+                Claim::Jti(j) => drop(claims.jtis.insert(j)),
+                Claim::Name(n) => drop(claims.names.insert(n)),
+                Claim::Operator(n) => drop(claims.operators.insert(n)),
+                Claim::RevokedSerial(s, at) => {
+                    claims.revoked_serials.insert(s, first_index + at as u64);
+                }
+                Claim::RevokedJti(j, at) => {
+                    claims.revoked_jtis.insert(j, first_index + at as u64);
+                }
+                Claim::Changed(n) => drop(claims.changed.insert(n)),
+                Claim::Approved(i) => drop(claims.approved.insert(i)),
+                Claim::OperatorRequest(i) => drop(claims.operator_requests.insert(i)),
+                Claim::Issued(n) => drop(claims.issued_for.insert(n)),
+            }
+        }
+    }
+}
+
+/// Everything a plan reads.
+pub struct Context<'a> {
+    pub registry: &'a Registry,
+    pub claims: &'a Claims,
+    pub now_ms: u64,
+    /// False for a chunked revocation's continuation: the decision was taken and
+    /// authorised when its first chunk committed.
+    pub check_actor: bool,
+}
+
+impl Context<'_> {
+    fn now(&self) -> u64 {
+        self.now_ms / 1000
+    }
+}
+
+/// Decides `command`. On success every entry passed the ledger's own limits, so the
+/// batch it joins cannot fail because of it.
+pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
+    if ctx.check_actor {
+        check_actor(ctx, &command.actor)?;
+    }
+    let actor = command.actor.ledger_name();
+    let plan = match &mut command.op {
+        Op::IssueCertificate {
+            cert,
+            enrollment,
+            peer,
+        } => {
+            issuable(ctx, &cert.integration)?;
+            if ctx.claims.serials.contains(&cert.serial)
+                || ctx.registry.certificate(&cert.serial)?.is_some()
+            {
+                return Err(Refusal::SerialTaken.into());
+            }
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::CertificateIssued(cert.clone()), ctx.now_ms);
+            if let Some(hash) = enrollment {
+                spend_enrollment(ctx, hash, &cert.integration)?;
+                p.push(
+                    &actor,
+                    Event::EnrollmentUsed(EnrollmentUsed {
+                        integration: cert.integration.clone(),
+                        token_hash: *hash,
+                        serial: cert.serial.clone(),
+                    }),
+                    ctx.now_ms,
+                );
+                p.claims.push(Claim::Enrollment(*hash));
+            }
+            p.claims.push(Claim::Serial(cert.serial.clone()));
+            p.claims.push(Claim::Issued(cert.integration.clone()));
+            p.effects
+                .push(issued_effect(ctx, &cert.integration, *peer)?);
+            p
+        }
+        Op::IssueToken { token, peer } => {
+            issuable(ctx, &token.integration)?;
+            if ctx.claims.jtis.contains(&token.jti) || ctx.registry.token(&token.jti)?.is_some() {
+                return Err(Refusal::JtiTaken.into());
+            }
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::TokenIssued(token.clone()), ctx.now_ms);
+            p.claims.push(Claim::Jti(token.jti.clone()));
+            p.claims.push(Claim::Issued(token.integration.clone()));
+            p.effects
+                .push(issued_effect(ctx, &token.integration, *peer)?);
+            p
+        }
+        Op::OperatorCertificate(cert) => {
+            match &command.actor {
+                Actor::Operator { name, .. } if *name == cert.name => {}
+                _ => {
+                    operator_name_free(ctx, &cert.name)?;
+                    return Err(Refusal::Invalid(
+                        "a new operator needs a request approved by a second operator".into(),
+                    )
+                    .into());
+                }
+            }
+            if ctx.claims.serials.contains(&cert.serial)
+                || ctx.registry.certificate(&cert.serial)?.is_some()
+            {
+                return Err(Refusal::SerialTaken.into());
+            }
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::OperatorCertIssued(cert.clone()), ctx.now_ms);
+            p.claims.push(Claim::Serial(cert.serial.clone()));
+            p
+        }
+        Op::RequestOperator(request) => {
+            if !matches!(command.actor, Actor::Operator { .. }) {
+                return Err(
+                    Refusal::Invalid("only an operator may request an operator".into()).into(),
+                );
+            }
+            operator_name_free(ctx, &request.name)?;
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(
+                &actor,
+                Event::OperatorRequested(request.clone()),
+                ctx.now_ms,
+            );
+            p
+        }
+        Op::ApproveOperator(approval) => {
+            let Actor::Operator { name: approver, .. } = &command.actor else {
+                return Err(
+                    Refusal::Invalid("only an operator may approve an operator".into()).into(),
+                );
+            };
+            let request = ctx
+                .registry
+                .operator_request(approval.request_index)?
+                .filter(|r| !ctx.claims.operator_requests.contains(&r.index))
+                .ok_or(Refusal::NotPending(approval.request_index))?;
+            let fingerprint: [u8; 32] = sha2::Digest::finalize(
+                <sha2::Sha256 as sha2::Digest>::new_with_prefix(&request.spki_der),
+            )
+            .into();
+            if request.name != approval.name || fingerprint != approval.key_fingerprint {
+                return Err(Refusal::Invalid(
+                    "the approval does not match the requested name and key".into(),
+                )
+                .into());
+            }
+            independent(ctx, approver, &request.requester)?;
+            operator_name_free(ctx, &approval.name)?;
+            if ctx.claims.serials.contains(&approval.serial)
+                || ctx.registry.certificate(&approval.serial)?.is_some()
+            {
+                return Err(Refusal::SerialTaken.into());
+            }
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(
+                &actor,
+                Event::OperatorApproved(approval.clone()),
+                ctx.now_ms,
+            );
+            p.claims.push(Claim::Serial(approval.serial.clone()));
+            p.claims.push(Claim::Operator(approval.name.clone()));
+            p.claims
+                .push(Claim::OperatorRequest(approval.request_index));
+            p
+        }
+        Op::Register(spec) => {
+            if ctx.claims.names.contains(&spec.name)
+                || ctx.registry.integration(&spec.name)?.is_some()
+            {
+                return Err(Refusal::NameTaken(spec.name.clone()).into());
+            }
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(
+                &actor,
+                Event::IntegrationRegistered(IntegrationRegistered { spec: spec.clone() }),
+                ctx.now_ms,
+            );
+            p.claims.push(Claim::Name(spec.name.clone()));
+            p.claims.push(Claim::Changed(spec.name.clone()));
+            p
+        }
+        Op::CreateEnrollment(e) => {
+            issuable(ctx, &e.integration)?;
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::EnrollmentCreated(e.clone()), ctx.now_ms);
+            p
+        }
+        Op::Revoke { target, reason } => revoke_one(ctx, &actor, target, *reason)?,
+        Op::RevokeIntegration {
+            integration,
+            reason,
+        } => {
+            if ctx.registry.integration(integration)?.is_none() {
+                return Err(Refusal::UnknownIntegration(integration.clone()).into());
+            }
+            let mut p = Plan::new(Outcome::Revoked {
+                certificates: 0,
+                tokens: 0,
+            });
+            revoke_live(ctx, &actor, integration, *reason, &mut p)?;
+            p
+        }
+        Op::Change {
+            integration,
+            base,
+            change,
+        } => change_plan(ctx, &actor, &command.actor, integration, *base, change)?,
+        Op::RotateKey { event, swap } => {
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::KeyRotated(event.clone()), ctx.now_ms);
+            let swap = std::mem::replace(swap, KeySwap(Box::new(|_| Ok(()))));
+            p.effects.push(Effect::SwapKeys(swap));
+            p.effects.push(Effect::Checkpoint);
+            p
+        }
+        Op::Reuse(r) => {
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::ReuseDetected(r.clone()), ctx.now_ms);
+            p
+        }
+        Op::Anomaly {
+            flagged,
+            auto_suspend,
+        } => anomaly(ctx, &actor, flagged.clone(), *auto_suspend)?,
+    };
+    for entry in &plan.entries {
+        entry
+            .validate()
+            .map_err(|e| Refusal::Invalid(e.to_string()))?;
+    }
+    Ok(plan)
+}
+
+/// The certificate that authenticated the actor is known, unrevoked (also by this
+/// batch) and unexpired, and belongs to the actor it claims.
+fn check_actor(ctx: &Context<'_>, actor: &Actor) -> Result<()> {
+    let Some(serial) = actor.credential() else {
+        return Ok(());
+    };
+    let row = ctx
+        .registry
+        .certificate(serial)?
+        .ok_or(Refusal::ActorUnknown)?;
+    let owner_matches = match actor {
+        Actor::Operator { name, .. } => row.kind == CredentialKind::Operator && row.owner == *name,
+        Actor::Workload { integration, .. } => {
+            row.kind == CredentialKind::Workload && row.owner == *integration
+        }
+        _ => false,
+    };
+    if !owner_matches {
+        return Err(Refusal::ActorUnknown.into());
+    }
+    if row.revoked_index.is_some() || ctx.claims.revoked_serials.contains_key(serial) {
+        return Err(Refusal::ActorRevoked.into());
+    }
+    if row.not_after < ctx.now() {
+        return Err(Refusal::ActorExpired.into());
+    }
+    Ok(())
+}
+
+fn operator_name_free(ctx: &Context<'_>, name: &str) -> Result<()> {
+    if ctx.claims.operators.contains(name) || ctx.registry.operator_exists(name)? {
+        return Err(Refusal::OperatorNameTaken(name.to_string()).into());
+    }
+    Ok(())
+}
+
+/// Dual control's independence rule (`credmint_ledger::governance::may_approve`, the
+/// same function the auditor replays): the approver is neither the requester nor minted
+/// by, or on a request chain of, the requester.
+fn independent(ctx: &Context<'_>, approver: &str, requester: &str) -> Result<()> {
+    let failure = std::cell::RefCell::new(None);
+    let verdict = may_approve(approver, requester, |name| {
+        ctx.registry.operator_lineage(name).unwrap_or_else(|e| {
+            *failure.borrow_mut() = Some(e);
+            None
+        })
+    });
+    if let Some(e) = failure.into_inner() {
+        return Err(e.into());
+    }
+    verdict.map_err(|refusal| {
+        Refusal::SelfApproval(format!(
+            "approval refused: {refusal}; a different, independent operator must approve"
+        ))
+        .into()
+    })
+}
+
+/// The integration may receive a credential now: active, within review-by, and not
+/// changed earlier in this batch (a suspension is never followed by a credential it missed).
+fn issuable(ctx: &Context<'_>, name: &str) -> Result<IntegrationSpec> {
+    let spec = ctx
+        .registry
+        .integration(name)?
+        .ok_or_else(|| Refusal::UnknownIntegration(name.to_string()))?;
+    if spec.status != IntegrationStatus::Active
+        || ctx.now() > spec.review_by
+        || ctx.claims.changed.contains(name)
+    {
+        return Err(Refusal::NotIssuable(name.to_string()).into());
+    }
+    Ok(spec)
+}
+
+/// The signal input of an issuance: the integration's previous activity as of just
+/// before this command (an earlier issuance in the same batch counts).
+fn issued_effect(
+    ctx: &Context<'_>,
+    integration: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Effect> {
+    let previous_activity = if ctx.claims.issued_for.contains(integration) {
+        Some(ctx.now())
+    } else {
+        match ctx.registry.activity(integration)? {
+            Some(a) => Some(a.last_issuance),
+            None => ctx
+                .registry
+                .integration_times(integration)?
+                .map(|(registered, _)| registered),
+        }
+    };
+    Ok(Effect::Issued {
+        integration: integration.to_string(),
+        peer,
+        previous_activity,
+    })
+}
+
+fn spend_enrollment(ctx: &Context<'_>, hash: &[u8; 32], integration: &str) -> Result<()> {
+    let row = ctx
+        .registry
+        .enrollment(hash)?
+        .ok_or(Refusal::EnrollmentSpent)?;
+    if row.used_at.is_some()
+        || ctx.claims.enrollments.contains(hash)
+        || row.integration != integration
+    {
+        return Err(Refusal::EnrollmentSpent.into());
+    }
+    if ctx.now() > row.expires_at {
+        return Err(Refusal::EnrollmentExpired.into());
+    }
+    Ok(())
+}
+
+fn revoke_one(ctx: &Context<'_>, actor: &str, target: &Target, reason: u8) -> Result<Plan> {
+    let (existing, claimed) = match target {
+        Target::Certificate(serial) => (
+            ctx.registry.certificate(serial)?.map(|r| r.revoked_index),
+            ctx.claims.revoked_serials.get(serial).copied(),
+        ),
+        Target::Token(jti) => (
+            ctx.registry.token(jti)?.map(|r| r.revoked_index),
+            ctx.claims.revoked_jtis.get(jti).copied(),
+        ),
+    };
+    let existing = existing.ok_or_else(|| Refusal::UnknownCredential(target.to_string()))?;
+    if let Some(index) = existing.or(claimed) {
+        return Ok(Plan::new(Outcome::AlreadyRevoked { index }));
+    }
+    let mut p = Plan::new(Outcome::Appended);
+    match target {
+        Target::Certificate(serial) => {
+            p.push(
+                actor,
+                Event::Revoked(Revoked {
+                    serial: serial.clone(),
+                    reason,
+                }),
+                ctx.now_ms,
+            );
+            p.claims.push(Claim::RevokedSerial(serial.clone(), 0));
+            p.effects.push(Effect::Revoked(serial.clone()));
+        }
+        Target::Token(jti) => {
+            p.push(
+                actor,
+                Event::TokenRevoked(TokenRevoked {
+                    jti: jti.clone(),
+                    reason,
+                }),
+                ctx.now_ms,
+            );
+            p.claims.push(Claim::RevokedJti(jti.clone(), 0));
+        }
+    }
+    p.effects.push(Effect::Checkpoint);
+    Ok(p)
+}
+
+/// Adds revocations of up to [`REVOKE_CHUNK`] live credentials of `integration` to `p`
+/// and says whether more remain (also when this batch issued it something the
+/// committed index cannot show yet).
+fn revoke_live(
+    ctx: &Context<'_>,
+    actor: &str,
+    integration: &str,
+    reason: u8,
+    p: &mut Plan,
+) -> Result<()> {
+    let live = ctx
+        .registry
+        .live(integration, ctx.now(), REVOKE_CHUNK + 1)?;
+    let (mut certificates, mut tokens) = (0, 0);
+    for credential in live.iter().take(REVOKE_CHUNK) {
+        let at = p.entries.len();
+        match credential {
+            LiveCredential::Certificate(serial) => {
+                if ctx.claims.revoked_serials.contains_key(serial) {
+                    continue;
+                }
+                p.push(
+                    actor,
+                    Event::Revoked(Revoked {
+                        serial: serial.clone(),
+                        reason,
+                    }),
+                    ctx.now_ms,
+                );
+                p.claims.push(Claim::RevokedSerial(serial.clone(), at));
+                p.effects.push(Effect::Revoked(serial.clone()));
+                certificates += 1;
+            }
+            LiveCredential::Token(jti) => {
+                if ctx.claims.revoked_jtis.contains_key(jti) {
+                    continue;
+                }
+                p.push(
+                    actor,
+                    Event::TokenRevoked(TokenRevoked {
+                        jti: jti.clone(),
+                        reason,
+                    }),
+                    ctx.now_ms,
+                );
+                p.claims.push(Claim::RevokedJti(jti.clone(), at));
+                tokens += 1;
+            }
+        }
+    }
+    p.more = live.len() > REVOKE_CHUNK || ctx.claims.issued_for.contains(integration);
+    if let Outcome::Revoked {
+        certificates: c,
+        tokens: t,
+    } = &mut p.outcome
+    {
+        *c += certificates;
+        *t += tokens;
+    }
+    p.effects.push(Effect::Checkpoint);
+    Ok(())
+}
+
+/// The current spec of `integration`, if it is still exactly the state `base` names.
+fn unchanged(ctx: &Context<'_>, integration: &str, base: [u8; 32]) -> Result<IntegrationSpec> {
+    let spec = ctx
+        .registry
+        .integration(integration)?
+        .ok_or_else(|| Refusal::UnknownIntegration(integration.to_string()))?;
+    if spec.status == IntegrationStatus::Decommissioned {
+        return Err(Refusal::Decommissioned(integration.to_string()).into());
+    }
+    if spec_hash(&spec) != base || ctx.claims.changed.contains(integration) {
+        return Err(Refusal::Stale(integration.to_string()).into());
+    }
+    Ok(spec)
+}
+
+fn change_plan(
+    ctx: &Context<'_>,
+    actor_name: &str,
+    actor: &Actor,
+    integration: &str,
+    base: [u8; 32],
+    change: &Change,
+) -> Result<Plan> {
+    let current = unchanged(ctx, integration, base)?;
+    let mut p = Plan::new(Outcome::Appended);
+    match change {
+        Change::Apply(events) => {
+            for e in events {
+                if matches!(
+                    e.kind,
+                    ChangeKind::IncreaseApproved | ChangeKind::Decommissioned
+                ) || e.spec.name != integration
+                {
+                    return Err(Refusal::Invalid(format!(
+                        "{:?} is not a change that applies at once",
+                        e.kind
+                    ))
+                    .into());
+                }
+                p.push(actor_name, Event::IntegrationChanged(e.clone()), ctx.now_ms);
+            }
+            p.claims.push(Claim::Changed(integration.to_string()));
+        }
+        Change::Request(request) => {
+            if request.proposed.name != integration {
+                return Err(Refusal::Invalid("request names another integration".into()).into());
+            }
+            p.push(
+                actor_name,
+                Event::ChangeRequested(request.clone()),
+                ctx.now_ms,
+            );
+        }
+        Change::Approve {
+            request_index,
+            reference,
+        } => {
+            let request = ctx
+                .registry
+                .pending_change(*request_index)?
+                .filter(|r| r.integration == integration)
+                .ok_or(Refusal::NotPending(*request_index))?;
+            if ctx.claims.approved.contains(request_index) {
+                return Err(Refusal::NotPending(*request_index).into());
+            }
+            if request.base_hash != base {
+                return Err(Refusal::Stale(integration.to_string()).into());
+            }
+            if request.requester == actor_name {
+                return Err(Refusal::SelfApproval(format!(
+                    "self-approval is refused: change request {request_index} was made by {}; a different operator must approve it",
+                    request.requester
+                ))
+                .into());
+            }
+            let (Actor::Operator { name: approver, .. }, Some(requester)) =
+                (actor, request.requester.strip_prefix("operator:"))
+            else {
+                return Err(
+                    Refusal::Invalid("only operators request and approve changes".into()).into(),
+                );
+            };
+            independent(ctx, approver, requester)?;
+            p.push(
+                actor_name,
+                Event::IntegrationChanged(IntegrationChanged {
+                    kind: ChangeKind::IncreaseApproved,
+                    spec: request.proposed.clone(),
+                    reference: reference.clone(),
+                    request_index: *request_index,
+                }),
+                ctx.now_ms,
+            );
+            if let Some(why) = increases_authority(&current, &request.proposed) {
+                let detail = format!(
+                    "{why}: request {request_index} by {} approved by {actor_name} ({reference})",
+                    request.requester
+                );
+                p.push(
+                    SIGNALS,
+                    Event::AnomalyFlagged(AnomalyFlagged {
+                        integration: integration.to_string(),
+                        kind: AnomalyKind::PrivilegeExpansion,
+                        detail,
+                        auto_suspended: false,
+                    }),
+                    ctx.now_ms,
+                );
+                p.effects.push(Effect::Flagged {
+                    kind: AnomalyKind::PrivilegeExpansion,
+                    auto_suspended: false,
+                });
+            }
+            p.claims.push(Claim::Approved(*request_index));
+            p.claims.push(Claim::Changed(integration.to_string()));
+        }
+        Change::Decommission { reason } => {
+            let mut after = current.clone();
+            after.status = IntegrationStatus::Decommissioned;
+            p.outcome = Outcome::Revoked {
+                certificates: 0,
+                tokens: 0,
+            };
+            p.push(
+                actor_name,
+                Event::IntegrationChanged(IntegrationChanged {
+                    kind: ChangeKind::Decommissioned,
+                    spec: after,
+                    reference: reason.clone(),
+                    request_index: 0,
+                }),
+                ctx.now_ms,
+            );
+            revoke_live(ctx, actor_name, integration, CESSATION_OF_OPERATION, &mut p)?;
+            p.claims.push(Claim::Changed(integration.to_string()));
+        }
+    }
+    p.effects.push(Effect::Checkpoint);
+    Ok(p)
+}
+
+fn anomaly(
+    ctx: &Context<'_>,
+    actor: &str,
+    mut flagged: AnomalyFlagged,
+    auto_suspend: bool,
+) -> Result<Plan> {
+    let mut p = Plan::new(Outcome::Appended);
+    let suspend = if auto_suspend && !ctx.claims.changed.contains(&flagged.integration) {
+        ctx.registry.integration(&flagged.integration)?.filter(|s| {
+            s.privilege_class == PrivilegeClass::Privileged && s.status == IntegrationStatus::Active
+        })
+    } else {
+        None
+    };
+    flagged.auto_suspended = suspend.is_some();
+    let (kind, auto) = (flagged.kind, flagged.auto_suspended);
+    let reference = format!("automatic suspension: {}", flagged.detail);
+    let integration = flagged.integration.clone();
+    p.push(actor, Event::AnomalyFlagged(flagged), ctx.now_ms);
+    if let Some(mut spec) = suspend {
+        spec.status = IntegrationStatus::Suspended;
+        p.push(
+            actor,
+            Event::IntegrationChanged(IntegrationChanged {
+                kind: ChangeKind::Suspended,
+                spec,
+                reference,
+                request_index: 0,
+            }),
+            ctx.now_ms,
+        );
+        p.claims.push(Claim::Changed(integration));
+        p.effects.push(Effect::Checkpoint);
+    }
+    p.effects.push(Effect::Flagged {
+        kind,
+        auto_suspended: auto,
+    });
+    Ok(p)
+}
+
+/// Identity of an integration's state, which change commands name as their `base`.
+pub fn spec_hash(spec: &IntegrationSpec) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(spec.to_bytes()).into()
+}
