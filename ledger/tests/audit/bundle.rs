@@ -713,3 +713,22 @@ fn only_rfc5280_crl_reasons_decode() {
         assert_eq!(ok, matches!(reason, 0..=6 | 8..=10), "reason {reason}");
     }
 }
+
+/// §12.1: a size-0 checkpoint would precede genesis, where no origin is known yet.
+#[test]
+fn a_size_zero_checkpoint_frame_is_misplaced() {
+    let (b, key) = honest();
+    let mut fr = frames(b);
+    let empty = Checkpoint {
+        origin: "bench.credmint.example/ledger".into(),
+        size: 0,
+        root: credmint_ledger::merkle::EMPTY_ROOT,
+        extensions: vec![],
+    };
+    let signer = DalekSigner::from_seed([0x77; 32]);
+    fr.insert(1, (3, empty.sign(&signer).unwrap().into_bytes()));
+    fix_counts(&mut fr);
+    let r = verify_with(&assemble(&fr), *key);
+    assert_eq!(r.outcome, Outcome::Tampered, "{:?}", r.failure);
+    assert_eq!(r.failure.unwrap().check, "checkpoint_size");
+}
