@@ -15,7 +15,7 @@ fn example_records(ledger_pk: &[u8; 32]) -> Vec<Record> {
     let genesis = Record {
         index: 0,
         timestamp_ms: 1_700_000_000_000,
-        actor: "init".into(),
+        actor: "system:init".into(),
         prev_hash: ZERO_HASH,
         event: Event::Genesis(Genesis {
             origin: "example.org/ledger".into(),
@@ -27,7 +27,7 @@ fn example_records(ledger_pk: &[u8; 32]) -> Vec<Record> {
     let issued = Record {
         index: 1,
         timestamp_ms: 1_700_000_000_001,
-        actor: "ca".into(),
+        actor: "workload:billing".into(),
         prev_hash: genesis.hash(),
         event: Event::CertificateIssued(CertificateIssued {
             serial: vec![0x01],
@@ -41,7 +41,7 @@ fn example_records(ledger_pk: &[u8; 32]) -> Vec<Record> {
     let revoked = Record {
         index: 2,
         timestamp_ms: 1_700_000_000_002,
-        actor: "admin".into(),
+        actor: "system:revocation".into(),
         prev_hash: issued.hash(),
         event: Event::Revoked(Revoked {
             serial: vec![0x01],
@@ -159,8 +159,19 @@ mod tests {
             genesis_hex,
             "FORMAT.md genesis byte table is stale"
         );
-        // And the example verifies as a ledger stream with the example key.
+        // And the example verifies as a ledger stream with the example key, with actors
+        // §13.1 allows for each event.
         let pk = DalekSigner::from_seed([0x01; 32]).public_key();
+        let mut semantic = crate::verify::SemanticChecker::new();
+        for r in example_records(&pk) {
+            semantic.push(&r);
+        }
+        let actor_rules: Vec<_> = semantic
+            .violations()
+            .iter()
+            .filter(|v| v.rule.starts_with("actor") || v.rule == "unknown_operator")
+            .collect();
+        assert!(actor_rules.is_empty(), "{actor_rules:?}");
         let mut v = crate::verify::StreamVerifier::new(pk);
         for r in example_records(&pk) {
             assert!(v.push_record(&r.encode()).is_ok());

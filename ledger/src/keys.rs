@@ -58,6 +58,11 @@ pub enum RotationError {
     /// `new_signature` does not verify with `new_key`.
     #[error("new_signature does not verify with new_key")]
     NewSignature,
+    /// A token or ledger rotation carries certificate bytes. Only a CA rotation has a CA
+    /// and a cross certificate; bytes elsewhere are signed but meaningless, so refusing
+    /// them keeps one encoding per rotation.
+    #[error("only a CA rotation carries certificates")]
+    CertificatesOnNonCa,
 }
 
 impl RotationError {
@@ -70,6 +75,7 @@ impl RotationError {
             RotationError::LedgerKeyNotEd25519 => "ledger_key_not_ed25519",
             RotationError::OldSignature => "old_signature",
             RotationError::NewSignature => "new_signature",
+            RotationError::CertificatesOnNonCa => "certificates_on_non_ca",
         }
     }
 }
@@ -120,6 +126,11 @@ impl KeyRing {
             .ok_or(RotationError::NotCurrent)?;
         if r.new_key.spki_der == r.old_key.spki_der {
             return Err(RotationError::Unchanged);
+        }
+        if r.role != KeyRole::Ca
+            && !(r.ca_certificate_der.is_empty() && r.cross_certificate_der.is_empty())
+        {
+            return Err(RotationError::CertificatesOnNonCa);
         }
         if r.role == KeyRole::Ledger && r.new_key.ed25519_raw().is_none() {
             return Err(RotationError::LedgerKeyNotEd25519);

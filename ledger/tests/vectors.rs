@@ -472,6 +472,20 @@ fn del_and_c1_controls_are_rejected_in_signature_lines_and_key_names() {
     assert!(credmint_ledger::event::is_valid_key_name("Pétér"));
 }
 
+/// §7: at most 100 signature lines; a 101st makes the whole note malformed (dropping lines
+/// silently could drop the ledger's own signature).
+#[test]
+fn a_101st_signature_line_rejects_the_note() {
+    let v = NoteVerifier::parse(PETER_VKEY).expect("parses");
+    let good = peter_note();
+    let witness = "\u{2014} Witness AAAAAAAAAAAA\n";
+    let with = |n: usize| format!("{good}{}", witness.repeat(n));
+    let ok = Note::parse(&with(99)).expect("100 signature lines parse");
+    assert_eq!(ok.signatures.len(), 100);
+    assert!(ok.verify(std::slice::from_ref(&v)).is_ok());
+    assert!(Note::parse(&with(100)).is_err());
+}
+
 #[test]
 fn malformed_notes_and_keys_are_rejected() {
     let v = NoteVerifier::parse(PETER_VKEY).expect("parses");

@@ -189,9 +189,21 @@ fn run(c: &Common, opts: &AuditOptions, sink: super::Sink<'_>) -> AuditReport {
     report
 }
 
+/// Writes to standard output. A closed pipe (`credmint-audit ... | head`) means the reader
+/// has what it wanted, not that verification failed: output stops quietly and the exit
+/// code stays the outcome's (FORMAT.md §14). `print!` would panic there instead.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("credmint-audit: cannot write to standard output: {e}");
+        }
+    }
+}
+
 fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => emit(&format!("{s}\n")),
         Err(e) => eprintln!("credmint-audit: cannot print JSON: {e}"),
     }
 }
@@ -215,7 +227,7 @@ fn verify(a: VerifyArgs) -> u8 {
     if a.common.json {
         print_json(&report);
     } else {
-        print!("{}", render_human(&report));
+        emit(&render_human(&report));
     }
     if let (Some(path), Some(text), Outcome::Verified | Outcome::Violations) =
         (&a.save_checkpoint, &report.last_checkpoint, report.outcome)
@@ -273,7 +285,7 @@ fn query(a: QueryArgs) -> u8 {
         if a.common.json {
             print_json(&report);
         } else {
-            print!("{}", render_human(&report));
+            emit(&render_human(&report));
         }
         return report.exit_code;
     }
@@ -297,14 +309,14 @@ fn query(a: QueryArgs) -> u8 {
             credentials: creds,
         });
     } else {
-        println!(
-            "verified {} records of {} (root {}); status as of {}",
+        emit(&format!(
+            "verified {} records of {} (root {}); status as of {}\n{}",
             report.records,
             report.origin.as_deref().unwrap_or("-"),
             report.root,
-            time::format_rfc3339(at_ms / 1000)
-        );
-        print!("{}", render_table(&creds));
+            time::format_rfc3339(at_ms / 1000),
+            render_table(&creds)
+        ));
     }
     report.exit_code
 }
@@ -324,14 +336,14 @@ fn gen_bench(a: GenArgs) -> u8 {
     });
     match result {
         Ok(g) => {
-            println!(
-                "wrote {}: {} records, {} checkpoints, {} bytes",
+            emit(&format!(
+                "wrote {}: {} records, {} checkpoints, {} bytes\nledger key: {}\n",
                 a.out.display(),
                 g.records,
                 g.checkpoints,
-                g.bytes
-            );
-            println!("ledger key: {}", g.verifier_key);
+                g.bytes,
+                g.verifier_key
+            ));
             0
         }
         Err(e) => usage(format!("gen-bench: {e}")),

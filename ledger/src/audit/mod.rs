@@ -507,9 +507,12 @@ fn finish(mut run: Run, started: Instant) -> AuditReport {
                     );
                 }
             } else if !run.since_done {
+                // The bundle never reached size m, so its root at m is unknown: an older
+                // bundle of this history and a shorter fork look the same from here.
                 let detail = format!(
-                    "rollback: the bundle has {} records, fewer than the earlier checkpoint's {}",
+                    "rollback or fork: the bundle has {} records, fewer than the earlier checkpoint's {}; a bundle of at least {} records tells them apart",
                     run.v.size(),
+                    since.body.size,
                     since.body.size
                 );
                 run.report.since_checkpoint = Some(SinceResult {

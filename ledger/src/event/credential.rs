@@ -65,7 +65,7 @@ impl EventBody for TokenRevoked {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(TokenRevoked {
             jti: r.non_empty_str("token_revoked.jti", MAX_NAME)?.to_owned(),
-            reason: r.u8("token_revoked.reason")?,
+            reason: super::crl_reason(r, "token_revoked.reason")?,
         })
     }
 }

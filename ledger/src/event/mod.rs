@@ -185,6 +185,19 @@ impl KeyInfo {
     }
 }
 
+/// Reads an RFC 5280 CRLReason code: 0..=10 except 7, which RFC 5280 leaves unused.
+/// Any other byte is not a reason a revocation could carry, so it is a decode error like
+/// an unknown tag (the record could not have been written by the appliance).
+pub(crate) fn crl_reason(r: &mut Reader<'_>, field: &'static str) -> Result<u8, DecodeError> {
+    match r.u8(field)? {
+        v @ (0..=6 | 8..=10) => Ok(v),
+        _ => Err(DecodeError::Invalid {
+            field,
+            reason: "not an RFC 5280 CRLReason code (0-6, 8-10)",
+        }),
+    }
+}
+
 /// Whether `name` is a valid signed-note key name (non-empty, no Unicode
 /// whitespace, no '+', no control character); the origin doubles as the checkpoint key
 /// name. Control characters are refused because C2SP forbids them anywhere in a note,
@@ -322,7 +335,7 @@ impl EventBody for Revoked {
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Revoked {
             serial: r.bytes("revoked.serial", MAX_SERIAL)?.to_vec(),
-            reason: r.u8("revoked.reason")?,
+            reason: crl_reason(r, "revoked.reason")?,
         })
     }
 }

@@ -175,6 +175,15 @@ pub enum VerifyError {
         /// Records in the ledger.
         ledger_size: u64,
     },
+    /// A second checkpoint for a size already checkpointed. The store keeps one note per
+    /// size (extra cosignatures are merged into it), so a repeat is spliced in; it is
+    /// refused rather than skipped because the header and trailer counts are unsigned
+    /// and a tolerated duplicate would make them meaningless.
+    #[error("checkpoint at size {size}: a checkpoint for this size was already verified")]
+    CheckpointDuplicate {
+        /// Tree size.
+        size: u64,
+    },
 }
 
 impl VerifyError {
@@ -198,6 +207,7 @@ impl VerifyError {
             VerifyError::CheckpointSizeMismatch { .. }
             | VerifyError::CheckpointBeyondLedger { .. } => "checkpoint_size",
             VerifyError::CheckpointRootMismatch { .. } => "checkpoint_root",
+            VerifyError::CheckpointDuplicate { .. } => "checkpoint_duplicate",
         }
     }
 

@@ -164,6 +164,9 @@ impl StreamVerifier {
     /// the recomputed root.
     pub fn check_checkpoint(&mut self, note_text: &str) -> Result<Checkpoint, VerifyError> {
         let size = self.frontier.size();
+        if self.latest_checkpoint_size == Some(size) {
+            return Err(VerifyError::CheckpointDuplicate { size });
+        }
         let key = self.ledger_key();
         let Some(origin) = self.origin.as_deref() else {
             return Err(VerifyError::CheckpointBeyondLedger {

@@ -572,3 +572,163 @@ fn verify_bundle_since(b: &[u8], key: [u8; 32], cp: &str) -> Outcome {
     };
     credmint_ledger::audit::verify_bundle(b, &opts, &mut |_, _| {}, &mut |_, _| {}).outcome
 }
+
+/// §12.1: at most one checkpoint per size. A repeated frame (identical, or the same size
+/// with one more cosignature line) with the unsigned counts raised to match is tampering.
+#[test]
+fn a_duplicated_checkpoint_frame_is_tampering() {
+    let (b, key) = honest();
+    let fr = frames(b);
+    let cp_at = fr.iter().position(|f| f.0 == 3).unwrap();
+    let cp = fr[cp_at].1.clone();
+    let mut cosigned = cp.clone();
+    let extra = credmint_ledger::note::NoteSignature {
+        name: "witness.example".into(),
+        key_id: 7,
+        signature: vec![0x55; 64],
+    };
+    cosigned.extend_from_slice(extra.to_line().as_bytes());
+    // The cosigned note alone, in place of the original, is still fine.
+    let mut alone = fr.clone();
+    alone[cp_at].1 = cosigned.clone();
+    assert_eq!(
+        verify_with(&assemble(&alone), *key).outcome,
+        Outcome::Verified
+    );
+    for dup in [cp, cosigned] {
+        let mut t = fr.clone();
+        t.insert(cp_at + 1, (3, dup));
+        fix_counts(&mut t);
+        let r = verify_with(&assemble(&t), *key);
+        assert_eq!(r.outcome, Outcome::Tampered, "{:?}", r.failure);
+        assert_eq!(r.failure.unwrap().check, "checkpoint_duplicate");
+    }
+}
+
+/// §12.3 as rewritten: the counts are unsigned, so a bundle alone does not prove that no
+/// intermediate checkpoint was dropped or that it is the newest; an earlier checkpoint
+/// (`--since-checkpoint`) proves the bundle is not older than it.
+#[test]
+fn what_a_bundle_alone_does_not_prove() {
+    let (b, key) = honest();
+    let fr = frames(b);
+    let cps: Vec<usize> = fr
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.0 == 3)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(cps.len() >= 3);
+    // An intermediate checkpoint removed, counts fixed: still verifies.
+    let mut dropped = fr.clone();
+    dropped.remove(cps[1]);
+    fix_counts(&mut dropped);
+    assert_eq!(
+        verify_with(&assemble(&dropped), *key).outcome,
+        Outcome::Verified
+    );
+    // Cut right after an earlier checkpoint, trailer rebuilt: still verifies ...
+    let mut cut: Vec<_> = fr[..=cps[1]].to_vec();
+    cut.push(fr.last().unwrap().clone());
+    fix_counts(&mut cut);
+    let cut = assemble(&cut);
+    assert_eq!(verify_with(&cut, *key).outcome, Outcome::Verified);
+    // ... but not against the later checkpoint the auditor kept.
+    let last = std::str::from_utf8(&fr[*cps.last().unwrap()].1).unwrap();
+    assert_eq!(verify_bundle_since(&cut, *key, last), Outcome::Inconsistent);
+}
+
+/// §14 precedence: the verifier streams and stops at the first failing byte, so a changed
+/// record before a truncation point is tampering (3), a truncation before any change is
+/// unreadable (5).
+#[test]
+fn the_first_failure_in_the_stream_decides_the_outcome() {
+    let (b, key) = honest();
+    let offs = frame_offsets(b);
+    let (rec_at, rec_len) = offs[3];
+    let flip_at = rec_at + 5 + rec_len / 2;
+    let mut t = b.clone();
+    t[flip_at] ^= 0x40;
+    let r = verify_with(&t[..t.len() - 1], *key);
+    assert_eq!(r.outcome, Outcome::Tampered, "{:?}", r.failure);
+    assert_eq!(r.exit_code, 3);
+    let r = verify_with(&t[..flip_at - 1], *key);
+    assert_eq!(r.outcome, Outcome::Unreadable, "{:?}", r.failure);
+}
+
+/// §14.1: an earlier checkpoint larger than the bundle cannot be checked against it; the
+/// bundle is either older (rollback) or from a fork, and the report says so.
+#[test]
+fn a_bundle_shorter_than_the_earlier_checkpoint_is_reported_as_rollback_or_fork() {
+    let mut a = Fx::new();
+    let mut b = Fx::new();
+    let now = a.now_s();
+    for i in 0..3 {
+        a.push("workload:billing", cert(&[0x73, i], "billing", now, 3600));
+    }
+    b.push("workload:billing", cert(&[0x74, 1], "billing", now, 3600));
+    let cp_a = a.ledger.sign_checkpoint(&a.signer).unwrap();
+    let r = verify(&b.bundle(), Some(&cp_a));
+    assert_eq!(r.outcome, Outcome::Inconsistent);
+    let detail = r.since_checkpoint.unwrap().detail;
+    assert!(detail.contains("rollback or fork"), "{detail}");
+}
+
+#[test]
+fn certificates_on_a_non_ca_rotation_are_refused() {
+    let fx = Fx::new();
+    let mut r = ledger_rotation(&fx.signer, &DalekSigner::from_seed([0x77; 32]));
+    r.ca_certificate_der = vec![0x30, 0x00];
+    let msg = r.signed_message(ORIGIN);
+    r.old_signature = fx.signer.sign(&msg).unwrap().to_vec();
+    r.new_signature = DalekSigner::from_seed([0x77; 32])
+        .sign(&msg)
+        .unwrap()
+        .to_vec();
+    let err = fx
+        .ledger
+        .append_batch(vec![credmint_ledger::NewEntry {
+            timestamp_ms: fx.ts + 1000,
+            actor: "operator:alice".into(),
+            event: Event::KeyRotated(r),
+        }])
+        .unwrap_err();
+    assert!(err.to_string().contains("only a CA rotation"), "{err}");
+}
+
+#[test]
+fn only_rfc5280_crl_reasons_decode() {
+    for reason in 0u8..=255 {
+        let rec = Record {
+            index: 1,
+            timestamp_ms: 1,
+            actor: "operator:alice".into(),
+            prev_hash: ZERO_HASH,
+            event: Event::Revoked(Revoked {
+                serial: vec![1],
+                reason,
+            }),
+        };
+        let ok = Record::decode(&rec.encode()).is_ok();
+        assert_eq!(ok, matches!(reason, 0..=6 | 8..=10), "reason {reason}");
+    }
+}
+
+/// §12.1: a size-0 checkpoint would precede genesis, where no origin is known yet.
+#[test]
+fn a_size_zero_checkpoint_frame_is_misplaced() {
+    let (b, key) = honest();
+    let mut fr = frames(b);
+    let empty = Checkpoint {
+        origin: "bench.credmint.example/ledger".into(),
+        size: 0,
+        root: credmint_ledger::merkle::EMPTY_ROOT,
+        extensions: vec![],
+    };
+    let signer = DalekSigner::from_seed([0x77; 32]);
+    fr.insert(1, (3, empty.sign(&signer).unwrap().into_bytes()));
+    fix_counts(&mut fr);
+    let r = verify_with(&assemble(&fr), *key);
+    assert_eq!(r.outcome, Outcome::Tampered, "{:?}", r.failure);
+    assert_eq!(r.failure.unwrap().check, "checkpoint_size");
+}

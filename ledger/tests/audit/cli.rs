@@ -326,3 +326,43 @@ fn gen_bench_writes_a_bundle_that_verifies() {
     .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), lib);
 }
+
+/// `credmint-audit query ... | head`: the reader closes the pipe early. The auditor must
+/// stop quietly with the outcome's exit code, not panic with a backtrace.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    let g = generate_bundle(
+        &GenOptions {
+            events: 3000,
+            checkpoint_every: 1000,
+            ..GenOptions::default()
+        },
+        &mut out,
+    )
+    .unwrap();
+    let b = write(dir.path(), "big.bundle", &out);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credmint-audit"))
+        .args(["query", &b, "--ledger-key", &g.verifier_key, "--json"])
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is dropped here, like `head -c 16`; the output is far above a pipe buffer.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+}
