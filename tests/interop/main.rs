@@ -10,6 +10,7 @@ mod common;
 mod go;
 mod pkilint;
 #[path = "../issuance/support.rs"]
+#[allow(dead_code)]
 mod support;
 
 use common::TestAppliance;
