@@ -1,5 +1,40 @@
 # Shared by deploy/run.sh and deploy/test.sh: installs what a fresh Debian machine lacks.
-# Idempotent: does nothing when everything is already present.
+#
+# ensure_deps       what running the appliance needs (run.sh): SoftHSM2, opensc, openssl,
+#                   a C toolchain and Rust. Idempotent; no network when all is present.
+# ensure_test_deps  ensure_deps plus what the tests check against (test.sh, CI): Go (the
+#                   interop test builds a Go program), Python 3 + a venv with a pinned
+#                   pkilint, and the current Debian versions of openssl/libssl, opensc,
+#                   softhsm2 and golang-go (`--only-upgrade`, so CI tests what relying
+#                   parties on current Debian run).
+
+# pkilint release the lint tests are pinned to (PyPI), and the venv it lives in.
+PKILINT_VERSION=0.13.3
+PKILINT_VENV="${CREDMINT_PKILINT_VENV:-/opt/credmint/pkilint-venv}"
+# Debian packages whose current versions the tests must run against (only the installed
+# ones are upgraded; libssl3t64 is the trixie name of libssl3).
+UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go)
+
+_credmint_apt_updated=0
+_apt_update() {
+    if [ "$_credmint_apt_updated" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        _credmint_apt_updated=1
+    fi
+}
+
+_apt_install() {
+    if [ "$#" -gt 0 ]; then
+        echo "credmint: installing $*" >&2
+        _apt_update
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    fi
+}
+
+_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
 
 ensure_deps() {
     local need=()
@@ -9,12 +44,7 @@ ensure_deps() {
     command -v cc >/dev/null || need+=(build-essential)
     command -v perl >/dev/null || need+=(perl)
     command -v curl >/dev/null || need+=(curl ca-certificates)
-    if [ "${#need[@]}" -gt 0 ]; then
-        echo "credmint: installing ${need[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    fi
+    _apt_install "${need[@]}"
     if ! command -v cargo >/dev/null; then
         if [ -x "$HOME/.cargo/bin/cargo" ]; then
             export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,6 +54,37 @@ ensure_deps() {
             export PATH="$HOME/.cargo/bin:$PATH"
         fi
     fi
+}
+
+ensure_test_deps() {
+    ensure_deps
+    local need=()
+    command -v go >/dev/null || need+=(golang-go)
+    command -v python3 >/dev/null || need+=(python3)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
+    _apt_install "${need[@]}"
+
+    # Test against the current Debian versions, not whatever the image happened to ship.
+    local upgrade=()
+    for pkg in "${UPGRADE_PACKAGES[@]}"; do
+        _installed "$pkg" && upgrade+=("$pkg")
+    done
+    if [ "${#upgrade[@]}" -gt 0 ]; then
+        _apt_update
+        apt-get install -y -qq --only-upgrade "${upgrade[@]}" >/dev/null
+    fi
+    echo "credmint: testing against $(openssl version | cut -d' ' -f1-2), $(go version | cut -d' ' -f3)" >&2
+
+    if ! "$PKILINT_VENV/bin/python" -m pip show pkilint 2>/dev/null \
+        | grep -qx "Version: $PKILINT_VERSION"; then
+        echo "credmint: installing pkilint $PKILINT_VERSION into $PKILINT_VENV" >&2
+        python3 -m venv "$PKILINT_VENV"
+        "$PKILINT_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+            "pkilint==$PKILINT_VERSION"
+    fi
+    # The lint tests look the CLIs up on PATH (and fail when they are missing).
+    export PATH="$PATH:$PKILINT_VENV/bin"
+
     # The test command checks formatting; a minimal toolchain may lack rustfmt.
     if ! cargo fmt --version >/dev/null 2>&1 && command -v rustup >/dev/null; then
         rustup component add rustfmt >/dev/null

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against real SoftHSM2, redb, openssl and pkcs11-tool.
+# Runs the whole test suite against real SoftHSM2, redb, openssl, pkcs11-tool, Go and
+# pkilint (installed and upgraded to the current Debian versions by ensure_test_deps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/lib.sh
-ensure_deps
+ensure_test_deps
 cargo fmt --all -- --check
 cargo test --workspace --locked --all-targets

@@ -14,11 +14,8 @@ use time::{Duration, OffsetDateTime};
 const SPIFFE_ID: &str = "spiffe://td.example/ns/payments/sa/batch";
 const OCSP_URL: &str = "http://ca.example/ocsp";
 const CRL_URL: &str = "http://ca.example/crl/current.crl";
-/// Content octets of 2.25.200161243720697351444210605520779894002 (from openssl asn1parse).
-const GOVERNANCE_OID_CONTENT: &[u8] = &[
-    0x69, 0x82, 0xad, 0x95, 0xd3, 0xcf, 0xd2, 0xe3, 0xb2, 0xb2, 0xd1, 0xaa, 0xa7, 0xd4, 0xfd, 0xa1,
-    0xed, 0x89, 0xb9, 0x72,
-];
+/// Content octets of 1.3.6.1.4.1.32473.1.1 (from `openssl asn1parse -genstr OID:...`).
+const GOVERNANCE_OID_CONTENT: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x81, 0xfd, 0x59, 0x01, 0x01];
 
 fn openssl(args: &[&str]) -> std::process::Output {
     let out = Command::new("openssl")
@@ -198,7 +195,7 @@ fn openssl_csrs_become_leaves_openssl_verifies() {
             "X509v3 Authority Key Identifier".into(),
             "X509v3 Subject Key Identifier".into(),
             format!("Subject: CN = {SPIFFE_ID}"),
-            "2.25.200161243720697351444210605520779894002".into(),
+            "1.3.6.1.4.1.32473.1.1:".into(),
             hex::encode(spec.serial)
                 .as_bytes()
                 .chunks(2)
@@ -213,6 +210,10 @@ fn openssl_csrs_become_leaves_openssl_verifies() {
             );
         }
         assert!(!text.contains("Key Encipherment"), "{name}:\n{text}");
+        assert!(
+            !text.contains("2.25."),
+            "{name}: legacy OID written:\n{text}"
+        );
         assert!(
             !text.contains("evil.example"),
             "{name}: CSR URI leaked into leaf"
@@ -400,4 +401,65 @@ fn eddsa_token_verifies_with_jsonwebtoken_via_our_jwks() {
     // A JWKS without the signing key must not verify it.
     let other = jwk(&[7u8; 32], JwsAlg::EdDsa, &kid).unwrap();
     assert!(verify_with_jsonwebtoken(&token, &jwks(&[other]), alg, "billing").is_err());
+}
+
+/// A certificate openssl writes with the given extra extensions (`-addext` values).
+fn openssl_cert_with(dir: &Path, name: &str, addext: &[String]) -> Vec<u8> {
+    let out = dir.join(format!("{name}.der"));
+    let keyout = dir.join(format!("{name}.key"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ed25519",
+        "-nodes",
+        "-keyout",
+        keyout.to_str().unwrap(),
+        "-subj",
+        "/CN=legacy",
+        "-days",
+        "1",
+        "-outform",
+        "DER",
+        "-out",
+        out.to_str().unwrap(),
+    ];
+    for ext in addext {
+        args.extend_from_slice(&["-addext", ext.as_str()]);
+    }
+    openssl_ok(&args);
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn governance_under_the_legacy_uuid_oid_is_still_read() {
+    // Certificates issued before the switch carry the record under
+    // 2.25.200161243720697351444210605520779894002; openssl writes one here.
+    let dir = tempfile::tempdir().unwrap();
+    let record = Governance {
+        integration: "payments-batch".into(),
+        approval_ref: "approval/0042".into(),
+        ledger_origin: "credmint.example/ledger".into(),
+    };
+    let value = hex::encode(record.encode());
+    let legacy = format!("{}=DER:{value}", credmint::issue::LEGACY_GOVERNANCE_OID_STR);
+    let current = format!("{}=DER:{value}", credmint::issue::GOVERNANCE_OID_STR);
+    let old = openssl_cert_with(dir.path(), "old", std::slice::from_ref(&legacy));
+    assert_eq!(
+        Governance::parse_from_certificate(&old).unwrap(),
+        Some(record.clone())
+    );
+    let new = openssl_cert_with(dir.path(), "new", std::slice::from_ref(&current));
+    assert_eq!(
+        Governance::parse_from_certificate(&new).unwrap(),
+        Some(record)
+    );
+    // The record twice (once under each OID) is refused, and no extension is `None`.
+    let both = openssl_cert_with(dir.path(), "both", &[legacy, current]);
+    assert!(matches!(
+        Governance::parse_from_certificate(&both),
+        Err(credmint::issue::GovernanceError::Duplicate)
+    ));
+    let none = openssl_cert_with(dir.path(), "none", &[]);
+    assert_eq!(Governance::parse_from_certificate(&none).unwrap(), None);
 }

@@ -21,6 +21,14 @@ pub struct RootCa {
 
 /// Parameters every credmint root shares. `pathlen 0`: credmint issues leaves directly,
 /// never intermediates, so a leaked leaf can never mint further certificates.
+///
+/// Roots carry an authorityKeyIdentifier equal to their subjectKeyIdentifier. Every CA
+/// generation keeps the same subject name (see `rotation::build`), so after a rotation the
+/// published bundle holds self-signed roots with one name; the key identifiers are what
+/// tell them apart (RFC 5280 4.2.1.1: AKI is for issuers with several keys, "due to
+/// changeover"). OpenSSL picks a trust anchor for a self-signed certificate by name and
+/// AKI: without the AKI it may pick the other generation's root and report the OCSP
+/// signer (the root itself) as an untrusted "self-signed certificate".
 pub fn root_params(
     dn: DistinguishedName,
     not_before: OffsetDateTime,
@@ -37,6 +45,7 @@ pub fn root_params(
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
     params.not_before = not_before;
     params.not_after = not_after;
+    params.use_authority_key_identifier_extension = true;
     params
 }
 

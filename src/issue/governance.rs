@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! id-credmint-governance OBJECT IDENTIFIER ::=
-//!     { joint-iso-itu-t(2) uuid(25) 200161243720697351444210605520779894002 }
-//!     -- 2.25.<UUID 9695a73e-9636-4ca8-aa4f-53ea1da25cf2 as an integer> (ITU-T X.667)
+//!     { iso(1) identified-organization(3) dod(6) internet(1) private(4) enterprise(1)
+//!       32473 credmint(1) governance(1) }            -- 1.3.6.1.4.1.32473.1.1
 //!
 //! CredmintGovernance ::= SEQUENCE {
 //!     integration   UTF8String,  -- registry name of the integration
@@ -14,20 +14,33 @@
 //! }
 //! ```
 //!
+//! Every arc fits in 31 bits, so Go's crypto/x509, pkilint and ASN.1 libraries that store
+//! arcs as 32-bit integers parse the certificates. 32473 is the Private Enterprise Number
+//! IANA reserves for documentation (RFC 5612): a real deployment must mint the OID under
+//! its own IANA-registered PEN (change [`GOVERNANCE_OID`] before the first issuance).
+//!
+//! Certificates issued before this OID was adopted carry the same value under
+//! [`LEGACY_GOVERNANCE_OID_STR`] (`2.25.<UUID as integer>`, whose 128-bit arc Go refuses);
+//! [`Governance::parse_from_certificate`] reads both, nothing writes the old one.
+//!
 //! The extension is always non-critical: relying parties that do not know it must still
-//! accept the certificate. Because the UUID arc does not fit in 64 bits, rcgen cannot
-//! write this OID itself; `x509::build_leaf` appends the extension to the to-be-signed
-//! bytes before the single signature.
+//! accept the certificate.
 
-use super::der::{self, OCTET_STRING, OID, SEQUENCE, UTF8_STRING};
+use super::der::{self, SEQUENCE, UTF8_STRING};
 
-/// Dotted form of [`GOVERNANCE_OID`]. Minted once from the random UUID v4
-/// `9695a73e-9636-4ca8-aa4f-53ea1da25cf2` under the X.667 arc 2.25, which needs no
-/// registration; never change it, certificates in the field carry it.
-pub const GOVERNANCE_OID_STR: &str = "2.25.200161243720697351444210605520779894002";
+/// Dotted form of [`GOVERNANCE_OID`].
+pub const GOVERNANCE_OID_STR: &str = "1.3.6.1.4.1.32473.1.1";
 
-/// Arcs of the governance extension OID.
-pub const GOVERNANCE_OID: [u128; 3] = [2, 25, 200_161_243_720_697_351_444_210_605_520_779_894_002];
+/// Arcs of the governance extension OID (what rcgen writes).
+pub const GOVERNANCE_OID: [u64; 9] = [1, 3, 6, 1, 4, 1, 32473, 1, 1];
+
+/// Dotted form of the OID the first releases wrote, minted from the random UUID v4
+/// `9695a73e-9636-4ca8-aa4f-53ea1da25cf2` under the X.667 arc 2.25. Read, never written.
+pub const LEGACY_GOVERNANCE_OID_STR: &str = "2.25.200161243720697351444210605520779894002";
+
+/// Arcs of [`LEGACY_GOVERNANCE_OID_STR`] (the last one needs 128 bits).
+pub const LEGACY_GOVERNANCE_OID: [u128; 3] =
+    [2, 25, 200_161_243_720_697_351_444_210_605_520_779_894_002];
 
 /// The governance record a certificate was issued under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,23 +99,24 @@ impl Governance {
         })
     }
 
-    /// The complete non-critical `Extension` SEQUENCE carrying this record.
-    pub(crate) fn extension_der(&self) -> Vec<u8> {
-        let oid = der::tlv(OID, &der::oid_content(&GOVERNANCE_OID));
-        let value = der::tlv(OCTET_STRING, &self.encode());
-        der::tlv(SEQUENCE, &[oid, value].concat())
+    /// The non-critical rcgen extension carrying this record.
+    pub(crate) fn extension(&self) -> rcgen::CustomExtension {
+        // from_oid_content: non-critical, `content` becomes the extnValue OCTET STRING.
+        rcgen::CustomExtension::from_oid_content(&GOVERNANCE_OID, self.encode())
     }
 
-    /// Finds and decodes the governance extension of a DER certificate. `Ok(None)` when the
-    /// certificate has none.
+    /// Finds and decodes the governance extension of a DER certificate, under the current
+    /// or the legacy OID. `Ok(None)` when the certificate has none; more than one (under
+    /// either OID) is [`GovernanceError::Duplicate`].
     pub fn parse_from_certificate(der: &[u8]) -> Result<Option<Governance>, GovernanceError> {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| GovernanceError::Certificate(e.to_string()))?;
-        let oid = der::oid_content(&GOVERNANCE_OID);
-        let mut found = cert
-            .extensions()
-            .iter()
-            .filter(|ext| ext.oid.as_bytes() == oid.as_slice());
+        let current = oid_content_u64(&GOVERNANCE_OID);
+        let legacy = der::oid_content(&LEGACY_GOVERNANCE_OID);
+        let mut found = cert.extensions().iter().filter(|ext| {
+            let bytes = ext.oid.as_bytes();
+            bytes == current.as_slice() || bytes == legacy.as_slice()
+        });
         let Some(ext) = found.next() else {
             return Ok(None);
         };
@@ -113,8 +127,14 @@ impl Governance {
     }
 }
 
+/// Content octets of an OID given as 64-bit arcs.
+fn oid_content_u64(arcs: &[u64]) -> Vec<u8> {
+    der::oid_content(&arcs.iter().map(|a| u128::from(*a)).collect::<Vec<_>>())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::der::OID;
     use super::*;
 
     fn sample() -> Governance {
@@ -125,17 +145,22 @@ mod tests {
         }
     }
 
+    fn dotted<T: ToString>(arcs: &[T]) -> String {
+        arcs.iter().map(T::to_string).collect::<Vec<_>>().join(".")
+    }
+
     #[test]
-    fn oid_constant_matches_its_dotted_form() {
-        let dotted = GOVERNANCE_OID
-            .iter()
-            .map(u128::to_string)
-            .collect::<Vec<_>>()
-            .join(".");
-        assert_eq!(dotted, GOVERNANCE_OID_STR);
-        // Encoding cross-checked with `openssl asn1parse -genstr OID:2.25.2001...`.
+    fn oid_constants_match_their_dotted_forms_and_every_arc_fits_31_bits() {
+        assert_eq!(dotted(&GOVERNANCE_OID), GOVERNANCE_OID_STR);
+        assert!(GOVERNANCE_OID.iter().all(|a| *a < 1 << 31));
+        // Encodings cross-checked with `openssl asn1parse -genstr OID:<dotted>`.
         assert_eq!(
-            hex::encode(der::tlv(OID, &der::oid_content(&GOVERNANCE_OID))),
+            hex::encode(der::tlv(OID, &oid_content_u64(&GOVERNANCE_OID))),
+            "060a2b0601040181fd590101"
+        );
+        assert_eq!(dotted(&LEGACY_GOVERNANCE_OID), LEGACY_GOVERNANCE_OID_STR);
+        assert_eq!(
+            hex::encode(der::tlv(OID, &der::oid_content(&LEGACY_GOVERNANCE_OID))),
             "06146982ad95d3cfd2e3b2b2d1aaa7d4fda1ed89b972"
         );
     }

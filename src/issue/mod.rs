@@ -11,7 +11,10 @@ pub mod governance;
 pub mod x509;
 
 pub use csr::{parse_csr, CsrError, LeafKeyKind, ValidCsr, MAX_CSR_BYTES};
-pub use governance::{Governance, GovernanceError, GOVERNANCE_OID, GOVERNANCE_OID_STR};
+pub use governance::{
+    Governance, GovernanceError, GOVERNANCE_OID, GOVERNANCE_OID_STR, LEGACY_GOVERNANCE_OID,
+    LEGACY_GOVERNANCE_OID_STR,
+};
 pub use x509::{build_leaf, LeafSpec};
 
 /// Why a leaf certificate could not be built. `InvalidSpec` and `SubjectKey` are the
@@ -49,7 +52,6 @@ impl LeafError {
 pub(crate) mod der {
     pub const SEQUENCE: u8 = 0x30;
     pub const OID: u8 = 0x06;
-    pub const OCTET_STRING: u8 = 0x04;
     pub const UTF8_STRING: u8 = 0x0c;
 
     /// Encodes one tag-length-value.

@@ -1,18 +1,13 @@
 //! Workload leaf certificates (X.509-SVIDs) from a checked spec and a subject key.
 //!
-//! rcgen lays out the certificate, but its OIDs are limited to 64-bit arcs and the
-//! governance OID lives under the 128-bit UUID arc. So rcgen signs with a stand-in key that
-//! only records the to-be-signed bytes; the governance extension is appended to those
-//! bytes, the real CA key signs them once, and the result is verified against the CA
-//! certificate before it is returned. The CA key never signs anything but the final TBS.
-
-use std::cell::RefCell;
+//! rcgen lays out the whole certificate, the governance extension included (a custom
+//! extension: its OID has ordinary arcs), the CA key signs the to-be-signed bytes once, and
+//! the result is verified against the CA certificate before it is returned.
 
 use rcgen::string::Ia5String;
 use rcgen::{
     CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
-    SignatureAlgorithm, SigningKey,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, SanType, SerialNumber, SigningKey,
 };
 use time::OffsetDateTime;
 
@@ -26,8 +21,6 @@ const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
 const OID_AD_OCSP: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
 /// RFC 5280 ub-common-name: longer SPIFFE IDs leave the subject empty.
 const MAX_CN_LEN: usize = 64;
-const CONTEXT_3: u8 = 0xa3;
-const BIT_STRING: u8 = 0x03;
 
 /// Everything a leaf says, decided upstream (policy, serial allocator, clock).
 #[derive(Debug, Clone)]
@@ -61,26 +54,9 @@ pub fn build_leaf<S: SigningKey>(
     let subject = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der)
         .map_err(|e| LeafError::SubjectKey(e.to_string()))?;
 
-    let recorder = TbsRecorder {
-        key: ca_key,
-        tbs: RefCell::new(None),
-    };
-    let issuer = Issuer::from_ca_cert_der(&ca_cert_der.into(), &recorder)
+    let issuer = Issuer::from_ca_cert_der(&ca_cert_der.into(), ca_key)
         .map_err(|e| LeafError::CaCertificate(e.to_string()))?;
-    let draft = params.signed_by(&subject, &issuer)?;
-    let tbs = recorder
-        .tbs
-        .take()
-        .ok_or_else(|| LeafError::SelfCheck("rcgen produced no TBS".into()))?;
-    let tbs = append_extension(&tbs, &spec.governance.extension_der())?;
-    let sig_alg = signature_algorithm_tlv(draft.der())?;
-
-    let signature = ca_key.sign(&tbs)?;
-    let bits = [&[0u8][..], &signature].concat();
-    let cert = der::tlv(
-        SEQUENCE,
-        &[tbs, sig_alg.to_vec(), der::tlv(BIT_STRING, &bits)].concat(),
-    );
+    let cert = params.signed_by(&subject, &issuer)?.der().to_vec();
     self_check(&cert, ca_cert_der)?;
     Ok(cert)
 }
@@ -127,6 +103,7 @@ fn leaf_params(spec: &LeafSpec) -> Result<CertificateParams, LeafError> {
             OID_AIA,
             aia_ocsp(&spec.ocsp_url),
         ));
+    params.custom_extensions.push(spec.governance.extension());
     Ok(params)
 }
 
@@ -192,41 +169,6 @@ fn aia_ocsp(url: &str) -> Vec<u8> {
     der::tlv(SEQUENCE, &der::tlv(SEQUENCE, &access))
 }
 
-/// Appends one Extension to the `[3] EXPLICIT Extensions` that ends a TBSCertificate.
-fn append_extension(tbs: &[u8], extension: &[u8]) -> Result<Vec<u8>, LeafError> {
-    let broken = || LeafError::SelfCheck("unexpected TBSCertificate layout".into());
-    let (tag, body, rest) = der::read_tlv(tbs).ok_or_else(broken)?;
-    if tag != SEQUENCE || !rest.is_empty() {
-        return Err(broken());
-    }
-    let mut cursor = body;
-    let mut last_start = 0;
-    while !cursor.is_empty() {
-        last_start = body.len() - cursor.len();
-        cursor = der::read_tlv(cursor).ok_or_else(broken)?.2;
-    }
-    let (tag, explicit, _) = der::read_tlv(&body[last_start..]).ok_or_else(broken)?;
-    let (inner, extensions, after) = der::read_tlv(explicit).ok_or_else(broken)?;
-    if tag != CONTEXT_3 || inner != SEQUENCE || !after.is_empty() {
-        return Err(broken());
-    }
-    let extensions = der::tlv(SEQUENCE, &[extensions, extension].concat());
-    let explicit = der::tlv(CONTEXT_3, &extensions);
-    Ok(der::tlv(
-        SEQUENCE,
-        &[&body[..last_start], &explicit].concat(),
-    ))
-}
-
-/// The signatureAlgorithm TLV of a certificate (identical to the one inside its TBS).
-fn signature_algorithm_tlv(cert: &[u8]) -> Result<&[u8], LeafError> {
-    let broken = || LeafError::SelfCheck("unexpected certificate layout".into());
-    let (_, body, _) = der::read_tlv(cert).ok_or_else(broken)?;
-    let (_, _, after_tbs) = der::read_tlv(body).ok_or_else(broken)?;
-    let (_, _, after_alg) = der::read_tlv(after_tbs).ok_or_else(broken)?;
-    Ok(&after_tbs[..after_tbs.len() - after_alg.len()])
-}
-
 /// Parses the finished certificate and verifies it under the CA certificate's key, so a
 /// faulty signer or a CA certificate that does not match the key is caught here.
 fn self_check(cert: &[u8], ca_cert_der: &[u8]) -> Result<(), LeafError> {
@@ -245,32 +187,10 @@ fn self_check(cert: &[u8], ca_cert_der: &[u8]) -> Result<(), LeafError> {
     })
 }
 
-/// Hands rcgen the CA's public data and records what it asks to be signed.
-struct TbsRecorder<'k, S> {
-    key: &'k S,
-    tbs: RefCell<Option<Vec<u8>>>,
-}
-
-impl<S: SigningKey> PublicKeyData for TbsRecorder<'_, S> {
-    fn der_bytes(&self) -> &[u8] {
-        self.key.der_bytes()
-    }
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        self.key.algorithm()
-    }
-}
-
-impl<S: SigningKey> SigningKey for TbsRecorder<'_, S> {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        *self.tbs.borrow_mut() = Some(msg.to_vec());
-        Ok(Vec::new())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{BasicConstraints, KeyPair};
+    use rcgen::{BasicConstraints, KeyPair, PublicKeyData, SignatureAlgorithm};
     use std::cell::Cell;
     use time::Duration;
 

@@ -1,5 +1,18 @@
 //! Certificates a CA rotation creates: the new self-signed root (same subject DN as the old
 //! one, new key) and the cross-certificate (new key certified by the old CA key).
+//!
+//! Naming: every generation keeps the genesis subject DN, as in RFC 4210 4.4 root CA key
+//! update (newWithNew = the new root, newWithOld = the cross-certificate). That keeps the
+//! cross-certificate self-issued, so clients that still trust only the old root verify new
+//! leaves through it without breaking the old root's `pathlen:0`; a per-generation name
+//! (e.g. a "G1" suffix) would make the cross-certificate an ordinary intermediate that
+//! `pathlen:0` forbids, and would need every genesis root re-issued. Relying parties tell
+//! the same-named roots apart by key identifier: each root carries AKI = SKI
+//! (`ca::root_params`), leaves, CRLs and the cross-certificate carry the AKI of the key
+//! that signed them, and OCSP responses name their signer by key hash. With that, OpenSSL
+//! 3.0 verifies leaves, CRLs and OCSP responses of every generation against the bundle in
+//! any order. A genesis root from before AKIs were added still works as long as it stays
+//! first in the bundle (`ca.pem` is written oldest first).
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer};
 use time::{Duration, OffsetDateTime};

@@ -66,7 +66,8 @@ async fn register_enroll_renew_and_get_tokens_end_to_end() {
         "X509v3 Subject Key Identifier",
         &format!("OCSP - URI:{}/ocsp", s.base),
         &format!("URI:{}/crl", s.base),
-        "2.25.200161243720697351444210605520779894002",
+        // The governance extension under its PEN OID, non-critical (no "critical" mark).
+        "1.3.6.1.4.1.32473.1.1: \n",
     ] {
         assert!(txt.contains(needle), "missing {needle:?} in\n{txt}");
     }

@@ -111,6 +111,55 @@ async fn ca_rotation_keeps_both_generations_verifying_and_answering_status() {
     let served = s.anonymous().get(s.url("/v1/ca.pem")).send().await.unwrap();
     assert_eq!(served.text().await.unwrap(), bundle_text);
     let bundle = write(dir, "bundle.pem", &bundle_text);
+    // Same-named roots are told apart by key identifier: each root's AKI is its own SKI,
+    // the cross-certificate's AKI is the old root's SKI. With that each root verifies as
+    // itself against the bundle in either order (what `openssl ocsp` does with the
+    // signer of a response); the reversed bundle guards against relying on file order.
+    // (SKI, AKI keyid) as `openssl x509 -ext` prints them.
+    let key_ids = |p: &str| {
+        let text = openssl(&[
+            "x509",
+            "-in",
+            p,
+            "-noout",
+            "-ext",
+            "subjectKeyIdentifier,authorityKeyIdentifier",
+        ])
+        .1;
+        let after = |header: &str| {
+            let mut lines = text.lines().skip_while(|l| !l.contains(header)).skip(1);
+            let value = lines
+                .next()
+                .unwrap_or_else(|| panic!("{header} in {p}: {text}"));
+            value.trim().trim_start_matches("keyid:").to_string()
+        };
+        (
+            after("Subject Key Identifier"),
+            after("Authority Key Identifier"),
+        )
+    };
+    let (old_ski, old_aki) = key_ids(&old_root);
+    let (new_ski, new_aki) = key_ids(&new_root);
+    let (cross_ski, cross_aki) = key_ids(&cross);
+    assert_eq!(old_ski, old_aki);
+    assert_eq!(new_ski, new_aki);
+    assert_ne!(old_ski, new_ski);
+    assert_eq!((cross_ski, cross_aki), (new_ski.clone(), old_ski.clone()));
+    let reversed = write(
+        dir,
+        "reversed.pem",
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&new_root).unwrap(),
+            std::fs::read_to_string(&old_root).unwrap()
+        ),
+    );
+    for trusted in [&bundle, &reversed] {
+        for root in [&old_root, &new_root] {
+            let (ok, out) = verify(&["-CAfile", trusted, root]);
+            assert!(ok, "{root} against {trusted}: {out}");
+        }
+    }
     assert!(
         s.app.data().join("ca-r0.pem").exists() && s.app.data().join("ca-cross-r1.pem").exists()
     );
