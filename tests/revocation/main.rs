@@ -4,6 +4,7 @@
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;
+mod http_status;
 mod ocsp_crl;
 mod revoke;
 #[path = "../issuance/support.rs"]
