@@ -7,5 +7,6 @@ mod common;
 mod http_status;
 mod ocsp_crl;
 mod revoke;
+mod status_refresh;
 #[path = "../issuance/support.rs"]
 mod support;
