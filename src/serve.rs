@@ -69,6 +69,8 @@ pub fn open_state(
         }
     }
     let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    // First health probe before serving; `run_health_probe` keeps it fresh.
+    hsm.probe()?;
     let ledger = Arc::new(Ledger::open(&cfg.ledger.file)?);
     // The keys in force come from the ledger's key history (genesis + rotations).
     let public_url = cfg.public_url(port);
@@ -130,6 +132,7 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     checkpointer: JoinHandle<()>,
     refresher: JoinHandle<()>,
+    prober: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -187,6 +190,11 @@ pub async fn start_with_clock(
         interval,
         stop_rx.clone(),
     ));
+    let prober = tokio::spawn(crate::hsm::run_health_probe(
+        state.hsm.clone(),
+        crate::hsm::HEALTH_PROBE_INTERVAL,
+        stop_rx.clone(),
+    ));
     let refresher = tokio::spawn(crate::status::cache::run_refresher(state.clone(), stop_rx));
     tracing::info!(%addr, ledger_size = state.ledger.size(), "credmint serving");
     Ok(Running {
@@ -197,6 +205,7 @@ pub async fn start_with_clock(
         server,
         checkpointer,
         refresher,
+        prober,
         writer_thread,
     })
 }
@@ -214,6 +223,9 @@ impl Running {
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
         self.refresher
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?;
+        self.prober
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
         // The writer thread ends once the last handle is gone and its queue is drained.

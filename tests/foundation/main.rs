@@ -5,4 +5,5 @@
 mod common;
 mod custody;
 mod errors;
+mod health;
 mod serve;
