@@ -40,6 +40,10 @@ pub enum InitError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    SoftHsm(#[from] crate::hsm::token::PrepareError),
+    #[error(transparent)]
+    KeyConfig(crate::keycheck::KeyCheckError),
     #[error("operator certificate: {0}")]
     Operator(String),
     #[error("existing ledger {path} does not belong to these keys: {reason}; refusing to fork it")]
@@ -85,7 +89,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 pub fn prepare_environment(cfg: &Config) -> Result<(), InitError> {
     create_private_dir(&cfg.data_dir)?;
     if let Some(soft) = &cfg.hsm.softhsm {
-        prepare_softhsm(soft, &cfg.data_dir).map_err(io(&soft.token_dir))?;
+        prepare_softhsm(soft, &cfg.data_dir)?;
     }
     Ok(())
 }
@@ -101,6 +105,11 @@ fn create_private_dir(dir: &Path) -> Result<(), InitError> {
 pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
     let mut report = InitReport::default();
     prepare_environment(cfg)?;
+    if cfg.ledger.file.exists() {
+        // An existing ledger fixes the keys: check them before creating anything (token,
+        // PIN files or key pairs), so a fresh token never gets keys that could only fork it.
+        check_existing_ledger(cfg)?;
+    }
     if let Some(soft) = &cfg.hsm.softhsm {
         let ctx = context_for(&cfg.hsm.module)?;
         let exists = crate::hsm::token_exists(&ctx, &cfg.hsm.token_label)?;
@@ -161,6 +170,36 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
         created,
     );
     Ok(report)
+}
+
+/// With an existing ledger: its token must exist and hold every key in force, and the
+/// configuration must name them. Creates nothing.
+fn check_existing_ledger(cfg: &Config) -> Result<(), InitError> {
+    let path = &cfg.ledger.file;
+    let foreign = |reason: String| InitError::ForeignLedger {
+        path: path.clone(),
+        reason,
+    };
+    let ledger = Ledger::open(path)?;
+    let ctx = context_for(&cfg.hsm.module)?;
+    if !crate::hsm::token_exists(&ctx, &cfg.hsm.token_label)? {
+        return Err(foreign(format!(
+            "token {:?} does not exist, so it cannot hold the keys this ledger was made with (nothing was created; restore the token or move the ledger away)",
+            cfg.hsm.token_label
+        )));
+    }
+    let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    match crate::keycheck::check(cfg, &hsm, &ledger) {
+        Ok(()) => Ok(()),
+        Err(crate::keycheck::KeyCheckError::Hsm(
+            e @ (HsmError::KeyNotFound { .. } | HsmError::KeyMismatch { .. }),
+        )) => Err(foreign(format!(
+            "{e} (token {:?}; nothing was created)",
+            cfg.hsm.token_label
+        ))),
+        Err(crate::keycheck::KeyCheckError::Hsm(e)) => Err(e.into()),
+        Err(e) => Err(InitError::KeyConfig(e)),
+    }
 }
 
 /// Name of the operator whose certificate `init` issues.

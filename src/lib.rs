@@ -21,6 +21,7 @@ pub mod hsm;
 pub mod init;
 pub mod issuance;
 pub mod issue;
+pub mod keycheck;
 pub mod keyset;
 pub mod ledger_writer;
 pub mod operator;

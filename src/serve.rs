@@ -37,6 +37,8 @@ pub enum ServeError {
     Init(#[from] InitError),
     #[error("ledger: {0}")]
     Ledger(#[from] credmint_ledger::StoreError),
+    #[error(transparent)]
+    KeyConfig(#[from] crate::keycheck::KeyCheckError),
     #[error("not initialised: {0} is missing; run `credmint init` first")]
     NotInitialized(String),
     #[error("listen on {addr}: {source}")]
@@ -72,11 +74,21 @@ pub fn open_state(
     // First health probe before serving; `run_health_probe` keeps it fresh.
     hsm.probe()?;
     let ledger = Arc::new(Ledger::open(&cfg.ledger.file)?);
+    // The configuration must agree with the ledger's key history, and every key in force
+    // must be in the token: refused here with a precise message and exit code.
+    crate::keycheck::check(&cfg, &hsm, &ledger).map_err(|e| match e {
+        crate::keycheck::KeyCheckError::Hsm(h) => ServeError::Hsm(h),
+        other => ServeError::KeyConfig(other),
+    })?;
     // The keys in force come from the ledger's key history (genesis + rotations).
     let public_url = cfg.public_url(port);
     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
-    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &public_url, now)
-        .map_err(|e| ServeError::Task(e.to_string()))?;
+    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &public_url, now).map_err(
+        |e| match e {
+            crate::rotation::RotationError::Hsm(h) => ServeError::Hsm(h),
+            other => ServeError::Task(other.to_string()),
+        },
+    )?;
     if active.ca_generation == 0 {
         // Before any CA rotation ca.pem must still certify the genesis CA key.
         let root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
