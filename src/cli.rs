@@ -48,7 +48,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create token, keys, CA certificate and ledger genesis (idempotent).
-    Init,
+    Init {
+        /// Mark a new ledger as a benchmark ledger (a throwaway appliance that
+        /// `bench seed` may fill with synthetic events). Never on a real appliance.
+        #[arg(long)]
+        benchmark: bool,
+    },
     /// Serve HTTPS until SIGTERM/SIGINT.
     Serve,
     /// Measure signing and ledger throughput (use a release build).
@@ -225,8 +230,9 @@ pub enum BenchCommand {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Append N synthetic issuance events to the (stopped) appliance's ledger, for
-    /// status/OCSP load tests on a realistically sized ledger.
+    /// Append N synthetic issuance events to the (stopped) benchmark appliance's ledger,
+    /// for status/OCSP load tests on a realistically sized ledger. Refuses any ledger not
+    /// made by `credmint init --benchmark` (exit 23).
     Seed {
         #[arg(long, default_value_t = 100_000)]
         certs: u64,
@@ -323,8 +329,8 @@ impl CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let cfg = Config::load(&cli.config)?;
     match cli.command {
-        Command::Init => {
-            let report = crate::init::run(&cfg)?;
+        Command::Init { benchmark } => {
+            let report = crate::init::run_with(&cfg, crate::init::InitOptions { benchmark })?;
             for step in &report.steps {
                 let verb = if step.created { "created" } else { "exists " };
                 println!("{verb}  {}", step.what);
@@ -602,9 +608,15 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
         }
         BenchCommand::Seed { certs, serials_out } => {
             let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
+            let path = cfg.ledger.file.display().to_string();
             let (serials, size) =
-                crate::bench::seed::seed(&ledger, certs, &cfg.identity.trust_domain)
-                    .map_err(CliError::Other)?;
+                crate::bench::seed::seed(&ledger, &path, certs, &cfg.identity.trust_domain)
+                    .map_err(|e| match e {
+                        crate::bench::seed::SeedError::NotBenchmark { .. } => {
+                            CliError::NotBenchmarkLedger(e.to_string())
+                        }
+                        other => CliError::Other(other.to_string()),
+                    })?;
             if let Some(path) = serials_out {
                 std::fs::write(&path, serials.join("\n") + "\n")
                     .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;

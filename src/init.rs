@@ -24,6 +24,16 @@ use crate::secret::SecretError;
 
 /// Actor recorded for events written by `init` itself.
 pub const INIT_ACTOR: &str = "system:init";
+/// Actor of the genesis record of a ledger made by `credmint init --benchmark`: the mark
+/// `credmint bench seed` requires before it writes synthetic events (`bench::seed`).
+pub const BENCH_GENESIS_ACTOR: &str = "system:init-benchmark";
+
+/// What `init` creates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitOptions {
+    /// Mark a new ledger's genesis as a benchmark ledger (a throwaway appliance).
+    pub benchmark: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -103,6 +113,11 @@ fn create_private_dir(dir: &Path) -> Result<(), InitError> {
 }
 
 pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
+    run_with(cfg, InitOptions::default())
+}
+
+/// As [`run`], with options.
+pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitError> {
     let mut report = InitReport::default();
     prepare_environment(cfg)?;
     if cfg.ledger.file.exists() {
@@ -159,7 +174,7 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
         report.push(format!("CA certificate {}", ca_path.display()), true);
         root
     };
-    let created = ensure_ledger(cfg, &keys, &ca, now)?;
+    let created = ensure_ledger(cfg, &keys, &ca, now, options)?;
     report.push(format!("ledger {}", cfg.ledger.file.display()), created);
     let created = ensure_first_operator(cfg, &keys, &ca, now)?;
     report.push(
@@ -265,6 +280,7 @@ fn ensure_ledger(
     keys: &KeySet,
     ca: &RootCa,
     now: OffsetDateTime,
+    options: InitOptions,
 ) -> Result<bool, InitError> {
     let path = &cfg.ledger.file;
     if path.exists() {
@@ -285,7 +301,12 @@ fn ensure_ledger(
         path,
         NewEntry {
             timestamp_ms: unix_ms(now),
-            actor: INIT_ACTOR.into(),
+            actor: if options.benchmark {
+                BENCH_GENESIS_ACTOR
+            } else {
+                INIT_ACTOR
+            }
+            .into(),
             event: Event::Genesis(genesis),
         },
     )?;
