@@ -75,10 +75,13 @@ pub fn ensure_key_pair(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<KeyOutc
     Ok(KeyOutcome::Generated)
 }
 
+/// A private-key attribute set where the module allows it: its name and value.
+type OptionalAttribute = (&'static str, fn() -> Attribute);
+
 /// Attributes set false on private keys where the module allows them: the key can neither
 /// decrypt nor unwrap, and its attributes can neither be changed nor copied into a new
 /// object with weaker ones.
-const OPTIONAL_PRIVATE: [(&str, fn() -> Attribute); 4] = [
+const OPTIONAL_PRIVATE: [OptionalAttribute; 4] = [
     ("CKA_DECRYPT", || Attribute::Decrypt(false)),
     ("CKA_UNWRAP", || Attribute::Unwrap(false)),
     ("CKA_MODIFIABLE", || Attribute::Modifiable(false)),
