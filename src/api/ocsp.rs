@@ -84,9 +84,6 @@ fn ocsp_reply(
             if let Some(v) = http_date(f.next_update) {
                 headers.insert(header::EXPIRES, v);
             }
-            if let Some(v) = http_date(now) {
-                headers.insert(header::DATE, v);
-            }
             let not_modified = if_none_match
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| {
