@@ -3,7 +3,8 @@
 //! Exit codes (stable, documented in README): 0 ok, 2 usage, 3 configuration,
 //! 10 PKCS#11 module cannot be loaded, 11 token not found, 12 wrong PIN, 13 PIN locked,
 //! 14 key missing or mismatched, 15 other HSM failure, 16 PIN source unreadable,
-//! 20 ledger error, 21 CA/TLS error, 22 refusing to fork an existing ledger,
+//! 4 local file I/O (names the path), 20 ledger error, 21 CA/TLS error, 22 refusing to
+//! fork an existing ledger, 23 refusing to write benchmark data into a real ledger,
 //! 30 appliance unreachable, 31 request refused (4xx), 32 appliance error (5xx),
 //! 1 anything else.
 
@@ -47,7 +48,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create token, keys, CA certificate and ledger genesis (idempotent).
-    Init,
+    Init {
+        /// Mark a new ledger as a benchmark ledger (a throwaway appliance that
+        /// `bench seed` may fill with synthetic events). Never on a real appliance.
+        #[arg(long)]
+        benchmark: bool,
+    },
     /// Serve HTTPS until SIGTERM/SIGINT.
     Serve,
     /// Measure signing and ledger throughput (use a release build).
@@ -224,8 +230,9 @@ pub enum BenchCommand {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Append N synthetic issuance events to the (stopped) appliance's ledger, for
-    /// status/OCSP load tests on a realistically sized ledger.
+    /// Append N synthetic issuance events to the (stopped) benchmark appliance's ledger,
+    /// for status/OCSP load tests on a realistically sized ledger. Refuses any ledger not
+    /// made by `credmint init --benchmark` (exit 23).
     Seed {
         #[arg(long, default_value_t = 100_000)]
         certs: u64,
@@ -261,6 +268,15 @@ pub enum CliError {
     Ledger(#[from] credmint_ledger::StoreError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A local file or directory the verb reads or writes (exit 4; names the path).
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `bench seed` into a ledger not created for benchmarking (exit 23).
+    #[error("{0}")]
+    NotBenchmarkLedger(String),
     #[error("{0}")]
     Other(String),
 }
@@ -280,7 +296,15 @@ fn hsm_exit(e: &HsmError) -> i32 {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Config(_) => 3,
+            CliError::Config(_)
+            | CliError::Serve(ServeError::KeyConfig(_))
+            | CliError::Init(InitError::KeyConfig(_)) => 3,
+            CliError::Io { .. }
+            | CliError::Init(InitError::Io { .. })
+            | CliError::Init(InitError::SoftHsm(_))
+            | CliError::Serve(ServeError::Init(InitError::SoftHsm(_)))
+            | CliError::Client(ClientError::Read { .. }) => 4,
+            CliError::NotBenchmarkLedger(_) => 23,
             CliError::Hsm(e)
             | CliError::Init(InitError::Hsm(e))
             | CliError::Serve(ServeError::Hsm(e))
@@ -305,8 +329,8 @@ impl CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let cfg = Config::load(&cli.config)?;
     match cli.command {
-        Command::Init => {
-            let report = crate::init::run(&cfg)?;
+        Command::Init { benchmark } => {
+            let report = crate::init::run_with(&cfg, crate::init::InitOptions { benchmark })?;
             for step in &report.steps {
                 let verb = if step.created { "created" } else { "exists " };
                 println!("{verb}  {}", step.what);
@@ -339,6 +363,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Integration(cmd) => block_on(integration(&cfg, cmd)),
         Command::Integrations(cmd) => block_on(governance::integrations(&cfg, cmd)),
         Command::Ledger(LedgerCommand::Export { out, offline, conn }) => {
+            // Before anything is asked of the appliance: the bundle must have somewhere to go.
+            check_out_dir(&out)?;
             if offline {
                 export_offline(&cfg, &out)
             } else {
@@ -378,8 +404,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             out,
             conn,
         }) => block_on(async {
-            let csr = std::fs::read_to_string(&csr)
-                .map_err(|e| CliError::Other(format!("{}: {e}", csr.display())))?;
+            let csr = std::fs::read_to_string(&csr).map_err(|source| CliError::Io {
+                path: csr.clone(),
+                source,
+            })?;
             let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
             let chain = op
                 .call(
@@ -388,8 +416,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     Some(&json!({ "name": name, "csr": csr, "approval_ref": approval_ref })),
                 )
                 .await?;
-            std::fs::write(&out, chain.as_str().unwrap_or_default())
-                .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?;
+            std::fs::write(&out, chain.as_str().unwrap_or_default()).map_err(|source| {
+                CliError::Io {
+                    path: out.clone(),
+                    source,
+                }
+            })?;
             println!(
                 "operator certificate for {name} written to {}",
                 out.display()
@@ -405,7 +437,13 @@ async fn export_online(
     url: Option<String>,
 ) -> Result<(), CliError> {
     let op = OperatorClient::new(&Target::from_config(cfg, url))?;
-    let n = op.download("/v1/admin/ledger/export", out).await?;
+    let n = op
+        .download("/v1/admin/ledger/export", out)
+        .await
+        .map_err(|e| match e {
+            ClientError::Read { path, source } => CliError::Io { path, source },
+            other => CliError::Client(other),
+        })?;
     println!("exported {n} bytes to {}", out.display());
     Ok(())
 }
@@ -413,7 +451,7 @@ async fn export_online(
 fn export_offline(cfg: &Config, out: &std::path::Path) -> Result<(), CliError> {
     let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
     let s = credmint_ledger::export::export_to_file(&ledger, out)
-        .map_err(|e| CliError::Other(e.to_string()))?;
+        .map_err(|e| CliError::Other(format!("{}: {e}", out.display())))?;
     println!(
         "exported {} records, {} checkpoints to {} ({} unsigned records left out)",
         s.records,
@@ -422,6 +460,27 @@ fn export_offline(cfg: &Config, out: &std::path::Path) -> Result<(), CliError> {
         s.unsigned_tail
     );
     Ok(())
+}
+
+/// The directory `out` is to be written into must exist (exit 4 naming it otherwise).
+fn check_out_dir(out: &std::path::Path) -> Result<(), CliError> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(CliError::Io {
+        path: out.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "cannot write here: directory {} does not exist",
+                dir.display()
+            ),
+        ),
+    })
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Result<(), CliError> {
@@ -549,9 +608,15 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
         }
         BenchCommand::Seed { certs, serials_out } => {
             let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
+            let path = cfg.ledger.file.display().to_string();
             let (serials, size) =
-                crate::bench::seed::seed(&ledger, certs, &cfg.identity.trust_domain)
-                    .map_err(CliError::Other)?;
+                crate::bench::seed::seed(&ledger, &path, certs, &cfg.identity.trust_domain)
+                    .map_err(|e| match e {
+                        crate::bench::seed::SeedError::NotBenchmark { .. } => {
+                            CliError::NotBenchmarkLedger(e.to_string())
+                        }
+                        other => CliError::Other(other.to_string()),
+                    })?;
             if let Some(path) = serials_out {
                 std::fs::write(&path, serials.join("\n") + "\n")
                     .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;

@@ -24,6 +24,16 @@ use crate::secret::SecretError;
 
 /// Actor recorded for events written by `init` itself.
 pub const INIT_ACTOR: &str = "system:init";
+/// Actor of the genesis record of a ledger made by `credmint init --benchmark`: the mark
+/// `credmint bench seed` requires before it writes synthetic events (`bench::seed`).
+pub const BENCH_GENESIS_ACTOR: &str = "system:init-benchmark";
+
+/// What `init` creates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitOptions {
+    /// Mark a new ledger's genesis as a benchmark ledger (a throwaway appliance).
+    pub benchmark: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -40,6 +50,10 @@ pub enum InitError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    SoftHsm(#[from] crate::hsm::token::PrepareError),
+    #[error(transparent)]
+    KeyConfig(crate::keycheck::KeyCheckError),
     #[error("operator certificate: {0}")]
     Operator(String),
     #[error("existing ledger {path} does not belong to these keys: {reason}; refusing to fork it")]
@@ -85,7 +99,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 pub fn prepare_environment(cfg: &Config) -> Result<(), InitError> {
     create_private_dir(&cfg.data_dir)?;
     if let Some(soft) = &cfg.hsm.softhsm {
-        prepare_softhsm(soft, &cfg.data_dir).map_err(io(&soft.token_dir))?;
+        prepare_softhsm(soft, &cfg.data_dir)?;
     }
     Ok(())
 }
@@ -99,8 +113,18 @@ fn create_private_dir(dir: &Path) -> Result<(), InitError> {
 }
 
 pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
+    run_with(cfg, InitOptions::default())
+}
+
+/// As [`run`], with options.
+pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitError> {
     let mut report = InitReport::default();
     prepare_environment(cfg)?;
+    if cfg.ledger.file.exists() {
+        // An existing ledger fixes the keys: check them before creating anything (token,
+        // PIN files or key pairs), so a fresh token never gets keys that could only fork it.
+        check_existing_ledger(cfg)?;
+    }
     if let Some(soft) = &cfg.hsm.softhsm {
         let ctx = context_for(&cfg.hsm.module)?;
         let exists = crate::hsm::token_exists(&ctx, &cfg.hsm.token_label)?;
@@ -150,7 +174,7 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
         report.push(format!("CA certificate {}", ca_path.display()), true);
         root
     };
-    let created = ensure_ledger(cfg, &keys, &ca, now)?;
+    let created = ensure_ledger(cfg, &keys, &ca, now, options)?;
     report.push(format!("ledger {}", cfg.ledger.file.display()), created);
     let created = ensure_init_operators(cfg, &keys, &ca, now)?;
     for name in &cfg.governance.init_operators {
@@ -158,6 +182,36 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
         report.push(format!("operator certificate {}", path.display()), created);
     }
     Ok(report)
+}
+
+/// With an existing ledger: its token must exist and hold every key in force, and the
+/// configuration must name them. Creates nothing.
+fn check_existing_ledger(cfg: &Config) -> Result<(), InitError> {
+    let path = &cfg.ledger.file;
+    let foreign = |reason: String| InitError::ForeignLedger {
+        path: path.clone(),
+        reason,
+    };
+    let ledger = Ledger::open(path)?;
+    let ctx = context_for(&cfg.hsm.module)?;
+    if !crate::hsm::token_exists(&ctx, &cfg.hsm.token_label)? {
+        return Err(foreign(format!(
+            "token {:?} does not exist, so it cannot hold the keys this ledger was made with (nothing was created; restore the token or move the ledger away)",
+            cfg.hsm.token_label
+        )));
+    }
+    let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    match crate::keycheck::check(cfg, &hsm, &ledger) {
+        Ok(()) => Ok(()),
+        Err(crate::keycheck::KeyCheckError::Hsm(
+            e @ (HsmError::KeyNotFound { .. } | HsmError::KeyMismatch { .. }),
+        )) => Err(foreign(format!(
+            "{e} (token {:?}; nothing was created)",
+            cfg.hsm.token_label
+        ))),
+        Err(crate::keycheck::KeyCheckError::Hsm(e)) => Err(e.into()),
+        Err(e) => Err(InitError::KeyConfig(e)),
+    }
 }
 
 /// Issues the init operators' certificates (key and chain in the data directory, key
@@ -229,6 +283,7 @@ fn ensure_ledger(
     keys: &KeySet,
     ca: &RootCa,
     now: OffsetDateTime,
+    options: InitOptions,
 ) -> Result<bool, InitError> {
     let path = &cfg.ledger.file;
     if path.exists() {
@@ -249,7 +304,12 @@ fn ensure_ledger(
         path,
         NewEntry {
             timestamp_ms: unix_ms(now),
-            actor: INIT_ACTOR.into(),
+            actor: if options.benchmark {
+                BENCH_GENESIS_ACTOR
+            } else {
+                INIT_ACTOR
+            }
+            .into(),
             event: Event::Genesis(genesis),
         },
     )?;

@@ -21,6 +21,7 @@ pub mod hsm;
 pub mod init;
 pub mod issuance;
 pub mod issue;
+pub mod keycheck;
 pub mod keyset;
 pub mod operator;
 pub mod policy;

@@ -38,6 +38,8 @@ pub enum ServeError {
     Init(#[from] InitError),
     #[error("ledger: {0}")]
     Ledger(#[from] credmint_ledger::StoreError),
+    #[error(transparent)]
+    KeyConfig(#[from] crate::keycheck::KeyCheckError),
     #[error("not initialised: {0} is missing; run `credmint init` first")]
     NotInitialized(String),
     #[error("listen on {addr}: {source}")]
@@ -70,12 +72,24 @@ pub fn open_state(
         }
     }
     let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    // First health probe before serving; `run_health_probe` keeps it fresh.
+    hsm.probe()?;
     let ledger = Arc::new(Ledger::open(&cfg.ledger.file)?);
+    // The configuration must agree with the ledger's key history, and every key in force
+    // must be in the token: refused here with a precise message and exit code.
+    crate::keycheck::check(&cfg, &hsm, &ledger).map_err(|e| match e {
+        crate::keycheck::KeyCheckError::Hsm(h) => ServeError::Hsm(h),
+        other => ServeError::KeyConfig(other),
+    })?;
     // The keys in force come from the ledger's key history (genesis + rotations).
     let public_url = cfg.public_url(port);
     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
-    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &public_url, now)
-        .map_err(|e| ServeError::Task(e.to_string()))?;
+    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &public_url, now).map_err(
+        |e| match e {
+            crate::rotation::RotationError::Hsm(h) => ServeError::Hsm(h),
+            other => ServeError::Task(other.to_string()),
+        },
+    )?;
     if active.ca_generation == 0 {
         // Before any CA rotation ca.pem must still certify the genesis CA key.
         let root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
@@ -144,6 +158,7 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     checkpointer: JoinHandle<()>,
     refresher: JoinHandle<()>,
+    prober: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -201,6 +216,11 @@ pub async fn start_with_clock(
         interval,
         stop_rx.clone(),
     ));
+    let prober = tokio::spawn(crate::hsm::run_health_probe(
+        state.hsm.clone(),
+        crate::hsm::HEALTH_PROBE_INTERVAL,
+        stop_rx.clone(),
+    ));
     let refresher = tokio::spawn(crate::status::cache::run_refresher(state.clone(), stop_rx));
     tracing::info!(%addr, ledger_size = state.ledger.size(), "credmint serving");
     Ok(Running {
@@ -211,6 +231,7 @@ pub async fn start_with_clock(
         server,
         checkpointer,
         refresher,
+        prober,
         writer_thread,
     })
 }
@@ -228,6 +249,9 @@ impl Running {
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
         self.refresher
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?;
+        self.prober
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
         // The writer thread ends once the last handle is gone and its queue is drained.

@@ -37,6 +37,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body too large")]
     TooLarge,
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
     #[error("{what} unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
     /// Overload refused before any work (HSM admission or sequencer queue): 503.
@@ -60,6 +62,9 @@ impl ApiError {
             ApiError::Denied(_) => (StatusCode::FORBIDDEN, "denied"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
             ApiError::Unavailable { .. } | ApiError::Busy => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }

@@ -16,7 +16,10 @@ mod status;
 pub mod views;
 pub mod workload;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
@@ -38,8 +41,46 @@ pub fn router(state: AppState) -> Router {
         .merge(export::router())
         .merge(governance::router())
         .merge(inventory::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(inventory::peer_scope))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            reject_oversized,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Unknown route: the JSON error shape, like every other error.
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route {}", uri.path()))
+}
+
+/// Known route, wrong method: 405 with the JSON error shape (axum adds `Allow`).
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+/// A request announcing a body above the limit (`Content-Length`) is refused with 413
+/// before any of it is read, and the connection is closed; bodies without a length are
+/// cut at the limit by `DefaultBodyLimit` (also 413, same JSON body).
+async fn reject_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        let mut response = ApiError::TooLarge.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(request).await
 }

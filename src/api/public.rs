@@ -18,17 +18,19 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/jwks.json", get(jwks))
 }
 
-/// 200 when the HSM answers a session probe, 503 otherwise; always reports ledger size.
+/// 200 when the last background HSM probe succeeded, 503 otherwise; always reports the
+/// ledger size. Served from the cached probe result (`Hsm::last_probe`, refreshed every
+/// `HEALTH_PROBE_INTERVAL`): an anonymous request never takes an HSM session. A probe
+/// result older than three intervals (the prober is stuck in the HSM) counts as degraded.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let hsm = state.hsm.clone();
-    let probe = tokio::task::spawn_blocking(move || hsm.probe()).await;
-    let (status, hsm_state) = match probe {
-        Ok(Ok(())) => (StatusCode::OK, "ok".to_string()),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.kind().to_string()),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "probe_panicked".to_string(),
-        ),
+    let stale_after = crate::hsm::HEALTH_PROBE_INTERVAL * 3;
+    let (status, hsm_state) = match state.hsm.last_probe() {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "probe_pending"),
+        Some(p) if p.at.elapsed() > stale_after => (StatusCode::SERVICE_UNAVAILABLE, "probe_stale"),
+        Some(p) => match p.result {
+            Ok(()) => (StatusCode::OK, "ok"),
+            Err(kind) => (StatusCode::SERVICE_UNAVAILABLE, kind),
+        },
     };
     let body = json!({
         "status": if status == StatusCode::OK { "ok" } else { "degraded" },

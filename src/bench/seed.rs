@@ -1,7 +1,12 @@
-//! `credmint bench seed`: fills a (stopped) appliance's ledger with synthetic but
-//! semantically valid issuance events, so status and OCSP throughput can be measured on a
-//! realistically sized ledger. The events go through the same projection code as real
+//! `credmint bench seed`: fills a (stopped) *benchmark* appliance's ledger with synthetic
+//! but semantically valid issuance events, so status and OCSP throughput can be measured on
+//! a realistically sized ledger. The events go through the same projection code as real
 //! ones; the certificates themselves are never signed (nobody will present them).
+//!
+//! Synthetic issuances of certificates that were never signed must never reach a real
+//! appliance's ledger: [`seed`] refuses any ledger whose genesis record is not by
+//! [`BENCH_GENESIS_ACTOR`], i.e. not made by `credmint init --benchmark` (a throwaway
+//! appliance with its own data directory and token).
 
 use credmint_ledger::event::{
     CertificateIssued, Event, IntegrationRegistered, IntegrationSpec, IntegrationStatus,
@@ -11,10 +16,57 @@ use credmint_ledger::{Ledger, NewEntry};
 use sha2::{Digest, Sha256};
 
 use crate::ca::serial::random_serial;
+use crate::init::BENCH_GENESIS_ACTOR;
 use crate::registry::{apply, Registry};
 
-/// Seeds `count` certificates; returns (every serial in hex, ledger size after).
-pub fn seed(ledger: &Ledger, count: u64, trust_domain: &str) -> Result<(Vec<String>, u64), String> {
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("refusing to write benchmark data into ledger {path}: {reason}; `bench seed` only writes into a ledger made by `credmint init --benchmark` (a throwaway appliance with its own data_dir and token)")]
+    NotBenchmark { path: String, reason: String },
+    #[error("ledger: {0}")]
+    Ledger(String),
+}
+
+/// Ok when record 0 of `ledger` is a genesis by [`BENCH_GENESIS_ACTOR`].
+pub fn check_benchmark_ledger(ledger: &Ledger, path: &str) -> Result<(), SeedError> {
+    let not = |reason: String| SeedError::NotBenchmark {
+        path: path.into(),
+        reason,
+    };
+    let record = ledger
+        .record(0)
+        .map_err(|e| SeedError::Ledger(e.to_string()))?
+        .ok_or_else(|| not("it has no genesis record".into()))?;
+    if !matches!(record.event, Event::Genesis(_)) {
+        return Err(not("record 0 is not a genesis event".into()));
+    }
+    if record.actor != BENCH_GENESIS_ACTOR {
+        return Err(not(format!(
+            "its genesis is by {:?}, not {BENCH_GENESIS_ACTOR:?}: it is not a benchmark ledger",
+            record.actor
+        )));
+    }
+    Ok(())
+}
+
+/// Seeds `count` certificates into a benchmark ledger (see the module docs; any other
+/// ledger is refused before anything is written); returns (every serial in hex, ledger
+/// size after).
+pub fn seed(
+    ledger: &Ledger,
+    path: &str,
+    count: u64,
+    trust_domain: &str,
+) -> Result<(Vec<String>, u64), SeedError> {
+    check_benchmark_ledger(ledger, path)?;
+    seed_unchecked(ledger, count, trust_domain).map_err(SeedError::Ledger)
+}
+
+fn seed_unchecked(
+    ledger: &Ledger,
+    count: u64,
+    trust_domain: &str,
+) -> Result<(Vec<String>, u64), String> {
     let name = "bench-seed";
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

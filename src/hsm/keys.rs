@@ -6,8 +6,10 @@ use cryptoki::object::{
     Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
 };
 
+use cryptoki::error::{Error as CkError, RvError};
+
 use super::error::HsmError;
-use super::pool::Hsm;
+use super::pool::{Hsm, SessionError};
 use crate::config::Algorithm;
 
 /// DER of OID prime256v1 (1.2.840.10045.3.1.7), the CKA_EC_PARAMS of a P-256 key.
@@ -73,8 +75,38 @@ pub fn ensure_key_pair(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<KeyOutc
     Ok(KeyOutcome::Generated)
 }
 
+/// A private-key attribute set where the module allows it: its name and value.
+type OptionalAttribute = (&'static str, fn() -> Attribute);
+
+/// Attributes set false on private keys where the module allows them: the key can neither
+/// decrypt nor unwrap, and its attributes can neither be changed nor copied into a new
+/// object with weaker ones.
+const OPTIONAL_PRIVATE: [OptionalAttribute; 4] = [
+    ("CKA_DECRYPT", || Attribute::Decrypt(false)),
+    ("CKA_UNWRAP", || Attribute::Unwrap(false)),
+    ("CKA_MODIFIABLE", || Attribute::Modifiable(false)),
+    ("CKA_COPYABLE", || Attribute::Copyable(false)),
+];
+
+/// True for the return values a module gives for a template attribute it does not accept.
+fn template_refused(e: &SessionError) -> bool {
+    matches!(
+        e,
+        SessionError::Ck(CkError::Pkcs11(
+            RvError::AttributeTypeInvalid
+                | RvError::AttributeValueInvalid
+                | RvError::TemplateInconsistent
+                | RvError::AttributeReadOnly,
+            _
+        ))
+    )
+}
+
 /// Generates a key pair whose private half is a token object that is private, sensitive and
-/// never extractable: it can sign and nothing else, and it never leaves the token.
+/// never extractable: it can sign and nothing else (CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE
+/// false), and it never leaves the token. CKA_MODIFIABLE and CKA_COPYABLE are false too.
+/// If the module refuses one of the optional attributes ([`OPTIONAL_PRIVATE`]) the key is
+/// generated without it, and a warning names it.
 pub fn generate_key_pair(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<(), HsmError> {
     let mechanism = match alg {
         Algorithm::EcdsaP256 => Mechanism::EccKeyPairGen,
@@ -89,7 +121,7 @@ pub fn generate_key_pair(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<(), H
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.clone()),
     ];
-    let private = vec![
+    let base = vec![
         Attribute::Token(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
@@ -99,8 +131,43 @@ pub fn generate_key_pair(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<(), H
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id),
     ];
-    hsm.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
-    Ok(())
+    let generate = |optional: &[usize]| {
+        let mut private = base.clone();
+        private.extend(optional.iter().map(|&i| (OPTIONAL_PRIVATE[i].1)()));
+        hsm.with_session_raw(|s| s.generate_key_pair(&mechanism, &public, &private))
+    };
+    let all: Vec<usize> = (0..OPTIONAL_PRIVATE.len()).collect();
+    let err = match generate(&all) {
+        Ok(_) => return Ok(()),
+        Err(e) if template_refused(&e) => HsmError::from_ck_or(e),
+        Err(e) => return Err(HsmError::from_ck_or(e)),
+    };
+    // Drop optional attributes one at a time until the module accepts the template, and
+    // name every attribute the key was generated without.
+    let mut kept = all.clone();
+    for i in all.iter().copied() {
+        kept.retain(|&k| k != i);
+        match generate(&kept) {
+            Ok(_) => {
+                let missing: Vec<&str> = all
+                    .iter()
+                    .filter(|k| !kept.contains(k))
+                    .map(|&k| OPTIONAL_PRIVATE[k].0)
+                    .collect();
+                tracing::warn!(
+                    label,
+                    without = ?missing,
+                    error = %err,
+                    "PKCS#11 module refused a private-key attribute; key generated without it"
+                );
+                return Ok(());
+            }
+            Err(e) if template_refused(&e) => {}
+            Err(e) => return Err(HsmError::from_ck_or(e)),
+        }
+    }
+    // Even the base template was refused: report the first error.
+    Err(err)
 }
 
 /// Finds a key object of `class` by label.
@@ -194,6 +261,12 @@ pub fn private_key_flags(hsm: &Hsm, label: &str) -> Result<KeyFlags, HsmError> {
         AttributeType::Extractable,
         AttributeType::AlwaysSensitive,
         AttributeType::NeverExtractable,
+        AttributeType::Sign,
+        AttributeType::Decrypt,
+        AttributeType::Unwrap,
+        AttributeType::Derive,
+        AttributeType::Modifiable,
+        AttributeType::Copyable,
     ];
     let attrs = hsm.with_session(|s| s.get_attributes(handle, &wanted))?;
     let mut flags = KeyFlags::default();
@@ -205,6 +278,12 @@ pub fn private_key_flags(hsm: &Hsm, label: &str) -> Result<KeyFlags, HsmError> {
             Attribute::Extractable(v) => flags.extractable = v,
             Attribute::AlwaysSensitive(v) => flags.always_sensitive = v,
             Attribute::NeverExtractable(v) => flags.never_extractable = v,
+            Attribute::Sign(v) => flags.sign = v,
+            Attribute::Decrypt(v) => flags.decrypt = v,
+            Attribute::Unwrap(v) => flags.unwrap = v,
+            Attribute::Derive(v) => flags.derive = v,
+            Attribute::Modifiable(v) => flags.modifiable = v,
+            Attribute::Copyable(v) => flags.copyable = v,
             _ => {}
         }
     }
@@ -220,6 +299,12 @@ pub struct KeyFlags {
     pub extractable: bool,
     pub always_sensitive: bool,
     pub never_extractable: bool,
+    pub sign: bool,
+    pub decrypt: bool,
+    pub unwrap: bool,
+    pub derive: bool,
+    pub modifiable: bool,
+    pub copyable: bool,
 }
 
 /// Asks the token for CKA_VALUE of the private key. A custodial token answers

@@ -15,7 +15,7 @@ pub use admission::{Admission, Admitted, Overloaded};
 pub use context::context_for;
 pub use error::HsmError;
 pub use keys::{KeyFlags, KeyOutcome, PublicKey};
-pub use pool::Hsm;
+pub use pool::{run_health_probe, HealthProbe, Hsm, HEALTH_PROBE_INTERVAL};
 pub use signer::{ecdsa_raw_to_der, HsmKey};
 
 /// True when a token with this label exists in the module.

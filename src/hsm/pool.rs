@@ -5,7 +5,9 @@
 //! application's last session closes. A call that finds its session dead (closed, device
 //! reset, login lost) reopens, logs in again and retries once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
@@ -26,6 +28,42 @@ pub struct Hsm {
     idle: Mutex<PoolState>,
     available: Condvar,
     keeper: Mutex<Option<Session>>,
+    /// Result of the last liveness probe (`/healthz` reads this, never the HSM).
+    health: Mutex<Option<HealthProbe>>,
+    probes: AtomicU64,
+}
+
+/// The outcome of one liveness probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthProbe {
+    pub at: Instant,
+    /// `Err(kind)` with [`HsmError::kind`] when the probe failed.
+    pub result: Result<(), &'static str>,
+}
+
+/// How often [`run_health_probe`] probes the HSM.
+pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Probes `hsm` every `interval` until `stop` flips (blocking probes run on the blocking
+/// pool), so health checks cost no HSM session per request.
+pub async fn run_health_probe(
+    hsm: std::sync::Arc<Hsm>,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let h = hsm.clone();
+        if tokio::task::spawn_blocking(move || h.probe())
+            .await
+            .is_err()
+        {
+            hsm.record_probe(Err("probe_panicked"));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 struct PoolState {
@@ -62,6 +100,8 @@ impl Hsm {
             }),
             available: Condvar::new(),
             keeper: Mutex::new(None),
+            health: Mutex::new(None),
+            probes: AtomicU64::new(0),
         };
         hsm.login()?;
         Ok(hsm)
@@ -95,9 +135,31 @@ impl Hsm {
         Ok(())
     }
 
-    /// Cheap liveness probe used by `/healthz`: C_GetSessionInfo on a pooled session.
+    /// Liveness probe: C_GetSessionInfo on a pooled session. The result is recorded for
+    /// [`Hsm::last_probe`]; `/healthz` reads that, the background [`run_health_probe`]
+    /// calls this.
     pub fn probe(&self) -> Result<(), HsmError> {
-        self.with_session(|s| s.get_session_info().map(|_| ()))
+        self.probes.fetch_add(1, Ordering::Relaxed);
+        let result = self.with_session(|s| s.get_session_info().map(|_| ()));
+        self.record_probe(result.as_ref().map(|_| ()).map_err(|e| e.kind()));
+        result
+    }
+
+    fn record_probe(&self, result: Result<(), &'static str>) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = Some(HealthProbe {
+            at: Instant::now(),
+            result,
+        });
+    }
+
+    /// The last recorded probe, if any.
+    pub fn last_probe(&self) -> Option<HealthProbe> {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Probes run since the HSM was opened (each takes a session).
+    pub fn probe_count(&self) -> u64 {
+        self.probes.load(Ordering::Relaxed)
     }
 
     /// Runs `op` on a pooled, logged-in session. Retries once on a fresh session (after a

@@ -2,7 +2,7 @@
 //! directory, and C_InitToken/C_InitPIN through PKCS#11 (works on any module that allows
 //! token initialisation; real HSMs are usually provisioned by their own tools instead).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cryptoki::session::UserType;
 use secrecy::SecretString;
@@ -11,19 +11,38 @@ use super::context::{context_for, find_free_slot, find_token};
 use super::error::HsmError;
 use crate::config::{HsmConfig, SoftHsmConfig};
 
+/// A file `prepare_softhsm` needed, and what it is for.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}: {source}", path.display())]
+pub struct PrepareError {
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
 /// Writes `<data_dir>/softhsm2.conf` from the template and points SOFTHSM2_CONF at it,
 /// unless the environment already sets SOFTHSM2_CONF (tests and operators may). Must run
-/// before the module is first loaded: SoftHSM reads its config in C_Initialize.
-pub fn prepare_softhsm(soft: &SoftHsmConfig, data_dir: &Path) -> std::io::Result<()> {
+/// before the module is first loaded: SoftHSM reads its config in C_Initialize. Errors
+/// name the file that failed (template, token directory or the written config).
+pub fn prepare_softhsm(soft: &SoftHsmConfig, data_dir: &Path) -> Result<(), PrepareError> {
     if std::env::var_os("SOFTHSM2_CONF").is_some() {
         return Ok(());
     }
-    std::fs::create_dir_all(&soft.token_dir)?;
-    let template = std::fs::read_to_string(&soft.conf_template)?;
-    let token_dir = std::fs::canonicalize(&soft.token_dir)?;
+    let err = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| PrepareError { what, path, source }
+    };
+    let template = std::fs::read_to_string(&soft.conf_template).map_err(err(
+        "SoftHSM2 config template (hsm.softhsm.conf_template)",
+        &soft.conf_template,
+    ))?;
+    let token_dir_what = "SoftHSM2 token directory (hsm.softhsm.token_dir)";
+    std::fs::create_dir_all(&soft.token_dir).map_err(err(token_dir_what, &soft.token_dir))?;
+    let token_dir =
+        std::fs::canonicalize(&soft.token_dir).map_err(err(token_dir_what, &soft.token_dir))?;
     let conf = template.replace("@TOKEN_DIR@", &token_dir.to_string_lossy());
     let path = data_dir.join("softhsm2.conf");
-    std::fs::write(&path, conf)?;
+    std::fs::write(&path, conf).map_err(err("SoftHSM2 config", &path))?;
     std::env::set_var("SOFTHSM2_CONF", &path);
     Ok(())
 }

@@ -56,15 +56,20 @@ pub struct StatusCache {
     /// CA generation -> its latest CRL (one CRL per CA still answering status).
     crl: RwLock<HashMap<u32, CachedCrl>>,
     crl_dirty: AtomicBool,
-    /// Serials revoked since the refresher last ran: their answers are pre-signed.
-    presign: Mutex<Vec<Vec<u8>>>,
+    /// Serials revoked since the refresher last ran: their answers are pre-signed. Each
+    /// with the number of failed attempts so far (retried up to [`PRESIGN_ATTEMPTS`]).
+    presign: Mutex<Vec<(Vec<u8>, u32)>>,
+    /// Pre-sign and refresh signatures that failed (each failure is logged and retried).
+    presign_failures: AtomicU64,
     wake: Notify,
     budget: Mutex<(u64, u32)>,
     /// Bumped by every invalidation: an answer signed from a lookup made before a
     /// revocation must not be cached after it.
     epoch: AtomicU64,
-    /// Last CRL number issued per generation (CRL numbers must strictly increase).
-    crl_numbers: Mutex<HashMap<u32, u64>>,
+    /// Last CRL number issued per generation (CRL numbers must strictly increase), loaded
+    /// from [`CRL_NUMBERS_FILE`] on first use. Held for the whole of a CRL build, so builds
+    /// are serialised and the cached CRL's number never goes down.
+    crl_numbers: Mutex<Option<HashMap<u32, u64>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,10 +84,11 @@ impl StatusCache {
             crl: RwLock::new(HashMap::new()),
             crl_dirty: AtomicBool::new(true),
             presign: Mutex::new(Vec::new()),
+            presign_failures: AtomicU64::new(0),
             wake: Notify::new(),
             budget: Mutex::new((0, 0)),
             epoch: AtomicU64::new(0),
-            crl_numbers: Mutex::new(HashMap::new()),
+            crl_numbers: Mutex::new(None),
         }
     }
 
@@ -105,15 +111,34 @@ impl StatusCache {
         self.presign
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(serials.iter().cloned());
+            .extend(serials.iter().map(|s| (s.clone(), 0)));
         self.crl_dirty.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
-    fn cached(&self, id: &RequestCertId, now: u64) -> Option<Vec<u8>> {
+    fn cached(&self, id: &RequestCertId, now: u64) -> Option<(Vec<u8>, u64)> {
         let ocsp = self.ocsp.read().unwrap_or_else(|p| p.into_inner());
         let c = ocsp.get(id.serial())?.get(id.der())?;
-        (now < c.this_update + OCSP_VALIDITY_SECS / 2).then(|| c.der.clone())
+        (now < c.this_update + OCSP_VALIDITY_SECS / 2).then(|| (c.der.clone(), c.this_update))
+    }
+
+    /// True when a pre-signed (or cached) OCSP answer about `serial` is held.
+    pub fn has_cached_answer(&self, serial: &[u8]) -> bool {
+        self.ocsp
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(serial)
+            .is_some_and(|m| !m.is_empty())
+    }
+
+    /// Pre-sign / refresh signatures that failed since start (each is logged and retried).
+    pub fn presign_failures(&self) -> u64 {
+        self.presign_failures.load(Ordering::Relaxed)
+    }
+
+    /// Serials still waiting for their pre-signed answers (including retries).
+    pub fn presign_pending(&self) -> usize {
+        self.presign.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn epoch(&self) -> u64 {
@@ -249,14 +274,52 @@ fn issued(state: &AppState, serial: &[u8]) -> bool {
         .is_ok_and(|row| row.is_some())
 }
 
+/// An OCSP response and whether HTTP caches may keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspAnswer {
+    pub der: Vec<u8>,
+    /// `Some` only for a successful response without a nonce: HTTP caches may keep it until
+    /// `next_update` (RFC 5019 6.2). Non-successful responses (`malformedRequest`,
+    /// `tryLater`, `unauthorized`, `internalError`) and nonce responses are `None`: they
+    /// must not be cached.
+    pub freshness: Option<Freshness>,
+}
+
+/// thisUpdate / nextUpdate (Unix seconds) of a cacheable successful response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub this_update: u64,
+    pub next_update: u64,
+}
+
+impl OcspAnswer {
+    /// A non-successful, unsigned response: never cacheable.
+    pub fn error(status: ErrorStatus) -> OcspAnswer {
+        OcspAnswer {
+            der: error_response(status),
+            freshness: None,
+        }
+    }
+
+    fn signed(der: Vec<u8>, this_update: u64, nonce: bool) -> OcspAnswer {
+        OcspAnswer {
+            der,
+            freshness: (!nonce).then_some(Freshness {
+                this_update,
+                next_update: this_update + OCSP_VALIDITY_SECS,
+            }),
+        }
+    }
+}
+
 /// Answers one DER OCSP request. Always returns an OCSP response (errors included).
-pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
+pub async fn answer(state: &AppState, request: &[u8]) -> OcspAnswer {
     let parsed = match parse_request(request) {
         Ok(p) => p,
-        Err(e) => return error_response(e.status()),
+        Err(e) => return OcspAnswer::error(e.status()),
     };
     if parsed.cert_ids.is_empty() {
-        return error_response(ErrorStatus::MalformedRequest);
+        return OcspAnswer::error(ErrorStatus::MalformedRequest);
     }
     let now = state.clock.unix();
     let active = state.keys.current();
@@ -264,7 +327,7 @@ pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
         .status_cas(now)
         .any(|ca| parsed.cert_ids.iter().any(|id| ca.issuer.matches(id)))
     {
-        return error_response(ErrorStatus::Unauthorized);
+        return OcspAnswer::error(ErrorStatus::Unauthorized);
     }
     // Only answers about certificates we issued are cached: their number is bounded by
     // issuance. Anything else (nonces, several CertIDs, never-issued serials an anonymous
@@ -272,13 +335,13 @@ pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
     // OCSP traffic can never starve issuance of the HSM.
     let single = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
     if single {
-        if let Some(der) = state.status.cached(&parsed.cert_ids[0], now) {
-            return der;
+        if let Some((der, this_update)) = state.status.cached(&parsed.cert_ids[0], now) {
+            return OcspAnswer::signed(der, this_update, false);
         }
     }
     let cacheable = single && issued(state, parsed.cert_ids[0].serial());
     if !cacheable && !state.status.spend_budget(now) {
-        return error_response(ErrorStatus::TryLater);
+        return OcspAnswer::error(ErrorStatus::TryLater);
     }
     let epoch = state.status.epoch();
     let st = state.clone();
@@ -293,13 +356,13 @@ pub async fn answer(state: &AppState, request: &[u8]) -> Vec<u8> {
                     .status
                     .store(&parsed.cert_ids[0], der.clone(), now, epoch);
             }
-            der
+            OcspAnswer::signed(der, now, parsed.nonce.is_some())
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "OCSP signing failed");
-            error_response(ErrorStatus::TryLater)
+            OcspAnswer::error(ErrorStatus::TryLater)
         }
-        Err(_) => error_response(ErrorStatus::InternalError),
+        Err(_) => OcspAnswer::error(ErrorStatus::InternalError),
     }
 }
 
@@ -328,10 +391,85 @@ pub fn rebuild_crls(state: &AppState) -> Result<(), StatusError> {
     Ok(())
 }
 
+/// Where the last CRL number issued per CA generation is persisted (in `data_dir`).
+pub const CRL_NUMBERS_FILE: &str = "crl-numbers";
+
+fn crl_numbers_path(state: &AppState) -> std::path::PathBuf {
+    state.config.data_dir.join(CRL_NUMBERS_FILE)
+}
+
+/// Reads `crl-numbers` (`<generation> <last number>` per line); a missing file is empty.
+fn load_crl_numbers(path: &std::path::Path) -> Result<HashMap<u32, u64>, StatusError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(StatusError(format!("{}: {e}", path.display()))),
+    };
+    let mut out = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = line
+            .split_once(' ')
+            .and_then(|(g, v)| Some((g.parse::<u32>().ok()?, v.trim().parse::<u64>().ok()?)));
+        let (g, v) = parsed.ok_or_else(|| {
+            StatusError(format!(
+                "{} line {}: not `<generation> <number>`",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        out.insert(g, v);
+    }
+    Ok(out)
+}
+
+/// Writes `crl-numbers` durably (temporary file, fsync, rename, fsync of the directory).
+fn store_crl_numbers(
+    path: &std::path::Path,
+    numbers: &HashMap<u32, u64>,
+) -> Result<(), StatusError> {
+    use std::io::Write;
+    let err = |e: std::io::Error| StatusError(format!("{}: {e}", path.display()));
+    let mut entries: Vec<_> = numbers.iter().collect();
+    entries.sort();
+    let text: String = entries.iter().map(|(g, n)| format!("{g} {n}\n")).collect();
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Builds and caches a new CRL of CA generation `generation` from the revocation
 /// projection (blocking: HSM). Serials are unique across generations, so every CRL lists
 /// every revoked, unexpired credmint serial.
+///
+/// CRL numbers strictly increase per generation (RFC 5280 5.2.3), across concurrent builds
+/// and restarts: number = max(last issued + 1, Unix time of issue), where "last issued" is
+/// persisted in `data_dir/crl-numbers` (fsynced) *before* the CRL is signed. Builds are
+/// serialised, so a CRL with a higher number is always built from a later projection and
+/// the cached CRL never goes back.
 pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, StatusError> {
+    let mut numbers = state
+        .status
+        .crl_numbers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let path = crl_numbers_path(state);
+    if numbers.is_none() {
+        *numbers = Some(load_crl_numbers(&path)?);
+    }
+    let numbers = numbers.as_mut().expect("loaded above");
     let now = state.clock.unix();
     let active = state.keys.current();
     let ca = active
@@ -348,19 +486,12 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
             reason: (r.reason != 0).then_some(r.reason),
         })
         .collect();
-    // Strictly increasing per generation (RFC 5280 5.2.3), also across restarts: at least
-    // the current Unix time, and above the last number this process issued.
-    let number = {
-        let mut numbers = state
-            .status
-            .crl_numbers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let last = numbers.get(&ca.generation).copied().unwrap_or(0);
-        let next = (last + 1).max(now);
-        numbers.insert(ca.generation, next);
-        next
-    };
+    let last = numbers.get(&ca.generation).copied().unwrap_or(0);
+    let number = (last + 1).max(now);
+    let mut next = numbers.clone();
+    next.insert(ca.generation, number);
+    store_crl_numbers(&path, &next)?;
+    *numbers = next;
     let der = build_crl(
         &ca.root.der,
         &ca.key,
@@ -376,12 +507,10 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
         this_update: now,
         number,
     };
-    state
-        .status
-        .crl
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(generation, crl.clone());
+    let mut cached = state.status.crl.write().unwrap_or_else(|p| p.into_inner());
+    if cached.get(&generation).is_none_or(|c| c.number < number) {
+        cached.insert(generation, crl.clone());
+    }
     Ok(crl)
 }
 
@@ -396,11 +525,31 @@ pub async fn current_crl(state: &AppState, generation: u32) -> Result<CachedCrl,
         .map_err(|e| StatusError(e.to_string()))?
 }
 
+/// How often a failed pre-signature is attempted before it is left to query time (where
+/// an uncached answer is simply signed fresh).
+pub const PRESIGN_ATTEMPTS: u32 = 5;
+/// Delay before the refresher retries failed pre-signatures.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Signs and caches the nonce-less answer for `id` (blocking: HSM).
+fn presign_one(
+    state: &AppState,
+    id: &RequestCertId,
+    now: u64,
+    epoch: u64,
+) -> Result<(), StatusError> {
+    let der = sign_answers(state, std::slice::from_ref(id), None, now)?;
+    state.status.store(id, der, now, epoch);
+    Ok(())
+}
+
 /// One refresher pass: pre-sign answers for revoked serials, refresh stale cached answers,
-/// rebuild the CRL when dirty or past half its validity.
-fn refresh(state: &AppState) -> Result<(), StatusError> {
+/// rebuild the CRL when dirty or past half its validity. A failure for one serial never
+/// stops the others: it is logged, counted and retried on a later pass. Returns whether
+/// retries are pending.
+fn refresh(state: &AppState) -> Result<bool, StatusError> {
     let now = state.clock.unix();
-    let revoked: Vec<Vec<u8>> = std::mem::take(
+    let revoked: Vec<(Vec<u8>, u32)> = std::mem::take(
         &mut *state
             .status
             .presign
@@ -409,16 +558,35 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
     );
     let active = state.keys.current();
     let epoch = state.status.epoch();
-    for serial in revoked {
+    let mut retry = Vec::new();
+    for (serial, attempts) in revoked {
         // openssl and most clients send SHA-1 CertIDs; pre-sign that form, for every CA
         // generation still answering (the serial's issuer is one of them).
+        let mut failed = None;
         for ca in active.status_cas(now) {
-            let id = ca
+            let done = ca
                 .issuer
                 .cert_id(HashAlg::Sha1, &serial)
-                .map_err(|e| StatusError(e.to_string()))?;
-            let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
-            state.status.store(&id, der, now, epoch);
+                .map_err(|e| StatusError(e.to_string()))
+                .and_then(|id| presign_one(state, &id, now, epoch));
+            if let Err(e) = done {
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            state
+                .status
+                .presign_failures
+                .fetch_add(1, Ordering::Relaxed);
+            let attempts = attempts + 1;
+            if attempts < PRESIGN_ATTEMPTS {
+                tracing::warn!(serial = %hex::encode(&serial), attempts, error = %e,
+                    "OCSP pre-signing failed; will retry");
+                retry.push((serial, attempts));
+            } else {
+                tracing::error!(serial = %hex::encode(&serial), attempts, error = %e,
+                    "OCSP pre-signing failed; giving up, answers will be signed on request");
+            }
         }
     }
     let stale: Vec<RequestCertId> = {
@@ -431,8 +599,25 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
     };
     for id in stale {
         let epoch = state.status.epoch();
-        let der = sign_answers(state, std::slice::from_ref(&id), None, now)?;
-        state.status.store(&id, der, now, epoch);
+        if let Err(e) = presign_one(state, &id, now, epoch) {
+            // The stale answer stays cached until it is past half-life; a query then
+            // signs afresh. The next pass tries again.
+            state
+                .status
+                .presign_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(serial = %hex::encode(id.serial()), error = %e,
+                "OCSP answer refresh failed; will retry");
+        }
+    }
+    let pending = !retry.is_empty();
+    if pending {
+        state
+            .status
+            .presign
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(retry);
     }
     let crl_old = active.status_cas(now).any(|ca| {
         state
@@ -443,20 +628,31 @@ fn refresh(state: &AppState) -> Result<(), StatusError> {
     if state.status.crl_dirty.load(Ordering::Acquire) || crl_old {
         rebuild_crls(state)?;
     }
-    Ok(())
+    Ok(pending)
 }
 
 /// Runs the refresher until `stop` flips.
 pub async fn run_refresher(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         let st = state.clone();
-        match tokio::task::spawn_blocking(move || refresh(&st)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "status refresh failed"),
-            Err(e) => tracing::error!(error = %e, "status refresh panicked"),
-        }
+        let retry = match tokio::task::spawn_blocking(move || refresh(&st)).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "status refresh failed");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "status refresh panicked");
+                true
+            }
+        };
+        let pause = if retry {
+            RETRY_DELAY
+        } else {
+            Duration::from_secs(60)
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = state.status.wake.notified() => {}
             _ = stop.changed() => break,
         }

@@ -47,6 +47,14 @@ fn init_generates_sensitive_never_extractable_keys_seen_by_pkcs11_tool() {
         assert!(access.contains("always sensitive"), "{access}");
         assert!(access.contains("never extractable"), "{access}");
         assert!(access.contains("local"), "generated on the token: {access}");
+        let usage = obj
+            .lines()
+            .find(|l| l.trim_start().starts_with("Usage:"))
+            .unwrap_or_else(|| panic!("no Usage line in {obj}"));
+        assert!(usage.contains("sign"), "{usage}");
+        for never in ["decrypt", "unwrap", "derive"] {
+            assert!(!usage.contains(never), "private key may {never}: {usage}");
+        }
     }
     for label in ["ca", "token", "ledger"] {
         assert!(
@@ -68,6 +76,13 @@ fn private_key_value_cannot_be_read() {
             "{label}: {flags:?}"
         );
         assert!(!flags.extractable && flags.never_extractable && flags.always_sensitive);
+        // It can sign and nothing else, and its attributes cannot be changed or copied.
+        assert!(flags.sign, "{label}: {flags:?}");
+        assert!(
+            !flags.decrypt && !flags.unwrap && !flags.derive,
+            "{label}: {flags:?}"
+        );
+        assert!(!flags.modifiable && !flags.copyable, "{label}: {flags:?}");
         // C_GetAttributeValue(CKA_VALUE) answers CKR_ATTRIBUTE_SENSITIVE.
         let access = private_value_access(&hsm, label).unwrap();
         assert!(

@@ -1,8 +1,10 @@
 //! Foundation: key custody in a real SoftHSM2 token, init, HSM error reporting, and the
 //! HTTPS listener, checked with pkcs11-tool, openssl, rustls and independent verifiers.
 
+mod bench_seed;
 #[path = "../common/mod.rs"]
 mod common;
 mod custody;
 mod errors;
+mod health;
 mod serve;

@@ -4,7 +4,9 @@
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;
+mod http_status;
 mod ocsp_crl;
 mod revoke;
+mod status_refresh;
 #[path = "../issuance/support.rs"]
 mod support;
