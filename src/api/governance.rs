@@ -102,10 +102,10 @@ async fn change(
             return Ok((StatusCode::OK, Json(v)));
         }
         Classification::NeedsApproval(why) => {
-            let request = Change::Request(ChangeRequested {
+            let request = Change::Request(Box::new(ChangeRequested {
                 proposed: next.clone(),
                 reason: reason.clone(),
-            });
+            }));
             let receipt = submit_change(&state, &operator, &before, request).await?;
             let index = receipt.first_index().unwrap_or_default();
             tracing::info!(integration = %name, operator = %operator.name, request_index = index, %why, "change requested; awaiting a second operator");

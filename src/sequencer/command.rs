@@ -76,7 +76,7 @@ pub enum Change {
     /// suspend, resume, recertify). Never `IncreaseApproved` or `Decommissioned`.
     Apply(Vec<IntegrationChanged>),
     /// An increase of authority, pending until a different operator approves it.
-    Request(ChangeRequested),
+    Request(Box<ChangeRequested>),
     /// Approves the pending request at ledger index `request_index`.
     Approve {
         request_index: u64,

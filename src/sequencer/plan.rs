@@ -621,7 +621,7 @@ fn change_plan(
             }
             p.push(
                 actor_name,
-                Event::ChangeRequested(request.clone()),
+                Event::ChangeRequested((**request).clone()),
                 ctx.now_ms,
             );
         }

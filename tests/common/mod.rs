@@ -458,3 +458,73 @@ pub fn audit(bundle: &[u8], pinned_key: [u8; 32]) -> credmint_ledger::audit::Aud
     };
     credmint_ledger::audit::verify_bundle(bundle, &opts, &mut |_, _| {}, &mut |_, _| {})
 }
+
+/// Sends `request` over a raw TLS connection (rustls, trusting only the appliance CA), then
+/// reads the whole response until the server closes. Nothing is written after `request`,
+/// so the server never leaves unread bytes behind (which would turn its close into a
+/// reset): the answer is always readable.
+pub fn raw_exchange(s: &Served, request: &[u8]) -> String {
+    let port = s.running.as_ref().unwrap().addr.port();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(&s.ca_pem).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(request).unwrap();
+    tls.flush().unwrap();
+    let mut out = Vec::new();
+    // A close without close_notify is fine here: everything before it was read.
+    let _ = tls.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A body announced above `server.max_body_bytes` is refused with 413 and the JSON error
+/// shape from the headers alone, and a chunked body is cut at the limit with the same
+/// answer. Deterministic: the client never writes what the server will not read.
+/// `chunked`: also a body without a length (only for routes that read the body before
+/// authenticating, like `/ocsp`).
+pub fn assert_oversized_bodies_get_413(s: &Served, path: &str, content_type: &str, chunked: bool) {
+    let limit = s.state().config.server.max_body_bytes;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        limit + 1
+    );
+    let resp = raw_exchange(s, head.as_bytes());
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    let lower = resp.to_ascii_lowercase();
+    assert!(lower.contains("content-type: application/json"), "{resp}");
+    assert!(lower.contains("connection: close"), "{resp}");
+    let body: serde_json::Value =
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"], "too_large", "{resp}");
+
+    if !chunked {
+        return;
+    }
+    // No Content-Length: one chunk of limit+1 bytes, the last of which crosses the limit.
+    let mut chunked = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        limit + 1
+    )
+    .into_bytes();
+    chunked.extend(vec![0x30u8; limit + 1]);
+    let resp = raw_exchange(s, &chunked);
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(resp.contains("\"too_large\""), "{resp}");
+}

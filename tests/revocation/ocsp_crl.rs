@@ -137,12 +137,7 @@ async fn openssl_sees_good_revoked_and_unknown_over_ocsp_and_crl() {
     // Oversized bodies: 413 with the JSON error body, decided on Content-Length before
     // the body is read (a raw client that writes only what the server reads, so the
     // answer is always observed: no BrokenPipe race).
-    crate::http_status::assert_oversized_bodies_get_413(
-        &s,
-        "/ocsp",
-        "application/ocsp-request",
-        true,
-    );
+    crate::common::assert_oversized_bodies_get_413(&s, "/ocsp", "application/ocsp-request", true);
 
     // The CRL: openssl verifies it, rejects the revoked certificate and accepts the live one.
     let resp = s.anonymous().get(s.url("/crl")).send().await.unwrap();
