@@ -121,6 +121,21 @@ pub struct Conn {
     /// Base URL (default: the config's public URL).
     #[arg(long, global = true)]
     pub url: Option<String>,
+    /// Act as this init operator (its `data_dir/operator-<NAME>.pem` and key), e.g. the
+    /// second operator approving a request (default: the first init operator).
+    #[arg(long = "as", value_name = "OPERATOR", global = true)]
+    pub operator: Option<String>,
+}
+
+impl Conn {
+    /// Where to connect and with which operator identity.
+    pub fn target(&self, cfg: &Config) -> Target {
+        let mut target = Target::from_config(cfg, self.url.clone());
+        if let Some(name) = &self.operator {
+            (target.cert, target.key) = cfg.operator_paths(name);
+        }
+        target
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,15 +209,33 @@ pub enum IntegrationCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
-    /// Issue an operator certificate for NAME from a PEM CSR file; writes the chain to OUT.
+    /// Request operator NAME for the key of a PEM CSR file (a second, independent
+    /// operator approves it); for your own name, renews your certificate into OUT.
     Add {
         name: String,
         #[arg(long)]
         csr: PathBuf,
         #[arg(long)]
         approval_ref: String,
+        /// Where a renewed certificate chain is written.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Operator requests awaiting approval.
+    Requests {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Approve the operator request at ledger index INDEX; writes the new operator's
+    /// certificate chain to OUT (hand it to the new operator, who holds the key).
+    Approve {
+        index: u64,
         #[arg(long)]
         out: PathBuf,
+        #[arg(long)]
+        approval_ref: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -372,7 +405,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Keys(KeysCommand::Rotate { role, reason, conn }) => block_on(async {
-            let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
+            let op = OperatorClient::new(&conn.target(&cfg))?;
             let v = op
                 .call(
                     Method::POST,
@@ -384,7 +417,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }),
         Command::Enroll { name, ttl, conn } => block_on(async {
-            let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
+            let op = OperatorClient::new(&conn.target(&cfg))?;
             let v = op
                 .call(
                     Method::POST,
@@ -408,27 +441,65 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 path: csr.clone(),
                 source,
             })?;
-            let op = OperatorClient::new(&Target::from_config(&cfg, conn.url))?;
-            let chain = op
+            let op = OperatorClient::new(&conn.target(&cfg))?;
+            let answer = op
                 .call(
                     Method::POST,
                     "/v1/admin/operators",
                     Some(&json!({ "name": name, "csr": csr, "approval_ref": approval_ref })),
                 )
                 .await?;
-            std::fs::write(&out, chain.as_str().unwrap_or_default()).map_err(|source| {
-                CliError::Io {
-                    path: out.clone(),
-                    source,
+            match (answer.as_str(), out) {
+                // A renewal of one's own certificate answers the chain at once.
+                (Some(chain), Some(out)) => {
+                    write_file(&out, chain)?;
+                    println!(
+                        "operator certificate for {name} written to {}",
+                        out.display()
+                    );
                 }
-            })?;
+                (Some(chain), None) => print!("{chain}"),
+                (None, _) => print_json(&answer),
+            }
+            Ok(())
+        }),
+        Command::Operator(OperatorCommand::Requests { conn }) => block_on(async {
+            let op = OperatorClient::new(&conn.target(&cfg))?;
+            let v = op
+                .call(Method::GET, "/v1/admin/operators/requests", None)
+                .await?;
+            print_json(&v);
+            Ok(())
+        }),
+        Command::Operator(OperatorCommand::Approve {
+            index,
+            out,
+            approval_ref,
+            conn,
+        }) => block_on(async {
+            let op = OperatorClient::new(&conn.target(&cfg))?;
+            let chain = op
+                .call(
+                    Method::POST,
+                    &format!("/v1/admin/operators/requests/{index}/approve"),
+                    Some(&json!({ "approval_ref": approval_ref })),
+                )
+                .await?;
+            write_file(&out, chain.as_str().unwrap_or_default())?;
             println!(
-                "operator certificate for {name} written to {}",
+                "operator certificate of request {index} written to {}",
                 out.display()
             );
             Ok(())
         }),
     }
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|source| CliError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 async fn export_online(
@@ -494,7 +565,6 @@ fn print_json(v: &Value) {
 }
 
 async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliError> {
-    let conn_url = |c: &Conn| c.url.clone();
     let (op, result) = match &cmd {
         IntegrationCommand::Register(args) => {
             let RegisterArgs {
@@ -512,7 +582,7 @@ async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliErr
                 server_auth,
                 conn,
             } = args.as_ref();
-            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let op = OperatorClient::new(&conn.target(cfg))?;
             let body = json!({
                 "name": name, "business_owner": business_owner,
                 "technical_owner": technical_owner, "purpose": purpose,
@@ -526,12 +596,12 @@ async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliErr
             (op, r)
         }
         IntegrationCommand::List { conn } => {
-            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let op = OperatorClient::new(&conn.target(cfg))?;
             let r = op.call(Method::GET, "/v1/admin/integrations", None).await;
             (op, r)
         }
         IntegrationCommand::Show { name, conn } => {
-            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let op = OperatorClient::new(&conn.target(cfg))?;
             let r = op
                 .call(Method::GET, &format!("/v1/admin/integrations/{name}"), None)
                 .await;
@@ -545,7 +615,7 @@ async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliErr
             } else {
                 "resume"
             };
-            let op = OperatorClient::new(&Target::from_config(cfg, conn_url(conn)))?;
+            let op = OperatorClient::new(&conn.target(cfg))?;
             let r = op
                 .call(
                     Method::POST,
@@ -584,7 +654,7 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
             json,
             conn,
         } => {
-            let target = Target::from_config(cfg, conn.url);
+            let target = conn.target(cfg);
             let ca = std::fs::read(&target.ca)
                 .map_err(|e| CliError::Other(format!("{}: {e}", target.ca.display())))?;
             let figure = tokio::runtime::Runtime::new()

@@ -205,9 +205,14 @@ pub async fn start_with_clock(
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
     // A CA rotation reloads the client-certificate roots through this handle.
     state.keys.set_tls(tls.clone());
-    let server = axum_server::from_tcp_rustls(listener, tls)
+    let mut server = axum_server::from_tcp_rustls(listener, tls)
         .map_err(|source| ServeError::Listen { addr, source })?
         .handle(handle.clone());
+    // A client that sends its request and closes its side at once (fire-and-forget
+    // revocations, `curl` in a script that is killed) still has the request handled to
+    // completion; only the answer is lost. Commits never depend on it anyway (the
+    // sequencer runs every effect itself), but the request must reach the sequencer.
+    server.http_builder().http1().half_close(true);
     let server =
         tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     let (stop, stop_rx) = watch::channel(false);

@@ -195,3 +195,39 @@ impl From<LeafError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod sequencer_mapping {
+    use super::*;
+
+    fn status_and_retry(e: SequenceError) -> (u16, bool) {
+        let r = ApiError::from(e).into_response();
+        (
+            r.status().as_u16(),
+            r.headers().contains_key(header::RETRY_AFTER),
+        )
+    }
+
+    #[test]
+    fn overload_and_storage_are_503_with_retry_after_and_never_404() {
+        assert_eq!(status_and_retry(SequenceError::QueueFull), (503, true));
+        assert_eq!(
+            status_and_retry(SequenceError::Storage("redb read".into())),
+            (503, true)
+        );
+        assert_eq!(
+            status_and_retry(SequenceError::Refused(Refusal::UnknownCredential(
+                "certificate with serial 01".into()
+            ))),
+            (404, false)
+        );
+        assert_eq!(
+            status_and_retry(SequenceError::Refused(Refusal::Invalid("too long".into()))),
+            (400, false)
+        );
+        let busy = ApiError::from(IssueError::Overloaded(crate::hsm::Overloaded {
+            capacity: 8,
+        }));
+        assert_eq!(busy.into_response().status().as_u16(), 503);
+    }
+}

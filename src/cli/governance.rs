@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::{print_json, CliError, Conn};
-use crate::client::{OperatorClient, Target};
+use crate::client::OperatorClient;
 use crate::config::Config;
 
 #[derive(Debug, Subcommand)]
@@ -106,10 +106,7 @@ pub enum IntegrationsCommand {
 }
 
 fn client(cfg: &Config, conn: &Conn) -> Result<OperatorClient, CliError> {
-    Ok(OperatorClient::new(&Target::from_config(
-        cfg,
-        conn.url.clone(),
-    ))?)
+    Ok(OperatorClient::new(&conn.target(cfg))?)
 }
 
 pub async fn run(cfg: &Config, cmd: &GovernanceCommand) -> Result<(), CliError> {

@@ -144,6 +144,10 @@ pub enum Op {
         flagged: AnomalyFlagged,
         auto_suspend: bool,
     },
+    /// Writes nothing. Answered once every command answered before it was submitted,
+    /// and the signal events those caused, is committed (a "flush now" for tools and
+    /// tests that must not sleep).
+    Barrier,
 }
 
 /// A command: who, and what.

@@ -119,6 +119,16 @@ impl Sequencer {
     }
 }
 
+impl Sequencer {
+    /// Waits until everything answered before this call, and the follow-up signal events
+    /// it caused, is committed.
+    pub async fn flush(&self) -> Result<(), SequenceError> {
+        self.submit(Command::new(Actor::System("flush"), Op::Barrier))
+            .await
+            .map(drop)
+    }
+}
+
 fn run(
     store: &dyn Store,
     clock: &Clock,

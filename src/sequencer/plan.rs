@@ -165,6 +165,20 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             peer,
         } => {
             issuable(ctx, &cert.integration)?;
+            let enrolling = matches!(command.actor, Actor::Enrollment { .. });
+            if enrolling != enrollment.is_some() {
+                return Err(Refusal::Invalid(
+                    "an enrollment spends exactly one enrollment token; a renewal none".into(),
+                )
+                .into());
+            }
+            if let Actor::Workload { integration, .. } | Actor::Enrollment { integration } =
+                &command.actor
+            {
+                if *integration != cert.integration {
+                    return Err(Refusal::ActorUnknown.into());
+                }
+            }
             if ctx.claims.serials.contains(&cert.serial)
                 || ctx.registry.certificate(&cert.serial)?.is_some()
             {
@@ -193,6 +207,10 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
         }
         Op::IssueToken { token, peer } => {
             issuable(ctx, &token.integration)?;
+            match &command.actor {
+                Actor::Workload { integration, .. } if *integration == token.integration => {}
+                _ => return Err(Refusal::ActorUnknown.into()),
+            }
             if ctx.claims.jtis.contains(&token.jti) || ctx.registry.token(&token.jti)?.is_some() {
                 return Err(Refusal::JtiTaken.into());
             }
@@ -339,6 +357,7 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             flagged,
             auto_suspend,
         } => anomaly(ctx, &actor, flagged.clone(), *auto_suspend)?,
+        Op::Barrier => Plan::new(Outcome::Unchanged),
     };
     for entry in &plan.entries {
         entry

@@ -464,34 +464,54 @@ pub fn audit(bundle: &[u8], pinned_key: [u8; 32]) -> credmint_ledger::audit::Aud
 /// so the server never leaves unread bytes behind (which would turn its close into a
 /// reset): the answer is always readable.
 pub fn raw_exchange(s: &Served, request: &[u8]) -> String {
-    let port = s.running.as_ref().unwrap().addr.port();
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_slice(&s.ca_pem).unwrap())
-        .unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(
-        std::sync::Arc::new(config),
-        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    use rustls::pki_types::pem::PemObject;
     use std::io::{Read, Write};
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = raw_tls(s, None);
     tls.write_all(request).unwrap();
     tls.flush().unwrap();
     let mut out = Vec::new();
     // A close without close_notify is fine here: everything before it was read.
     let _ = tls.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A raw TLS connection to the appliance (rustls, trusting only its CA), presenting
+/// `identity` (certificate chain PEM followed by its key PEM) if given.
+pub fn raw_tls(
+    s: &Served,
+    identity: Option<(&str, &str)>,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let port = s.running.as_ref().unwrap().addr.port();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&s.ca_pem).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((chain, key)) => {
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(chain.as_bytes())
+                    .map(|c| c.unwrap())
+                    .collect();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            builder.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    rustls::StreamOwned::new(conn, tcp)
 }
 
 /// A body announced above `server.max_body_bytes` is refused with 413 and the JSON error

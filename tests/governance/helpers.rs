@@ -1,7 +1,5 @@
 //! Steps shared by the governance tests.
 
-use std::time::Duration;
-
 use credmint_ledger::event::{AnomalyFlagged, AnomalyKind, ChangeKind, IntegrationChanged};
 use credmint_ledger::{Event, Record};
 use serde_json::{json, Value};
@@ -37,24 +35,23 @@ pub fn anomalies_of(s: &Served, integration: &str, kind: AnomalyKind) -> Vec<Ano
         .collect()
 }
 
-/// Waits (signals are written by a background task) until `integration` has an anomaly
-/// of `kind`; panics after 10 s.
+/// The anomaly of `kind` about `integration`, once every signal caused so far is
+/// committed; panics if there is none.
 pub async fn wait_for_anomaly(s: &Served, integration: &str, kind: AnomalyKind) -> AnomalyFlagged {
-    for _ in 0..100 {
-        if let Some(a) = anomalies_of(s, integration, kind).into_iter().next() {
-            return a;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    settle(s).await;
+    match anomalies_of(s, integration, kind).into_iter().next() {
+        Some(a) => a,
+        None => panic!(
+            "no {kind:?} anomaly for {integration}: {:?}",
+            anomalies(s, integration)
+        ),
     }
-    panic!(
-        "no {kind:?} anomaly for {integration}: {:?}",
-        anomalies(s, integration)
-    );
 }
 
-/// Gives background signal writers time to land, so an absence means something.
-pub async fn settle() {
-    tokio::time::sleep(Duration::from_millis(400)).await;
+/// Waits until every signal event caused by what was answered so far is committed (a
+/// sequencer barrier, not a sleep), so an absence means something.
+pub async fn settle(s: &Served) {
+    s.state().sequencer.flush().await.unwrap();
 }
 
 /// Integration changes of `integration`, with their actors.
@@ -143,7 +140,7 @@ pub fn at(s: &Served, secs: i64) -> String {
 /// Exports the ledger over HTTPS and runs the offline auditor with semantic rules: every
 /// governance event written must satisfy FORMAT.md §13.
 pub async fn assert_audit_clean(s: &Served) {
-    settle().await;
+    settle(s).await;
     s.assert_ledger_verifies(s.state().ledger.ledger_key())
         .await;
 }

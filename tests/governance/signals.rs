@@ -49,7 +49,7 @@ async fn dormant_integration_becoming_active_is_flagged_and_regular_use_is_not()
     );
     s.clock.advance(20 * 86_400);
     enroll_again(&s, "sleepy").await; // 20 days idle: below the 30-day default
-    settle().await;
+    settle(&s).await;
     assert!(
         anomalies(&s, "sleepy").is_empty(),
         "{:?}",
@@ -68,7 +68,7 @@ async fn dormant_integration_becoming_active_is_flagged_and_regular_use_is_not()
     // Active again: the next issuance is normal traffic. (Certificates issued on the
     // moved clock are not yet valid for real-time TLS, so enroll rather than use mTLS.)
     enroll_again(&s, "sleepy").await;
-    settle().await;
+    settle(&s).await;
     assert_eq!(anomalies(&s, "sleepy").len(), 1);
     assert_eq!(anomalies(&s, "sleepy")[0].0, "system:signals");
     assert_eq!(
@@ -106,7 +106,7 @@ async fn volume_spike_is_flagged_and_auto_suspends_a_privileged_integration_but_
         }
         s.clock.advance(60);
     }
-    settle().await;
+    settle(&s).await;
     assert!(
         anomalies(&s, "steady").is_empty(),
         "{:?}",
@@ -179,7 +179,7 @@ async fn new_source_network_is_flagged_once_and_the_usual_network_is_not() {
     let nearby = client_from(&s, &w, "127.0.0.9"); // same /24
     assert_eq!(token(&usual, &s, &["deploy:read"], None).await.0, 201);
     assert_eq!(token(&nearby, &s, &["deploy:read"], None).await.0, 201);
-    settle().await;
+    settle(&s).await;
     assert!(
         anomalies(&s, "roamer").is_empty(),
         "{:?}",
@@ -192,7 +192,7 @@ async fn new_source_network_is_flagged_once_and_the_usual_network_is_not() {
     assert!(signal.detail.contains("127.0.1.0/24"), "{}", signal.detail);
     assert_eq!(token(&elsewhere, &s, &["deploy:read"], None).await.0, 201);
     assert_eq!(token(&usual, &s, &["deploy:read"], None).await.0, 201);
-    settle().await;
+    settle(&s).await;
     assert_eq!(
         anomalies(&s, "roamer").len(),
         1,
@@ -240,7 +240,7 @@ async fn privilege_expansion_fires_on_an_approved_increase_only() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    settle().await;
+    settle(&s).await;
     assert!(anomalies_of(&s, "grower", AnomalyKind::PrivilegeExpansion).is_empty());
 
     // An approved routine -> privileged move (requested by bob, approved by admin).

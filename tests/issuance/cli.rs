@@ -91,3 +91,57 @@ fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
         "PIN leaked into the server log"
     );
 }
+
+#[test]
+fn operator_cli_requests_and_a_second_operator_approves_a_new_operator() {
+    let port = free_port();
+    let app = TestAppliance::with_listen("cli-op", &format!("127.0.0.1:{port}"));
+    let server = app.spawn_server();
+    let url = format!("https://localhost:{port}");
+    let csr = crate::common::openssl_csr("ec", "");
+    let dir = tempfile::tempdir().unwrap();
+    let csr_path = dir.path().join("carol.csr");
+    std::fs::write(&csr_path, &csr.csr_pem).unwrap();
+    let csr_arg = csr_path.to_str().unwrap();
+    let add = app.cli(&[
+        "operator",
+        "add",
+        "carol",
+        "--csr",
+        csr_arg,
+        "--approval-ref",
+        "CHG-5",
+        "--url",
+        &url,
+    ]);
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let pending: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+    assert_eq!(pending["status"], "pending");
+    let index = pending["request_index"].as_u64().unwrap().to_string();
+    let listed = app.cli(&["operator", "requests", "--url", &url]);
+    assert!(
+        text(&listed.stdout).contains("carol"),
+        "{}",
+        text(&listed.stdout)
+    );
+    let out = dir.path().join("carol.pem");
+    let out_arg = out.to_str().unwrap();
+    // The requester may not approve its own request...
+    let own = app.cli(&[
+        "operator", "approve", &index, "--out", out_arg, "--url", &url,
+    ]);
+    assert!(!own.status.success());
+    assert!(
+        text(&own.stderr).contains("self-approval"),
+        "{}",
+        text(&own.stderr)
+    );
+    // ... the second init operator may.
+    let approved = app.cli(&[
+        "operator", "approve", &index, "--out", out_arg, "--url", &url, "--as", "admin2",
+    ]);
+    assert!(approved.status.success(), "{}", text(&approved.stderr));
+    let chain = std::fs::read_to_string(&out).unwrap();
+    assert!(chain.starts_with("-----BEGIN CERTIFICATE-----"));
+    drop(server);
+}

@@ -4,6 +4,7 @@
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;
+mod concurrency;
 mod flow;
 mod refusals;
 mod support;

@@ -4,6 +4,7 @@
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;
+mod disconnect;
 mod http_status;
 mod ocsp_crl;
 mod revoke;
