@@ -31,3 +31,14 @@ impl Clock {
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);
     }
 }
+
+/// Unix seconds as RFC 3339 (UTC), the one date format on the wire.
+pub fn rfc3339(unix: u64) -> String {
+    OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(0))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -178,6 +178,38 @@ impl From<IssueError> for ApiError {
     }
 }
 
+impl From<crate::status::json::LookupError> for ApiError {
+    fn from(e: crate::status::json::LookupError) -> Self {
+        use crate::status::json::LookupError;
+        match e {
+            LookupError::Unknown(doc) => ApiError::UnknownCredential(doc),
+            LookupError::NoCheckpoint => ApiError::Unavailable {
+                what: "checkpoint",
+                detail: e.to_string(),
+            },
+            LookupError::Registry(e) => e.into(),
+            LookupError::Ledger(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
+impl From<crate::rotation::RotationError> for ApiError {
+    fn from(e: crate::rotation::RotationError) -> Self {
+        use crate::rotation::RotationError;
+        match e {
+            RotationError::Sequence(e) => e.into(),
+            RotationError::NotInForce(message) => ApiError::Conflict(message),
+            RotationError::Unavailable(_) | RotationError::Hsm(_) => ApiError::Unavailable {
+                what: "key rotation",
+                detail: e.to_string(),
+            },
+            RotationError::History(_) | RotationError::Ca(_) | RotationError::Internal(_) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
 impl From<ProjectionError> for ApiError {
     fn from(e: ProjectionError) -> Self {
         ApiError::Unavailable {

@@ -2,15 +2,8 @@
 
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-pub fn rfc3339(unix: u64) -> String {
-    OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(0))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use crate::clock::rfc3339;
 
 pub fn class_name(c: PrivilegeClass) -> &'static str {
     match c {

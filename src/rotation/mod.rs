@@ -51,6 +51,16 @@ pub enum RotationError {
     Hsm(#[from] crate::hsm::HsmError),
     #[error("CA certificate: {0}")]
     Ca(String),
+    /// Generating or signing with the new key failed; nothing was committed.
+    #[error("key rotation unavailable: {0}")]
+    Unavailable(String),
+    /// The key the appliance signs with is not the ledger's key in force.
+    #[error("{0}")]
+    NotInForce(String),
+    #[error(transparent)]
+    Sequence(#[from] crate::sequencer::SequenceError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// One CA generation still answering status.

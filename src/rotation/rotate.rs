@@ -13,10 +13,9 @@ use super::{
     assemble, build_cross, build_successor_root, ca_overlap_secs, crl_url, not_after, role_index,
     token_generation, write_ca_files, Active, CaGeneration, RotationError,
 };
-use crate::api::views::rfc3339;
-use crate::api::ApiError;
 use crate::app::AppState;
 use crate::ca::RootCa;
+use crate::clock::rfc3339;
 use crate::config::Algorithm;
 use crate::hsm::keys::{find_key, generate_key_pair};
 use crate::hsm::{HsmError, HsmKey};
@@ -70,15 +69,12 @@ fn sign_rotation(key: &HsmKey, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable {
-        what: "key rotation",
-        detail: e.to_string(),
-    }
+fn unavailable(e: impl std::fmt::Display) -> RotationError {
+    RotationError::Unavailable(e.to_string())
 }
 
 /// Generates the new key and builds the signed event (blocking: PKCS#11).
-fn prepare(state: &AppState, active: &Active, role: KeyRole) -> Result<Prepared, ApiError> {
+fn prepare(state: &AppState, active: &Active, role: KeyRole) -> Result<Prepared, RotationError> {
     let cfg = &state.config;
     let (base, old) = match role {
         KeyRole::Ca => (&cfg.keys.ca.label, &active.keys.ca),
@@ -111,9 +107,9 @@ fn prepare(state: &AppState, active: &Active, role: KeyRole) -> Result<Prepared,
         .keys_in_force()
         .into_iter()
         .find(|k| k.role == role)
-        .ok_or_else(|| ApiError::Internal(format!("no {role:?} key in force")))?;
+        .ok_or_else(|| RotationError::Internal(format!("no {role:?} key in force")))?;
     if old_info.spki_der != old.public_key().spki_der() {
-        return Err(ApiError::Conflict(
+        return Err(RotationError::NotInForce(
             "the signing key is not the key in force; restart the appliance".into(),
         ));
     }
@@ -213,13 +209,13 @@ pub async fn rotate(
     role: KeyRole,
     actor: Actor,
     reason: &str,
-) -> Result<RotationOutcome, ApiError> {
+) -> Result<RotationOutcome, RotationError> {
     let _one_at_a_time = state.keys.rotating.lock().await;
     let active = state.keys.current();
     let (st, act) = (state.clone(), active.clone());
     let prepared = tokio::task::spawn_blocking(move || prepare(&st, &act, role))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(|e| RotationError::Internal(e.to_string()))??;
     let event = prepared.event.clone();
     let (st, act) = (state.clone(), active.clone());
     let swap = KeySwap(Box::new(move |at| {
@@ -245,7 +241,7 @@ pub async fn rotate(
     let record = receipt
         .records
         .first()
-        .ok_or_else(|| ApiError::Internal("rotation committed no record".into()))?;
+        .ok_or_else(|| RotationError::Internal("rotation committed no record".into()))?;
     let next = state.keys.current();
     let retires = match role {
         KeyRole::Ca => next.cas.iter().rev().nth(1).and_then(|g| g.retire_at),
@@ -287,7 +283,7 @@ pub async fn rotate(
         KeyRole::Ledger => {
             let size = crate::checkpointer::sign_if_grown(state)
                 .await
-                .map_err(|e| ApiError::Internal(format!("checkpoint after rotation: {e}")))?;
+                .map_err(|e| RotationError::Internal(format!("checkpoint after rotation: {e}")))?;
             body["checkpoint_size"] = json!(size.unwrap_or(state.ledger.size()));
             body["ledger_key"] = json!(credmint_ledger::note::verifier_key_string(
                 state.ledger.origin(),

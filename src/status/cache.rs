@@ -343,6 +343,11 @@ pub async fn answer(state: &AppState, request: &[u8]) -> OcspAnswer {
     if !cacheable && !state.status.spend_budget(now) {
         return OcspAnswer::error(ErrorStatus::TryLater);
     }
+    // The same admission gate as issuance: when the HSM is saturated, say tryLater now
+    // instead of queueing a signature the client will have given up on.
+    let Ok(_admitted) = state.admission.try_admit() else {
+        return OcspAnswer::error(ErrorStatus::TryLater);
+    };
     let epoch = state.status.epoch();
     let st = state.clone();
     let ids = parsed.cert_ids.clone();

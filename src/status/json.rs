@@ -9,23 +9,38 @@ use base64::Engine;
 use credmint_ledger::merkle;
 use serde_json::{json, Value};
 
-use crate::api::views::rfc3339;
-use crate::api::ApiError;
 use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::registry::ProjectionError;
 use crate::registry::Registry;
 use crate::revoke::reason_name;
+
+/// Why a status answer could not be given.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Never issued here: the body is the status document (`"status": "unknown"`).
+    #[error("unknown credential")]
+    Unknown(Value),
+    #[error("no checkpoint signed yet")]
+    NoCheckpoint,
+    #[error(transparent)]
+    Registry(#[from] ProjectionError),
+    #[error("ledger: {0}")]
+    Ledger(String),
+}
+
+fn ledger_err(e: impl std::fmt::Display) -> LookupError {
+    LookupError::Ledger(e.to_string())
+}
 
 /// How long a status answer waits for a checkpoint covering a brand-new record.
 const COVER_WAIT: Duration = Duration::from_secs(3);
 
 /// Ledger evidence for record `index`: the record, its inclusion proof and the checkpoint.
 /// The proof is checked with the ledger crate's verifier before it is handed out.
-pub async fn evidence(state: &AppState, index: u64) -> Result<Value, ApiError> {
+pub async fn evidence(state: &AppState, index: u64) -> Result<Value, LookupError> {
     state.checkpoints.covered(index + 1, COVER_WAIT).await;
-    let cp = state.checkpoint_view().ok_or(ApiError::Unavailable {
-        what: "checkpoint",
-        detail: "none signed yet".into(),
-    })?;
+    let cp = state.checkpoint_view().ok_or(LookupError::NoCheckpoint)?;
     if cp.size <= index {
         return Ok(json!({ "index": index, "proof_pending": true }));
     }
@@ -34,16 +49,15 @@ pub async fn evidence(state: &AppState, index: u64) -> Result<Value, ApiError> {
         let bytes = st
             .ledger
             .record_bytes(index)
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .ok_or_else(|| ApiError::Internal(format!("record {index} missing")))?;
+            .map_err(ledger_err)?
+            .ok_or_else(|| ledger_err(format!("record {index} missing")))?;
         let proof = st
             .ledger
             .inclusion_proof(index, cp.size)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(ledger_err)?;
         let leaf = merkle::leaf_hash(&bytes);
-        merkle::verify_inclusion(index, cp.size, &leaf, &proof, &cp.root).map_err(|e| {
-            ApiError::Internal(format!("self-check of inclusion proof failed: {e}"))
-        })?;
+        merkle::verify_inclusion(index, cp.size, &leaf, &proof, &cp.root)
+            .map_err(|e| ledger_err(format!("self-check of inclusion proof failed: {e}")))?;
         Ok(json!({
             "index": index,
             "record": STANDARD.encode(&bytes),
@@ -53,11 +67,11 @@ pub async fn evidence(state: &AppState, index: u64) -> Result<Value, ApiError> {
         }))
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ledger_err)?
 }
 
-fn unknown(kind: &str, id: &str) -> ApiError {
-    ApiError::UnknownCredential(json!({ kind: id, "status": "unknown" }))
+fn unknown(kind: &str, id: &str) -> LookupError {
+    LookupError::Unknown(json!({ kind: id, "status": "unknown" }))
 }
 
 /// The parts of a credential's projection row a status answer is decided from.
@@ -69,13 +83,13 @@ struct Standing {
 }
 
 /// Fills `status`, revocation details and the ledger evidence of the deciding record.
-async fn decide(state: &AppState, mut body: Value, s: Standing) -> Result<Value, ApiError> {
+async fn decide(state: &AppState, mut body: Value, s: Standing) -> Result<Value, LookupError> {
     let index = match s.revoked_index {
         Some(index) => {
             let at = state
                 .ledger
                 .record(index)
-                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(ledger_err)?
                 .map(|r| r.timestamp_ms / 1000)
                 .unwrap_or(0);
             body["status"] = json!("revoked");
@@ -97,7 +111,7 @@ async fn decide(state: &AppState, mut body: Value, s: Standing) -> Result<Value,
 }
 
 /// Status of a certificate by serial.
-pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, ApiError> {
+pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, LookupError> {
     let id = hex::encode(serial);
     let row = Registry::open(state.ledger.database())?
         .certificate(serial)?
@@ -113,7 +127,7 @@ pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, ApiEr
 }
 
 /// Status of a token by jti.
-pub async fn token(state: &AppState, jti: &str) -> Result<Value, ApiError> {
+pub async fn token(state: &AppState, jti: &str) -> Result<Value, LookupError> {
     let row = Registry::open(state.ledger.database())?
         .token(jti)?
         .ok_or_else(|| unknown("jti", jti))?;
