@@ -119,13 +119,7 @@ pub async fn revoke_integration(
         reason,
     };
     let receipt = sequencer.submit(Command::new(actor, op)).await?;
-    let (certificates, tokens) = match receipt.outcome {
-        Outcome::Revoked {
-            certificates,
-            tokens,
-        } => (certificates, tokens),
-        _ => (0, 0),
-    };
+    let (certificates, tokens) = receipt.outcome.revoked_counts();
     tracing::info!(%integration, certificates, tokens, "integration credentials revoked");
     Ok(BulkRevocation {
         certificates,

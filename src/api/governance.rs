@@ -24,7 +24,7 @@ use crate::governance::{
 use crate::registry::{
     parse_review_by, FieldError, PendingChange, Registry, CHANGE_APPROVED, CHANGE_SUPERSEDED,
 };
-use crate::sequencer::{spec_hash, Change, Command, Op, Outcome, Refusal, SequenceError};
+use crate::sequencer::{spec_hash, Change, Command, Op, Refusal, SequenceError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -343,13 +343,7 @@ async fn decommission(
     refuse_decommissioned(&before)?;
     let receipt =
         submit_change(&state, &operator, &before, Change::Decommission { reason }).await?;
-    let (certificates, tokens) = match receipt.outcome {
-        Outcome::Revoked {
-            certificates,
-            tokens,
-        } => (certificates, tokens),
-        _ => (0, 0),
-    };
+    let (certificates, tokens) = receipt.outcome.revoked_counts();
     tracing::info!(integration = %name, operator = %operator.name, certificates, tokens, "integration decommissioned");
     let mut after = before.clone();
     after.status = IntegrationStatus::Decommissioned;

@@ -101,6 +101,17 @@ fn pending_row(
     })
 }
 
+fn operator_request_row(index: u64, v: (&str, &str, &[u8], &str, u64)) -> OperatorRequest {
+    OperatorRequest {
+        index,
+        name: v.0.to_string(),
+        requester: v.1.to_string(),
+        spki_der: v.2.to_vec(),
+        approval_ref: v.3.to_string(),
+        requested_at: v.4,
+    }
+}
+
 fn storage(e: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Storage(e.to_string())
 }
@@ -304,14 +315,12 @@ impl Registry {
 
     /// A pending operator request at ledger index `index`.
     pub fn operator_request(&self, index: u64) -> Result<Option<OperatorRequest>, ProjectionError> {
-        lookup!(self.txn, OPERATOR_REQUESTS, index, |v| OperatorRequest {
+        lookup!(
+            self.txn,
+            OPERATOR_REQUESTS,
             index,
-            name: v.0.to_string(),
-            requester: v.1.to_string(),
-            spki_der: v.2.to_vec(),
-            approval_ref: v.3.to_string(),
-            requested_at: v.4,
-        })
+            |v| operator_request_row(index, v)
+        )
     }
 
     /// Every pending operator request, oldest first.
@@ -324,15 +333,7 @@ impl Registry {
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
             let (k, v) = entry.map_err(storage)?;
-            let v = v.value();
-            out.push(OperatorRequest {
-                index: k.value(),
-                name: v.0.to_string(),
-                requester: v.1.to_string(),
-                spki_der: v.2.to_vec(),
-                approval_ref: v.3.to_string(),
-                requested_at: v.4,
-            });
+            out.push(operator_request_row(k.value(), v.value()));
         }
         Ok(out)
     }

@@ -239,6 +239,19 @@ pub struct Receipt {
     pub outcome: Outcome,
 }
 
+impl Outcome {
+    /// (certificates, tokens) a revoke-all or decommissioning revoked; (0, 0) otherwise.
+    pub fn revoked_counts(&self) -> (usize, usize) {
+        match self {
+            Outcome::Revoked {
+                certificates,
+                tokens,
+            } => (*certificates, *tokens),
+            _ => (0, 0),
+        }
+    }
+}
+
 impl Receipt {
     /// Index of the command's first record (or of the existing revocation).
     pub fn first_index(&self) -> Option<u64> {

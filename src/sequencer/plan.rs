@@ -499,33 +499,34 @@ fn revoke_one(ctx: &Context<'_>, actor: &str, target: &Target, reason: u8) -> Re
         return Ok(Plan::new(Outcome::AlreadyRevoked { index }));
     }
     let mut p = Plan::new(Outcome::Appended);
-    match target {
-        Target::Certificate(serial) => {
-            p.push(
-                actor,
-                Event::Revoked(Revoked {
-                    serial: serial.clone(),
-                    reason,
-                }),
-                ctx.now_ms,
-            );
-            p.claims.push(Claim::RevokedSerial(serial.clone(), 0));
-            p.effects.push(Effect::Revoked(serial.clone()));
-        }
-        Target::Token(jti) => {
-            p.push(
-                actor,
-                Event::TokenRevoked(TokenRevoked {
-                    jti: jti.clone(),
-                    reason,
-                }),
-                ctx.now_ms,
-            );
-            p.claims.push(Claim::RevokedJti(jti.clone(), 0));
-        }
-    }
+    push_revocation(&mut p, actor, target.clone(), reason, ctx.now_ms);
     p.effects.push(Effect::Checkpoint);
     Ok(p)
+}
+
+/// Adds the revocation of `target` to `p`, with its claim and (for a certificate) the
+/// cache invalidation.
+fn push_revocation(p: &mut Plan, actor: &str, target: Target, reason: u8, now_ms: u64) {
+    let at = p.entries.len();
+    match target {
+        Target::Certificate(serial) => {
+            let event = Event::Revoked(Revoked {
+                serial: serial.clone(),
+                reason,
+            });
+            p.push(actor, event, now_ms);
+            p.effects.push(Effect::Revoked(serial.clone()));
+            p.claims.push(Claim::RevokedSerial(serial, at));
+        }
+        Target::Token(jti) => {
+            let event = Event::TokenRevoked(TokenRevoked {
+                jti: jti.clone(),
+                reason,
+            });
+            p.push(actor, event, now_ms);
+            p.claims.push(Claim::RevokedJti(jti, at));
+        }
+    }
 }
 
 /// Adds revocations of up to [`REVOKE_CHUNK`] live credentials of `integration` to `p`
@@ -541,44 +542,27 @@ fn revoke_live(
     let live = ctx
         .registry
         .live(integration, ctx.now(), REVOKE_CHUNK + 1)?;
+    let more = live.len() > REVOKE_CHUNK;
     let (mut certificates, mut tokens) = (0, 0);
-    for credential in live.iter().take(REVOKE_CHUNK) {
-        let at = p.entries.len();
-        match credential {
-            LiveCredential::Certificate(serial) => {
-                if ctx.claims.revoked_serials.contains_key(serial) {
-                    continue;
-                }
-                p.push(
-                    actor,
-                    Event::Revoked(Revoked {
-                        serial: serial.clone(),
-                        reason,
-                    }),
-                    ctx.now_ms,
-                );
-                p.claims.push(Claim::RevokedSerial(serial.clone(), at));
-                p.effects.push(Effect::Revoked(serial.clone()));
-                certificates += 1;
-            }
-            LiveCredential::Token(jti) => {
-                if ctx.claims.revoked_jtis.contains_key(jti) {
-                    continue;
-                }
-                p.push(
-                    actor,
-                    Event::TokenRevoked(TokenRevoked {
-                        jti: jti.clone(),
-                        reason,
-                    }),
-                    ctx.now_ms,
-                );
-                p.claims.push(Claim::RevokedJti(jti.clone(), at));
-                tokens += 1;
-            }
+    for credential in live.into_iter().take(REVOKE_CHUNK) {
+        let target = match credential {
+            LiveCredential::Certificate(serial) => Target::Certificate(serial),
+            LiveCredential::Token(jti) => Target::Token(jti),
+        };
+        let already = match &target {
+            Target::Certificate(serial) => ctx.claims.revoked_serials.contains_key(serial),
+            Target::Token(jti) => ctx.claims.revoked_jtis.contains_key(jti),
+        };
+        if already {
+            continue;
         }
+        match target {
+            Target::Certificate(_) => certificates += 1,
+            Target::Token(_) => tokens += 1,
+        }
+        push_revocation(p, actor, target, reason, ctx.now_ms);
     }
-    p.more = live.len() > REVOKE_CHUNK || ctx.claims.issued_for.contains(integration);
+    p.more = more || ctx.claims.issued_for.contains(integration);
     if let Outcome::Revoked {
         certificates: c,
         tokens: t,

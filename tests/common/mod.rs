@@ -412,6 +412,16 @@ impl Drop for ServerProcess {
 }
 
 impl Served {
+    /// Every ledger record, decoded.
+    pub fn records(&self) -> Vec<credmint_ledger::Record> {
+        self.state()
+            .ledger
+            .records(0)
+            .unwrap()
+            .map(|r| r.unwrap().decode().unwrap())
+            .collect()
+    }
+
     /// The audit bundle, streamed from `GET /v1/admin/ledger/export`.
     pub async fn export_bundle(&self) -> Vec<u8> {
         let resp = self

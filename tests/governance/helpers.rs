@@ -8,12 +8,7 @@ use crate::common::{openssl_csr, Served};
 
 /// Every record of the appliance's ledger, decoded.
 pub fn records(s: &Served) -> Vec<Record> {
-    s.state()
-        .ledger
-        .records(0)
-        .unwrap()
-        .map(|r| r.unwrap().decode().unwrap())
-        .collect()
+    s.records()
 }
 
 /// Anomaly events about `integration`, with their actors.

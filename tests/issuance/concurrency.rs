@@ -3,20 +3,10 @@
 //! against every token request that has not committed before it.
 
 use credmint_ledger::event::Event;
-use credmint_ledger::Record;
 use serde_json::{json, Value};
 
-use crate::common::{openssl_csr, Served, TestAppliance};
+use crate::common::{openssl_csr, TestAppliance};
 use crate::support::{enroll, enrollment_token, register, registered_workload, registration};
-
-fn records(s: &Served) -> Vec<Record> {
-    s.state()
-        .ledger
-        .records(0)
-        .unwrap()
-        .map(|r| r.unwrap().decode().unwrap())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_uses_of_one_enrollment_token_issue_exactly_one_certificate() {
@@ -37,7 +27,7 @@ async fn twenty_concurrent_uses_of_one_enrollment_token_issue_exactly_one_certif
         19,
         "{statuses:?}"
     );
-    let all = records(&s);
+    let all = s.records();
     let used = all
         .iter()
         .filter(|r| matches!(r.event, Event::EnrollmentUsed(_)))
@@ -155,7 +145,7 @@ async fn a_revocation_racing_token_requests_lets_nothing_commit_after_it() {
         statuses.iter().all(|c| *c == 201 || *c == 401),
         "{statuses:?}"
     );
-    let all = records(&s);
+    let all = s.records();
     let revoked_at = all
         .iter()
         .find(|r| matches!(&r.event, Event::Revoked(v) if hex::encode(&v.serial) == serial))
