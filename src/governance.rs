@@ -94,10 +94,11 @@ impl GovernanceConfig {
         }
         let ops = &self.init_operators;
         let unique: std::collections::HashSet<&String> = ops.iter().collect();
-        if ops.is_empty() || ops.len() > 8 || unique.len() != ops.len() {
+        // One root could never add a second operator nor approve anything.
+        if ops.len() < 2 || ops.len() > 8 || unique.len() != ops.len() {
             return invalid(
                 "governance.init_operators",
-                "must name 1 to 8 distinct operators",
+                "must name 2 to 8 distinct operators (dual control needs two roots)",
             );
         }
         if let Some(bad) = ops.iter().find(|n| check_identifier("name", n).is_err()) {
@@ -313,6 +314,23 @@ pub fn review_state(cfg: &GovernanceConfig, review_by: u64, now: u64) -> ReviewS
 mod tests {
     use super::*;
     use credmint_ledger::event::IntegrationStatus;
+
+    #[test]
+    fn dual_control_needs_two_distinct_valid_init_operators() {
+        let with = |ops: &[&str]| GovernanceConfig {
+            init_operators: ops.iter().map(|s| s.to_string()).collect(),
+            ..GovernanceConfig::default()
+        };
+        assert!(with(&["admin", "admin2"]).validate().is_ok());
+        for bad in [
+            &["admin"][..],
+            &["admin", "admin"],
+            &["admin", "Bad Name"],
+            &[],
+        ] {
+            assert!(with(bad).validate().is_err(), "{bad:?}");
+        }
+    }
 
     fn spec() -> IntegrationSpec {
         IntegrationSpec {

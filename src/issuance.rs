@@ -18,7 +18,7 @@ use crate::hsm::{Admission, HsmKey, Overloaded};
 use crate::issue::{build_leaf, Governance, LeafError, LeafSpec, ValidCsr};
 use crate::policy::{CertGrant, TokenGrant};
 use crate::rotation::LiveKeys;
-use crate::sequencer::{Actor, Command, Op, SequenceError, Sequencer};
+use crate::sequencer::{Actor, Basis, Command, Op, SequenceError, Sequencer};
 use crate::token::{sign_jwt, JwsAlg, TokenClaims};
 
 /// Why nothing was issued. Nothing half-written remains in any case.
@@ -155,10 +155,14 @@ pub async fn issue_certificate(
     spec.crl_url = active.crl_url().to_string();
     let serial = spec.serial.to_vec();
     let (act, sp, spki) = (active.clone(), spec.clone(), csr.spki_der.clone());
-    let der = tokio::task::spawn_blocking(move || sign_leaf(&sp, &spki, &act.ca, &act.keys.ca))
-        .await
-        .map_err(|e| IssueError::Task(e.to_string()))??;
-    drop(admitted);
+    // The permit lives with the signature, not the request: a caller that goes away does
+    // not free a slot while its signature still occupies the HSM.
+    let der = tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
+        sign_leaf(&sp, &spki, &act.ca, &act.keys.ca)
+    })
+    .await
+    .map_err(|e| IssueError::Task(e.to_string()))??;
     let cert = CertificateIssued {
         serial: serial.clone(),
         integration: grant.integration.clone(),
@@ -167,9 +171,14 @@ pub async fn issue_certificate(
         not_after: unix(spec.not_after),
         key_fingerprint: csr.key_fingerprint,
     };
+    let basis = Basis {
+        spec: grant.spec_hash,
+        signer_spki: active.keys.ca.public_key().spki_der(),
+    };
     let op = Op::IssueCertificate {
         cert,
         enrollment,
+        basis,
         peer,
     };
     let receipt = issuer.sequencer.submit(Command::new(actor, op)).await?;
@@ -237,12 +246,12 @@ pub async fn issue_token(
         claims.to_value(),
     );
     let jwt = tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
         sign_jwt(jws_alg(&key), &kid, &value, |input| key.sign_raw(input))
     })
     .await
     .map_err(|e| IssueError::Task(e.to_string()))?
     .map_err(|e| IssueError::TokenSigning(e.to_string()))?;
-    drop(admitted);
     let token = TokenIssued {
         jti: jti.clone(),
         integration: grant.integration.clone(),
@@ -253,9 +262,13 @@ pub async fn issue_token(
         expires_at: u64::try_from(claims.exp).unwrap_or(0),
         key_fingerprint: Sha256::digest(active.keys.token.public_key().spki_der()).into(),
     };
+    let basis = Basis {
+        spec: grant.spec_hash,
+        signer_spki: active.keys.token.public_key().spki_der(),
+    };
     let receipt = issuer
         .sequencer
-        .submit(Command::new(actor, Op::IssueToken { token, peer }))
+        .submit(Command::new(actor, Op::IssueToken { token, basis, peer }))
         .await?;
     let ledger_index = receipt.first_index().unwrap_or_default();
     tracing::info!(integration = %grant.integration, %jti, ledger_index, "token issued");

@@ -34,6 +34,8 @@ pub enum Denial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertGrant {
     pub integration: String,
+    /// `registry::spec_hash` of the state this grant was decided on.
+    pub spec_hash: [u8; 32],
     pub spiffe_id: String,
     pub dns_names: Vec<String>,
     pub ttl_secs: u64,
@@ -45,6 +47,8 @@ pub struct CertGrant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     pub integration: String,
+    /// `registry::spec_hash` of the state this grant was decided on.
+    pub spec_hash: [u8; 32],
     pub spiffe_id: String,
     pub audience: String,
     pub scopes: Vec<String>,
@@ -113,6 +117,7 @@ pub fn decide_certificate(
     }
     Ok(CertGrant {
         integration: spec.name.clone(),
+        spec_hash: crate::registry::spec_hash(spec),
         spiffe_id: id,
         dns_names: dns_names.to_vec(),
         ttl_secs,
@@ -147,6 +152,7 @@ pub fn decide_token(
     scopes.dedup();
     Ok(TokenGrant {
         integration: spec.name.clone(),
+        spec_hash: crate::registry::spec_hash(spec),
         spiffe_id: spiffe_id(trust_domain, spec),
         audience: audience.to_string(),
         scopes,

@@ -249,6 +249,11 @@ impl Running {
             .server
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
+        // Commands that handlers queued before the grace ran out still commit, with their
+        // effects, before the final checkpoint.
+        if let Err(e) = self.state.sequencer.flush().await {
+            tracing::error!(error = %e, "sequencer flush at shutdown failed");
+        }
         let _ = self.stop.send(true);
         self.checkpointer
             .await

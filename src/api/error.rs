@@ -155,10 +155,12 @@ impl From<Refusal> for ApiError {
             | Refusal::Stale(_)
             | Refusal::Decommissioned(_)
             | Refusal::NotPending(_) => ApiError::Conflict(r.to_string()),
-            Refusal::SerialTaken | Refusal::JtiTaken => ApiError::Unavailable {
-                what: "issuance",
-                detail: r.to_string(),
-            },
+            Refusal::SerialTaken | Refusal::JtiTaken | Refusal::KeyRotated => {
+                ApiError::Unavailable {
+                    what: "issuance",
+                    detail: r.to_string(),
+                }
+            }
         }
     }
 }

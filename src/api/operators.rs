@@ -68,10 +68,12 @@ async fn sign_operator(
     );
     leaf.spec.crl_url = active.crl_url().to_string();
     let (act, spec, spki) = (active.clone(), leaf.spec.clone(), spki_der.to_vec());
-    let der = tokio::task::spawn_blocking(move || sign_leaf(&spec, &spki, &act.ca, &act.keys.ca))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    drop(admitted);
+    let der = tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
+        sign_leaf(&spec, &spki, &act.ca, &act.keys.ca)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     Ok((leaf, pem_chain(&der, &active.ca)))
 }
 

@@ -20,3 +20,10 @@ pub use validate::{
     check_dns, check_identifier, check_scope, class_cap, parse_class, parse_review_by, validate,
     FieldError, Registration,
 };
+
+/// Identity of an integration's state: SHA-256 of its canonical spec bytes. Changes name
+/// the state they were decided on by it, and so do issuance grants.
+pub fn spec_hash(spec: &credmint_ledger::event::IntegrationSpec) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(spec.to_bytes()).into()
+}

@@ -210,22 +210,35 @@ pub async fn rotate(
     actor: Actor,
     reason: &str,
 ) -> Result<RotationOutcome, RotationError> {
-    let _one_at_a_time = state.keys.rotating.lock().await;
+    // One rotation at a time, until its keys are swapped: the guard moves into the swap,
+    // so a caller that goes away cannot let a second rotation start from a stale set.
+    let one_at_a_time = state.keys.rotating.clone().lock_owned().await;
     let active = state.keys.current();
     let (st, act) = (state.clone(), active.clone());
     let prepared = tokio::task::spawn_blocking(move || prepare(&st, &act, role))
         .await
         .map_err(|e| RotationError::Internal(e.to_string()))??;
     let event = prepared.event.clone();
-    let (st, act) = (state.clone(), active.clone());
+    let st = state.clone();
+    let failed = Arc::new(std::sync::Mutex::new(None::<String>));
+    let failure = failed.clone();
     let swap = KeySwap(Box::new(move |at| {
-        let (next, _) = next(&st, &act, &prepared, at).map_err(|e| e.to_string())?;
-        let next = Arc::new(next);
-        st.keys.replace(next.clone());
-        if role == KeyRole::Ca {
-            after_ca_rotation(&st, &next, at)?;
+        let _held = one_at_a_time;
+        let result = (|| -> Result<(), String> {
+            // Build on the keys in force now, not on the snapshot the rotation started from.
+            let current = st.keys.current();
+            let (next, _) = next(&st, &current, &prepared, at).map_err(|e| e.to_string())?;
+            let next = Arc::new(next);
+            st.keys.replace(next.clone());
+            if role == KeyRole::Ca {
+                after_ca_rotation(&st, &next, at)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = &result {
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
         }
-        Ok(())
+        result
     }));
     let actor_name = actor.ledger_name();
     let receipt = state
@@ -242,6 +255,12 @@ pub async fn rotate(
         .records
         .first()
         .ok_or_else(|| RotationError::Internal("rotation committed no record".into()))?;
+    if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(RotationError::Internal(format!(
+            "rotation committed at ledger index {} but could not be applied in memory ({e}); restart the appliance",
+            record.index
+        )));
+    }
     let next = state.keys.current();
     let retires = match role {
         KeyRole::Ca => next.cas.iter().rev().nth(1).and_then(|g| g.retire_at),

@@ -87,6 +87,18 @@ pub enum Change {
     Decommission { reason: String },
 }
 
+/// What an issuance was decided and signed on. It commits only if both still hold: the
+/// integration is exactly the state the grant was decided from (a narrowing committed
+/// in between makes it stale), and the key that signed it is still the key in force for
+/// its role (a credential signed by a key rotated away in between is never handed out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Basis {
+    /// `spec_hash` of the integration state the grant was decided from.
+    pub spec: [u8; 32],
+    /// SubjectPublicKeyInfo DER of the signing key (CA for certificates, token key for JWTs).
+    pub signer_spki: Vec<u8>,
+}
+
 /// Runs once, on the sequencer thread, after a key rotation committed and before its
 /// caller is answered: swaps the live keys (argument: the commit time, unix seconds).
 pub struct KeySwap(pub Box<dyn FnOnce(u64) -> Result<(), String> + Send>);
@@ -104,10 +116,12 @@ pub enum Op {
     IssueCertificate {
         cert: CertificateIssued,
         enrollment: Option<[u8; 32]>,
+        basis: Basis,
         peer: Option<IpAddr>,
     },
     IssueToken {
         token: TokenIssued,
+        basis: Basis,
         peer: Option<IpAddr>,
     },
     /// An operator certificate: only the actor's own renewal (same name).
@@ -182,6 +196,9 @@ pub enum Refusal {
     NotIssuable(String),
     #[error("the presenting certificate was revoked")]
     ActorRevoked,
+    /// Signed by a key that a committed rotation replaced; retry.
+    #[error("the signing key was rotated while the request was in flight; retry")]
+    KeyRotated,
     #[error("the presenting certificate has expired")]
     ActorExpired,
     #[error("the presenting certificate is unknown to the ledger")]

@@ -18,7 +18,7 @@ pub mod effects;
 pub mod plan;
 mod store;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use credmint_ledger::{NewEntry, Record};
 use tokio::sync::oneshot;
 
 pub use command::{
-    Actor, Change, Command, KeySwap, Op, Outcome, Receipt, Refusal, SequenceError, Target,
+    Actor, Basis, Change, Command, KeySwap, Op, Outcome, Receipt, Refusal, SequenceError, Target,
 };
 pub use effects::{AfterCommit, Issued, NoEffects};
 pub use plan::{spec_hash, CESSATION_OF_OPERATION, REVOKE_CHUNK, SIGNALS};
@@ -49,6 +49,37 @@ struct Job {
     reply: Option<Reply>,
     /// A revoke-all continuing in a later transaction: what earlier chunks did.
     carried: Option<Receipt>,
+    /// Failed attempts of this continuation (storage errors are retried, not dropped).
+    attempts: u32,
+}
+
+/// Storage failures a chunked revocation's continuation survives before its caller is
+/// told (its earlier chunks are durable; the rest is retried at the next start for a
+/// decommissioning).
+const CONTINUATION_ATTEMPTS: u32 = 5;
+
+impl Job {
+    fn new(command: Command, reply: Option<Reply>) -> Job {
+        Job {
+            command,
+            reply,
+            carried: None,
+            attempts: 0,
+        }
+    }
+
+    /// The integration a chunked revocation of this job is (or would be) revoking.
+    fn revoking(&self) -> Option<&str> {
+        match &self.command.op {
+            Op::RevokeIntegration { integration, .. } => Some(integration),
+            Op::Change {
+                integration,
+                change: Change::Decommission { .. },
+                ..
+            } => Some(integration),
+            _ => None,
+        }
+    }
 }
 
 /// Handle for sequencing commands; cheap to clone.
@@ -100,11 +131,7 @@ impl Sequencer {
     pub async fn submit(&self, command: Command) -> Result<Receipt, SequenceError> {
         let (reply, rx) = oneshot::channel();
         self.queued.fetch_add(1, Ordering::Relaxed);
-        let job = Job {
-            command,
-            reply: Some(reply),
-            carried: None,
-        };
+        let job = Job::new(command, Some(reply));
         match self.tx.try_send(job) {
             Ok(()) => {}
             Err(e) => {
@@ -137,7 +164,12 @@ fn run(
     queued: &AtomicUsize,
 ) {
     let mut carry: VecDeque<Job> = recovery(store).into_iter().collect();
+    let mut revoking: HashSet<String> = HashSet::new();
     loop {
+        if carry.iter().any(|j| j.attempts > 0) {
+            // A continuation failed on storage: give the disk a moment before retrying.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         // Continuations and follow-ups go first: a revoke-all finishes before anything
         // queued after it is decided.
         let mut jobs: Vec<Job> = carry.drain(..).collect();
@@ -159,7 +191,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        carry.extend(commit_batch(store, clock, hooks, jobs));
+        carry.extend(commit_batch(store, clock, hooks, jobs, &mut revoking));
     }
 }
 
@@ -180,17 +212,11 @@ fn recovery(store: &dyn Store) -> Vec<Job> {
             .unwrap_or(false)
         {
             tracing::warn!(integration = %spec.name, "finishing the revocations of an interrupted decommissioning");
-            jobs.push(Job {
-                command: Command::new(
-                    Actor::System("recovery"),
-                    Op::RevokeIntegration {
-                        integration: spec.name,
-                        reason: CESSATION_OF_OPERATION,
-                    },
-                ),
-                reply: None,
-                carried: None,
-            });
+            let op = Op::RevokeIntegration {
+                integration: spec.name,
+                reason: CESSATION_OF_OPERATION,
+            };
+            jobs.push(Job::new(Command::new(Actor::System("recovery"), op), None));
         }
     }
     jobs
@@ -261,13 +287,40 @@ struct Accepted {
     count: usize,
 }
 
+/// Answers a failed job, or, for a chunked revocation whose earlier chunks are durable,
+/// keeps it for another attempt.
+fn fail(
+    hooks: &dyn AfterCommit,
+    mut job: Job,
+    error: SequenceError,
+    revoking: &mut HashSet<String>,
+    next: &mut Vec<Job>,
+) {
+    let retriable = matches!(error, SequenceError::Storage(_));
+    if job.carried.is_some() && retriable && job.attempts + 1 < CONTINUATION_ATTEMPTS {
+        tracing::warn!(%error, attempt = job.attempts + 1, "revocation chunk failed; retrying");
+        job.attempts += 1;
+        next.push(job);
+        return;
+    }
+    if job.carried.is_some() {
+        if let Some(name) = job.revoking() {
+            revoking.remove(name);
+        }
+        tracing::error!(%error, "chunked revocation stopped; earlier chunks are committed");
+    }
+    answer(hooks, job.reply, Err(error));
+}
+
 /// Decides, commits and answers one batch; returns the jobs for the next batch.
 fn commit_batch(
     store: &dyn Store,
     clock: &Clock,
     hooks: &dyn AfterCommit,
     jobs: Vec<Job>,
+    revoking: &mut HashSet<String>,
 ) -> Vec<Job> {
+    let mut next = Vec::new();
     // Entries carry one timestamp per batch, never below the head's (the ledger refuses
     // time going backwards).
     let now_ms = clock.unix_ms().max(store.head_timestamp_ms());
@@ -275,23 +328,41 @@ fn commit_batch(
         Ok(r) => r,
         Err(e) => {
             for job in jobs {
-                answer(hooks, job.reply, Err(SequenceError::Storage(e.to_string())));
+                fail(
+                    hooks,
+                    job,
+                    SequenceError::Storage(e.to_string()),
+                    revoking,
+                    &mut next,
+                );
             }
-            return Vec::new();
+            return next;
         }
     };
+    let keys_in_force = store.keys_in_force();
     let first_index = store.size();
     let mut claims = Claims::default();
     let mut accepted: Vec<Accepted> = Vec::with_capacity(jobs.len());
     let mut entries: Vec<NewEntry> = Vec::new();
     for mut job in jobs {
+        // A continuation is not blocked by its own revoke-all.
+        let own = job.carried.as_ref().and(job.revoking()).map(str::to_string);
+        if let Some(name) = &own {
+            revoking.remove(name);
+        }
         let ctx = Context {
             registry: &registry,
+            keys_in_force: &keys_in_force,
+            revoking,
             claims: &claims,
             now_ms,
             check_actor: job.carried.is_none(),
         };
-        match plan::plan(&ctx, &mut job.command) {
+        let planned = plan::plan(&ctx, &mut job.command);
+        if let Some(name) = own {
+            revoking.insert(name);
+        }
+        match planned {
             Ok(mut p) => {
                 p.claim(&mut claims, first_index + entries.len() as u64);
                 let count = p.entries.len();
@@ -302,8 +373,12 @@ fn commit_batch(
                     count,
                 });
             }
-            Err(PlanError::Refused(r)) => answer(hooks, job.reply, Err(SequenceError::Refused(r))),
-            Err(PlanError::Storage(e)) => answer(hooks, job.reply, Err(SequenceError::Storage(e))),
+            Err(PlanError::Refused(r)) => {
+                fail(hooks, job, SequenceError::Refused(r), revoking, &mut next)
+            }
+            Err(PlanError::Storage(e)) => {
+                fail(hooks, job, SequenceError::Storage(e), revoking, &mut next)
+            }
         }
     }
     drop(registry);
@@ -315,9 +390,15 @@ fn commit_batch(
             Err(e) => {
                 tracing::error!(error = %e, "ledger append failed; batch not committed");
                 for a in accepted {
-                    answer(hooks, a.job.reply, Err(SequenceError::Storage(e.clone())));
+                    fail(
+                        hooks,
+                        a.job,
+                        SequenceError::Storage(e.clone()),
+                        revoking,
+                        &mut next,
+                    );
                 }
-                return Vec::new();
+                return next;
             }
         }
     };
@@ -327,29 +408,36 @@ fn commit_batch(
         .flat_map(|a| a.plan.effects.drain(..))
         .collect();
     let follow_ups = effects::run(hooks, all_effects, now_ms / 1000);
-    let mut next = Vec::new();
     let mut records = records.into_iter();
     for a in accepted {
         let receipt = Receipt {
             records: records.by_ref().take(a.count).collect::<Vec<Record>>(),
             outcome: a.plan.outcome,
         };
+        let name = a.job.revoking().map(str::to_string);
         let receipt = merge(a.job.carried, receipt);
         if a.plan.more {
+            if let Some(name) = name {
+                revoking.insert(name);
+            }
             next.push(Job {
                 command: continuation(a.job.command),
                 reply: a.job.reply,
                 carried: Some(receipt),
+                attempts: 0,
             });
         } else {
+            if let Some(name) = name {
+                revoking.remove(&name);
+            }
             answer(hooks, a.job.reply, Ok(receipt));
         }
     }
-    next.extend(follow_ups.into_iter().map(|command| Job {
-        command,
-        reply: None,
-        carried: None,
-    }));
+    next.extend(
+        follow_ups
+            .into_iter()
+            .map(|command| Job::new(command, None)),
+    );
     next
 }
 

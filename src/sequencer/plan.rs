@@ -6,15 +6,16 @@ use std::collections::{HashMap, HashSet};
 
 use credmint_ledger::event::{
     AnomalyFlagged, AnomalyKind, ChangeKind, EnrollmentUsed, Event, IntegrationChanged,
-    IntegrationRegistered, IntegrationSpec, IntegrationStatus, PrivilegeClass, Revoked,
-    TokenRevoked,
+    IntegrationRegistered, IntegrationSpec, IntegrationStatus, KeyInfo, KeyRole, PrivilegeClass,
+    Revoked, TokenRevoked,
 };
 use credmint_ledger::governance::may_approve;
 use credmint_ledger::verify::semantic::increases_authority;
 use credmint_ledger::NewEntry;
 
-use super::command::{Actor, Change, Command, KeySwap, Op, Outcome, Refusal, Target};
+use super::command::{Actor, Basis, Change, Command, KeySwap, Op, Outcome, Refusal, Target};
 use super::effects::Effect;
+pub use crate::registry::spec_hash;
 use crate::registry::{CredentialKind, LiveCredential, ProjectionError, Registry};
 
 /// Most revocations one transaction of a revoke-all or decommissioning carries; the rest
@@ -62,6 +63,8 @@ pub struct Claims {
     changed: HashSet<String>,
     approved: HashSet<u64>,
     operator_requests: HashSet<u64>,
+    /// Key roles rotated in this batch (see `role_slot`).
+    rotated: HashSet<u8>,
     /// Integrations that receive a credential in this batch.
     issued_for: HashSet<String>,
 }
@@ -79,6 +82,7 @@ enum Claim {
     Changed(String),
     Approved(u64),
     OperatorRequest(u64),
+    Rotated(u8),
     Issued(String),
 }
 
@@ -129,6 +133,7 @@ impl Plan {
                 Claim::Changed(n) => drop(claims.changed.insert(n)),
                 Claim::Approved(i) => drop(claims.approved.insert(i)),
                 Claim::OperatorRequest(i) => drop(claims.operator_requests.insert(i)),
+                Claim::Rotated(r) => drop(claims.rotated.insert(r)),
                 Claim::Issued(n) => drop(claims.issued_for.insert(n)),
             }
         }
@@ -138,6 +143,11 @@ impl Plan {
 /// Everything a plan reads.
 pub struct Context<'a> {
     pub registry: &'a Registry,
+    /// Keys in force as committed (rotations earlier in the batch are in `claims`).
+    pub keys_in_force: &'a [KeyInfo],
+    /// Integrations whose revoke-all or decommissioning continues in a later transaction:
+    /// nothing is issued to them until it is done.
+    pub revoking: &'a HashSet<String>,
     pub claims: &'a Claims,
     pub now_ms: u64,
     /// False for a chunked revocation's continuation: the decision was taken and
@@ -162,9 +172,10 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
         Op::IssueCertificate {
             cert,
             enrollment,
+            basis,
             peer,
         } => {
-            issuable(ctx, &cert.integration)?;
+            issuable(ctx, &cert.integration, basis, KeyRole::Ca)?;
             let enrolling = matches!(command.actor, Actor::Enrollment { .. });
             if enrolling != enrollment.is_some() {
                 return Err(Refusal::Invalid(
@@ -205,8 +216,8 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
                 .push(issued_effect(ctx, &cert.integration, *peer)?);
             p
         }
-        Op::IssueToken { token, peer } => {
-            issuable(ctx, &token.integration)?;
+        Op::IssueToken { token, basis, peer } => {
+            issuable(ctx, &token.integration, basis, KeyRole::Token)?;
             match &command.actor {
                 Actor::Workload { integration, .. } if *integration == token.integration => {}
                 _ => return Err(Refusal::ActorUnknown.into()),
@@ -315,7 +326,7 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             p
         }
         Op::CreateEnrollment(e) => {
-            issuable(ctx, &e.integration)?;
+            standing(ctx, &e.integration)?;
             let mut p = Plan::new(Outcome::Appended);
             p.push(&actor, Event::EnrollmentCreated(e.clone()), ctx.now_ms);
             p
@@ -341,7 +352,18 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             change,
         } => change_plan(ctx, &actor, &command.actor, integration, *base, change)?,
         Op::RotateKey { event, swap } => {
+            // The store would refuse a rotation whose old key is no longer in force (and
+            // with it the whole batch): refuse it alone.
+            if ctx.claims.rotated.contains(&role_slot(event.role))
+                || !ctx.keys_in_force.contains(&event.old_key)
+            {
+                return Err(Refusal::Invalid(
+                    "the rotated key is no longer the key in force; rotate again".into(),
+                )
+                .into());
+            }
             let mut p = Plan::new(Outcome::Appended);
+            p.claims.push(Claim::Rotated(role_slot(event.role)));
             p.push(&actor, Event::KeyRotated(event.clone()), ctx.now_ms);
             let swap = std::mem::replace(swap, KeySwap(Box::new(|_| Ok(()))));
             p.effects.push(Effect::SwapKeys(swap));
@@ -425,9 +447,10 @@ fn independent(ctx: &Context<'_>, approver: &str, requester: &str) -> Result<()>
     })
 }
 
-/// The integration may receive a credential now: active, within review-by, and not
-/// changed earlier in this batch (a suspension is never followed by a credential it missed).
-fn issuable(ctx: &Context<'_>, name: &str) -> Result<IntegrationSpec> {
+/// The integration may receive a credential now: active, within review-by, not changed
+/// earlier in this batch, and not in the middle of a revoke-all (a suspension is never
+/// followed by a credential it missed).
+fn standing(ctx: &Context<'_>, name: &str) -> Result<IntegrationSpec> {
     let spec = ctx
         .registry
         .integration(name)?
@@ -435,10 +458,36 @@ fn issuable(ctx: &Context<'_>, name: &str) -> Result<IntegrationSpec> {
     if spec.status != IntegrationStatus::Active
         || ctx.now() > spec.review_by
         || ctx.claims.changed.contains(name)
+        || ctx.revoking.contains(name)
     {
         return Err(Refusal::NotIssuable(name.to_string()).into());
     }
     Ok(spec)
+}
+
+/// [`standing`], and the issuance's [`Basis`] still holds: same integration state as
+/// when it was decided, signed by the key in force for `role`.
+fn issuable(ctx: &Context<'_>, name: &str, basis: &Basis, role: KeyRole) -> Result<()> {
+    let spec = standing(ctx, name)?;
+    if spec_hash(&spec) != basis.spec {
+        return Err(Refusal::Stale(name.to_string()).into());
+    }
+    let in_force = ctx
+        .keys_in_force
+        .iter()
+        .any(|k| k.role == role && k.spki_der == basis.signer_spki);
+    if !in_force || ctx.claims.rotated.contains(&role_slot(role)) {
+        return Err(Refusal::KeyRotated.into());
+    }
+    Ok(())
+}
+
+fn role_slot(role: KeyRole) -> u8 {
+    match role {
+        KeyRole::Ca => 0,
+        KeyRole::Token => 1,
+        KeyRole::Ledger => 2,
+    }
 }
 
 /// The signal input of an issuance: the integration's previous activity as of just
@@ -563,6 +612,10 @@ fn revoke_live(
         push_revocation(p, actor, target, reason, ctx.now_ms);
     }
     p.more = more || ctx.claims.issued_for.contains(integration);
+    if p.more {
+        // Nothing is issued to it until the last chunk is in (see `Context::revoking`).
+        p.claims.push(Claim::Changed(integration.to_string()));
+    }
     if let Outcome::Revoked {
         certificates: c,
         tokens: t,
@@ -755,10 +808,4 @@ fn anomaly(
         auto_suspended: auto,
     });
     Ok(p)
-}
-
-/// Identity of an integration's state, which change commands name as their `base`.
-pub fn spec_hash(spec: &IntegrationSpec) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(spec.to_bytes()).into()
 }

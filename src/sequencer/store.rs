@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use credmint_ledger::event::KeyInfo;
 use credmint_ledger::{Ledger, NewEntry, Record};
 
 use crate::registry::{apply, ProjectionError, Registry};
@@ -17,6 +18,8 @@ pub trait Store: Send + Sync {
     fn head_timestamp_ms(&self) -> u64;
     /// Appends `entries` and updates the projections in one durable transaction.
     fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Record>, String>;
+    /// The keys in force (genesis plus committed rotations), one per role.
+    fn keys_in_force(&self) -> Vec<KeyInfo>;
 }
 
 /// The ledger with its projections.
@@ -36,5 +39,8 @@ impl Store for LedgerStore {
         self.0
             .append_batch_with(entries, apply)
             .map_err(|e| e.to_string())
+    }
+    fn keys_in_force(&self) -> Vec<KeyInfo> {
+        self.0.keys_in_force()
     }
 }

@@ -63,6 +63,29 @@ fn token(integration: &str, jti: &str) -> TokenIssued {
     }
 }
 
+fn privileged_spec() -> IntegrationSpec {
+    let mut privileged = spec("vault");
+    privileged.privilege_class = PrivilegeClass::Privileged;
+    privileged
+}
+
+/// The fixture's one key (every role).
+fn key_info(role: KeyRole) -> KeyInfo {
+    KeyInfo::ed25519(
+        role,
+        format!("{role:?}"),
+        &DalekSigner::from_seed([0x21; 32]).public_key(),
+    )
+}
+
+/// An issuance decided on `spec` and signed by the fixture's key.
+fn basis(spec: &IntegrationSpec) -> Basis {
+    Basis {
+        spec: spec_hash(spec),
+        signer_spki: key_info(KeyRole::Ca).spki_der,
+    }
+}
+
 fn entry(actor: &str, event: Event) -> NewEntry {
     NewEntry {
         timestamp_ms: T0_MS,
@@ -78,6 +101,9 @@ struct FaultyStore {
     inner: LedgerStore,
     fail_registry: AtomicBool,
     fail_append: AtomicBool,
+    /// Fail the append with this 1-based number (0: none).
+    fail_append_nth: AtomicUsize,
+    appends: AtomicUsize,
     gate: Mutex<()>,
     /// Registry reads started (the thread may be held inside the latest).
     entered: AtomicUsize,
@@ -85,6 +111,9 @@ struct FaultyStore {
 }
 
 impl Store for FaultyStore {
+    fn keys_in_force(&self) -> Vec<KeyInfo> {
+        self.inner.keys_in_force()
+    }
     fn registry(&self) -> Result<Registry, ProjectionError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         drop(self.gate.lock().unwrap_or_else(|p| p.into_inner()));
@@ -100,7 +129,10 @@ impl Store for FaultyStore {
         self.inner.head_timestamp_ms()
     }
     fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Record>, String> {
-        if self.fail_append.swap(false, Ordering::SeqCst) {
+        let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_append.swap(false, Ordering::SeqCst)
+            || self.fail_append_nth.load(Ordering::SeqCst) == nth
+        {
             return Err("injected append failure".into());
         }
         let n = entries.len();
@@ -167,13 +199,12 @@ struct Fixture {
 /// certificate [1]; `extra` entries are appended before the sequencer starts.
 fn fixture(capacity: usize, extra: Vec<NewEntry>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let key = DalekSigner::from_seed([0x21; 32]).public_key();
     let genesis = Genesis {
         origin: "test/ledger".into(),
         keys: vec![
-            KeyInfo::ed25519(KeyRole::Ca, "ca", &key),
-            KeyInfo::ed25519(KeyRole::Token, "token", &key),
-            KeyInfo::ed25519(KeyRole::Ledger, "ledger", &key),
+            key_info(KeyRole::Ca),
+            key_info(KeyRole::Token),
+            key_info(KeyRole::Ledger),
         ],
         config_digest: [0; 32],
         ca_certificate_der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
@@ -209,6 +240,8 @@ fn fixture(capacity: usize, extra: Vec<NewEntry>) -> Fixture {
         inner: LedgerStore(ledger.clone()),
         fail_registry: AtomicBool::new(false),
         fail_append: AtomicBool::new(false),
+        fail_append_nth: AtomicUsize::new(0),
+        appends: AtomicUsize::new(0),
         gate: Mutex::new(()),
         entered: AtomicUsize::new(0),
         batches: Mutex::new(Vec::new()),
@@ -246,6 +279,7 @@ fn issue_token(jti: &str) -> Command {
         workload(),
         Op::IssueToken {
             token: token("ci", jti),
+            basis: basis(&spec("ci")),
             peer: None,
         },
     )
@@ -561,8 +595,7 @@ fn an_interrupted_decommissioning_is_finished_at_start() {
 
 #[test]
 fn signal_follow_ups_commit_in_the_next_batch_and_may_suspend_the_integration() {
-    let mut privileged = spec("vault");
-    privileged.privilege_class = PrivilegeClass::Privileged;
+    let privileged = privileged_spec();
     let f = fixture(
         64,
         vec![
@@ -587,6 +620,7 @@ fn signal_follow_ups_commit_in_the_next_batch_and_may_suspend_the_integration() 
         Op::IssueCertificate {
             cert: cert("vault", vec![0x55]),
             enrollment: None,
+            basis: basis(&privileged_spec()),
             peer: None,
         },
     )))
@@ -598,4 +632,140 @@ fn signal_follow_ups_commit_in_the_next_batch_and_may_suspend_the_integration() 
     );
     assert!(matches!(&tail[1].event, Event::AnomalyFlagged(a) if a.auto_suspended));
     assert_eq!(tail[0].actor, "system:signals");
+}
+
+#[test]
+fn an_issuance_decided_before_a_committed_narrowing_is_stale() {
+    let f = fixture(64, vec![]);
+    let rt = runtime();
+    let mut narrower = spec("ci");
+    narrower.max_ttl_secs = 60;
+    let change = Command::new(
+        admin(),
+        Op::Change {
+            integration: "ci".into(),
+            base: spec_hash(&spec("ci")),
+            change: Change::Apply(vec![IntegrationChanged {
+                kind: ChangeKind::Narrowed,
+                spec: narrower,
+                reference: "shorter".into(),
+                request_index: 0,
+            }]),
+        },
+    );
+    rt.block_on(f.sequencer.submit(change)).unwrap();
+    // A token granted (and signed) on the old state arrives after the narrowing.
+    let late = rt.block_on(f.sequencer.submit(issue_token("late")));
+    assert_eq!(
+        late.unwrap_err(),
+        SequenceError::Refused(Refusal::Stale("ci".into()))
+    );
+}
+
+#[test]
+fn a_credential_signed_by_a_key_not_in_force_is_never_recorded() {
+    let f = fixture(64, vec![]);
+    let rt = runtime();
+    let mut command = issue_token("old-key");
+    if let Op::IssueToken { basis, .. } = &mut command.op {
+        basis.signer_spki = KeyInfo::ed25519(KeyRole::Token, "old", &[9; 32]).spki_der;
+    }
+    let r = rt.block_on(f.sequencer.submit(command));
+    assert_eq!(r.unwrap_err(), SequenceError::Refused(Refusal::KeyRotated));
+}
+
+#[test]
+fn a_stale_key_rotation_is_refused_alone_instead_of_failing_its_batch() {
+    let f = fixture(64, vec![]);
+    let stale = credmint_ledger::event::KeyRotated {
+        role: KeyRole::Token,
+        old_key: KeyInfo::ed25519(KeyRole::Token, "gone", &[3; 32]),
+        new_key: KeyInfo::ed25519(KeyRole::Token, "new", &[4; 32]),
+        ca_certificate_der: vec![],
+        cross_certificate_der: vec![],
+        old_signature: vec![0; 64],
+        new_signature: vec![0; 64],
+    };
+    let swapped = Arc::new(AtomicBool::new(false));
+    let flag = swapped.clone();
+    let rotate = Command::new(
+        admin(),
+        Op::RotateKey {
+            event: stale,
+            swap: KeySwap(Box::new(move |_| {
+                flag.store(true, Ordering::SeqCst);
+                Ok(())
+            })),
+        },
+    );
+    let results = one_batch(&f, vec![rotate, issue_token("alongside")]);
+    assert!(
+        matches!(
+            &results[0],
+            Err(SequenceError::Refused(Refusal::Invalid(_)))
+        ),
+        "{:?}",
+        results[0]
+    );
+    assert!(results[1].is_ok(), "{:?}", results[1]);
+    assert!(!swapped.load(Ordering::SeqCst));
+}
+
+#[test]
+fn nothing_is_issued_to_an_integration_while_its_revoke_all_continues() {
+    let extra = (0..(REVOKE_CHUNK + 3) as u32)
+        .map(|i| {
+            let mut serial = vec![0x10];
+            serial.extend(i.to_be_bytes());
+            let mut c = cert("ci", serial);
+            // Expire before [1], so [1] is in the last chunk.
+            c.not_after = u64::MAX / 8;
+            entry("enrollment:ci", Event::CertificateIssued(c))
+        })
+        .collect();
+    let f = fixture(64, extra);
+    let revoke_all = Command::new(
+        admin(),
+        Op::RevokeIntegration {
+            integration: "ci".into(),
+            reason: 1,
+        },
+    );
+    let results = one_batch(&f, vec![revoke_all, issue_token("during")]);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(
+        results[1].as_ref().unwrap_err(),
+        &SequenceError::Refused(Refusal::NotIssuable("ci".into()))
+    );
+}
+
+#[test]
+fn a_failed_chunk_is_retried_and_the_revoke_all_still_completes() {
+    let extra = (0..(REVOKE_CHUNK + 3) as u32)
+        .map(|i| {
+            let mut serial = vec![0x10];
+            serial.extend(i.to_be_bytes());
+            entry(
+                "enrollment:ci",
+                Event::CertificateIssued(cert("ci", serial)),
+            )
+        })
+        .collect();
+    let f = fixture(64, extra);
+    // The second chunk's first append fails; its retry succeeds.
+    f.store.fail_append_nth.store(2, Ordering::SeqCst);
+    let rt = runtime();
+    let receipt = rt
+        .block_on(f.sequencer.submit(Command::new(
+            admin(),
+            Op::RevokeIntegration {
+                integration: "ci".into(),
+                reason: 1,
+            },
+        )))
+        .unwrap();
+    assert_eq!(f.store.appends.load(Ordering::SeqCst), 3);
+    assert_eq!(receipt.outcome.revoked_counts(), (REVOKE_CHUNK + 4, 0));
+    let registry = Registry::open(f.ledger.database()).unwrap();
+    assert_eq!(registry.live_credentials("ci", 0).unwrap(), (0, 0));
 }

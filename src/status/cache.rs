@@ -45,6 +45,9 @@ pub struct CachedCrl {
     pub der: Vec<u8>,
     pub this_update: u64,
     pub number: u64,
+    /// The cache epoch its entries were read at: a revocation since (a higher epoch)
+    /// makes it stale for serving.
+    pub epoch: u64,
 }
 
 /// Cached answers for one serial, keyed by the DER of the CertID they answer.
@@ -70,6 +73,8 @@ pub struct StatusCache {
     /// from [`CRL_NUMBERS_FILE`] on first use. Held for the whole of a CRL build, so builds
     /// are serialised and the cached CRL's number never goes down.
     crl_numbers: Mutex<Option<HashMap<u32, u64>>>,
+    /// Held by query-time CRL builds, so concurrent requests for a stale CRL sign once.
+    crl_build: Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +94,7 @@ impl StatusCache {
             budget: Mutex::new((0, 0)),
             epoch: AtomicU64::new(0),
             crl_numbers: Mutex::new(None),
+            crl_build: Mutex::new(()),
         }
     }
 
@@ -345,15 +351,18 @@ pub async fn answer(state: &AppState, request: &[u8]) -> OcspAnswer {
     }
     // The same admission gate as issuance: when the HSM is saturated, say tryLater now
     // instead of queueing a signature the client will have given up on.
-    let Ok(_admitted) = state.admission.try_admit() else {
+    let Ok(admitted) = state.admission.try_admit() else {
         return OcspAnswer::error(ErrorStatus::TryLater);
     };
     let epoch = state.status.epoch();
     let st = state.clone();
     let ids = parsed.cert_ids.clone();
     let nonce = parsed.nonce.clone();
-    let signed =
-        tokio::task::spawn_blocking(move || sign_answers(&st, &ids, nonce.as_deref(), now)).await;
+    let signed = tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
+        sign_answers(&st, &ids, nonce.as_deref(), now)
+    })
+    .await;
     match signed {
         Ok(Ok(der)) => {
             if cacheable {
@@ -475,6 +484,9 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
         *numbers = Some(load_crl_numbers(&path)?);
     }
     let numbers = numbers.as_mut().expect("loaded above");
+    // Read before the registry: a revocation committed after this read bumps the epoch
+    // and marks this CRL stale.
+    let epoch = state.status.epoch();
     let now = state.clock.unix();
     let active = state.keys.current();
     let ca = active
@@ -511,6 +523,7 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
         der,
         this_update: now,
         number,
+        epoch,
     };
     let mut cached = state.status.crl.write().unwrap_or_else(|p| p.into_inner());
     if cached.get(&generation).is_none_or(|c| c.number < number) {
@@ -519,15 +532,34 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
     Ok(crl)
 }
 
-/// The CRL of CA generation `generation`, building one if none is cached yet.
+/// The CRL of CA generation `generation`: the cached one unless a revocation committed
+/// since it was built (then one is built now, so a durable revocation is never missing
+/// from a served CRL; concurrent requests share that one build).
 pub async fn current_crl(state: &AppState, generation: u32) -> Result<CachedCrl, StatusError> {
-    if let Some(c) = state.status.crl(generation) {
+    let fresh = move |state: &AppState| {
+        state
+            .status
+            .crl(generation)
+            .filter(|c| c.epoch == state.status.epoch())
+    };
+    if let Some(c) = fresh(state) {
         return Ok(c);
     }
     let st = state.clone();
-    tokio::task::spawn_blocking(move || rebuild_crl(&st, generation))
-        .await
-        .map_err(|e| StatusError(e.to_string()))?
+    tokio::task::spawn_blocking(move || {
+        // Builds are serialised: whoever waited may find a fresh one built meanwhile.
+        let _one_build = st
+            .status
+            .crl_build
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match fresh(&st) {
+            Some(c) => Ok(c),
+            None => rebuild_crl(&st, generation),
+        }
+    })
+    .await
+    .map_err(|e| StatusError(e.to_string()))?
 }
 
 /// How often a failed pre-signature is attempted before it is left to query time (where

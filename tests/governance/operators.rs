@@ -65,6 +65,56 @@ async fn one_operator_cannot_mint_a_puppet_and_approve_its_own_increase_with_it(
         body["message"].as_str().unwrap().contains("request chain"),
         "{body}"
     );
+    // Nor may it approve admin2's increases (admin2 let it in) ...
+    let (status, req2) = post(
+        &admin2,
+        &s,
+        "/v1/admin/integrations/deployer/changes",
+        json!({"dns_names": ["deploy.example.com"], "reason": "a name"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{req2}");
+    let (status, body) = post(
+        &puppet,
+        &s,
+        &format!("/v1/admin/changes/{}/approve", req2["request_index"]),
+        json!({"approval_ref": "CHG-2b"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("approved or issued by"),
+        "{body}"
+    );
+    // ... nor admin's operator requests: the sequencer applies the rule to operator mints
+    // too, not only to integration changes.
+    let (status, pending) = post(
+        &admin,
+        &s,
+        "/v1/admin/operators",
+        json!({"name": "another", "csr": openssl_csr("ec", "").csr_pem, "approval_ref": "CHG-4"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{pending}");
+    let (status, body) = post(
+        &puppet,
+        &s,
+        &format!(
+            "/v1/admin/operators/requests/{}/approve",
+            pending["request_index"]
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("request chain"),
+        "{body}"
+    );
+
     // The independent operator can.
     let (status, body) = post(
         &admin2,

@@ -103,10 +103,19 @@ async fn a_revocation_whose_client_disconnects_is_visible_on_every_channel_withi
     // Every channel says revoked within one second; no channel ever says good again
     // once one of them said revoked.
     let deadline = sent + Duration::from_secs(1);
+    let mut seen_revoked = false;
     loop {
         let json = json_status(&s, &serial).await;
         let ocsp = ocsp_says(&s, dir.path(), &leaf);
         let crl = crl_lists(&s, &serial).await;
+        // The caches are invalidated right after the commit the JSON status reads, so once
+        // a cache (OCSP, CRL) said revoked, no channel may say good again.
+        let any = ocsp.contains(": revoked") || crl;
+        assert!(
+            !(seen_revoked && (json == "good" || ocsp.contains(": good"))),
+            "good after revoked: json {json}, ocsp {ocsp}"
+        );
+        seen_revoked |= any;
         if json == "revoked" && ocsp.contains(": revoked") && crl {
             break;
         }
