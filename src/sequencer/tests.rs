@@ -313,6 +313,29 @@ fn revoke(serial: Vec<u8>, actor: Actor) -> Command {
     )
 }
 
+/// `n` more certificates of `ci`, expiring at `not_after`.
+fn many_certs(n: usize, not_after: u64) -> Vec<NewEntry> {
+    (0..n as u32)
+        .map(|i| {
+            let mut serial = vec![0x10];
+            serial.extend(i.to_be_bytes());
+            let mut c = cert("ci", serial);
+            c.not_after = not_after;
+            entry("enrollment:ci", Event::CertificateIssued(c))
+        })
+        .collect()
+}
+
+fn revoke_all() -> Command {
+    Command::new(
+        admin(),
+        Op::RevokeIntegration {
+            integration: "ci".into(),
+            reason: 1,
+        },
+    )
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -532,28 +555,11 @@ fn revoking_twice_in_one_batch_reports_the_first_revocation() {
 #[test]
 fn revoke_all_goes_in_bounded_chunks_and_answers_once_with_the_total() {
     let many = REVOKE_CHUNK + 7;
-    let extra = (0..many as u32)
-        .map(|i| {
-            let mut serial = vec![0x10];
-            serial.extend(i.to_be_bytes());
-            entry(
-                "enrollment:ci",
-                Event::CertificateIssued(cert("ci", serial)),
-            )
-        })
-        .chain([entry("workload:ci", Event::TokenIssued(token("ci", "t1")))])
-        .collect();
+    let mut extra = many_certs(many, u64::MAX / 4);
+    extra.push(entry("workload:ci", Event::TokenIssued(token("ci", "t1"))));
     let f = fixture(64, extra);
     let rt = runtime();
-    let receipt = rt
-        .block_on(f.sequencer.submit(Command::new(
-            admin(),
-            Op::RevokeIntegration {
-                integration: "ci".into(),
-                reason: 1,
-            },
-        )))
-        .unwrap();
+    let receipt = rt.block_on(f.sequencer.submit(revoke_all())).unwrap();
     // Every live credential: the fixture's [1], the many, and one token.
     assert_eq!(
         receipt.outcome,
@@ -713,25 +719,10 @@ fn a_stale_key_rotation_is_refused_alone_instead_of_failing_its_batch() {
 
 #[test]
 fn nothing_is_issued_to_an_integration_while_its_revoke_all_continues() {
-    let extra = (0..(REVOKE_CHUNK + 3) as u32)
-        .map(|i| {
-            let mut serial = vec![0x10];
-            serial.extend(i.to_be_bytes());
-            let mut c = cert("ci", serial);
-            // Expire before [1], so [1] is in the last chunk.
-            c.not_after = u64::MAX / 8;
-            entry("enrollment:ci", Event::CertificateIssued(c))
-        })
-        .collect();
+    // They expire before [1], so the actor's own certificate is in the last chunk.
+    let extra = many_certs(REVOKE_CHUNK + 3, u64::MAX / 8);
     let f = fixture(64, extra);
-    let revoke_all = Command::new(
-        admin(),
-        Op::RevokeIntegration {
-            integration: "ci".into(),
-            reason: 1,
-        },
-    );
-    let results = one_batch(&f, vec![revoke_all, issue_token("during")]);
+    let results = one_batch(&f, vec![revoke_all(), issue_token("during")]);
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert_eq!(
         results[1].as_ref().unwrap_err(),
@@ -741,29 +732,12 @@ fn nothing_is_issued_to_an_integration_while_its_revoke_all_continues() {
 
 #[test]
 fn a_failed_chunk_is_retried_and_the_revoke_all_still_completes() {
-    let extra = (0..(REVOKE_CHUNK + 3) as u32)
-        .map(|i| {
-            let mut serial = vec![0x10];
-            serial.extend(i.to_be_bytes());
-            entry(
-                "enrollment:ci",
-                Event::CertificateIssued(cert("ci", serial)),
-            )
-        })
-        .collect();
+    let extra = many_certs(REVOKE_CHUNK + 3, u64::MAX / 4);
     let f = fixture(64, extra);
     // The second chunk's first append fails; its retry succeeds.
     f.store.fail_append_nth.store(2, Ordering::SeqCst);
     let rt = runtime();
-    let receipt = rt
-        .block_on(f.sequencer.submit(Command::new(
-            admin(),
-            Op::RevokeIntegration {
-                integration: "ci".into(),
-                reason: 1,
-            },
-        )))
-        .unwrap();
+    let receipt = rt.block_on(f.sequencer.submit(revoke_all())).unwrap();
     assert_eq!(f.store.appends.load(Ordering::SeqCst), 3);
     assert_eq!(receipt.outcome.revoked_counts(), (REVOKE_CHUNK + 4, 0));
     let registry = Registry::open(f.ledger.database()).unwrap();
