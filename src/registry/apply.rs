@@ -8,9 +8,9 @@ use sha2::{Digest, Sha256};
 use super::live::{self, LiveCredential};
 use super::read::CredentialKind;
 use super::schema::{
-    ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
-    INTEGRATION_META, INTEGRATION_TOKENS, LIVE, META, OPERATORS, OPERATOR_LINEAGE,
-    OPERATOR_REQUESTS, PENDING_CHANGES, PROJECTION_VERSION, REVOKED, TOKENS,
+    CertValue, ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS,
+    INTEGRATION_CERTS, INTEGRATION_META, INTEGRATION_TOKENS, LIVE, META, OPERATORS,
+    OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES, PROJECTION_VERSION, REVOKED, TOKENS,
 };
 
 /// `CLOSED_CHANGES` states.
@@ -136,15 +136,14 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     .map_err(storage)?;
             }
             Event::CertificateIssued(e) => {
-                let row = (
+                new_cert(
+                    &mut certs,
+                    &e.serial,
                     e.integration.as_str(),
-                    CredentialKind::Workload as u8,
+                    CredentialKind::Workload,
                     e.not_after,
                     r.index,
-                    0,
-                    0,
-                );
-                certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                )?;
                 integration_certs
                     .insert(e.integration.as_str(), e.serial.as_slice())
                     .map_err(storage)?;
@@ -157,15 +156,14 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                 bump_activity(&mut activity, &e.integration, at)?;
             }
             Event::OperatorCertIssued(e) => {
-                let row = (
+                new_cert(
+                    &mut certs,
+                    &e.serial,
                     e.name.as_str(),
-                    CredentialKind::Operator as u8,
+                    CredentialKind::Operator,
                     e.not_after,
                     r.index,
-                    0,
-                    0,
-                );
-                certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                )?;
                 if operators.get(e.name.as_str()).map_err(storage)?.is_none() {
                     operators
                         .insert(e.name.as_str(), r.index)
@@ -197,15 +195,14 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     .map(|g| g.value().1.to_string())
                     .ok_or_else(|| inconsistent("approval of an unknown operator request"))?;
                 let approver = r.actor.strip_prefix("operator:").unwrap_or(&r.actor);
-                let row = (
+                new_cert(
+                    &mut certs,
+                    &e.serial,
                     e.name.as_str(),
-                    CredentialKind::Operator as u8,
+                    CredentialKind::Operator,
                     e.not_after,
                     r.index,
-                    0,
-                    0,
-                );
-                certs.insert(e.serial.as_slice(), row).map_err(storage)?;
+                )?;
                 operators
                     .insert(e.name.as_str(), r.index)
                     .map_err(storage)?;
@@ -269,6 +266,21 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
         meta.insert("version", PROJECTION_VERSION)
             .map_err(storage)?;
     }
+    Ok(())
+}
+
+/// A certificate row for a freshly issued (unrevoked) certificate.
+fn new_cert(
+    certs: &mut redb::Table<&[u8], CertValue>,
+    serial: &[u8],
+    owner: &str,
+    kind: CredentialKind,
+    not_after: u64,
+    issued_index: u64,
+) -> Result<(), ProjectionError> {
+    certs
+        .insert(serial, (owner, kind as u8, not_after, issued_index, 0, 0))
+        .map_err(storage)?;
     Ok(())
 }
 

@@ -112,6 +112,19 @@ fn operator_request_row(index: u64, v: (&str, &str, &[u8], &str, u64)) -> Operat
     }
 }
 
+/// `def` in a read transaction, or `None` for a table that was never created (an empty
+/// projection).
+fn open_or_none<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: redb::TableDefinition<'_, K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, ProjectionError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(storage(e)),
+    }
+}
+
 fn storage(e: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Storage(e.to_string())
 }
@@ -177,10 +190,8 @@ impl Registry {
     }
 
     pub fn integrations(&self) -> Result<Vec<IntegrationSpec>, ProjectionError> {
-        let table = match self.txn.open_table(INTEGRATIONS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
+        let Some(table) = open_or_none(&self.txn, INTEGRATIONS)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
@@ -242,10 +253,8 @@ impl Registry {
 
     /// Change requests still awaiting a second operator, oldest first.
     pub fn pending_changes(&self) -> Result<Vec<PendingChange>, ProjectionError> {
-        let table = match self.txn.open_table(PENDING_CHANGES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
+        let Some(table) = open_or_none(&self.txn, PENDING_CHANGES)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
@@ -291,10 +300,8 @@ impl Registry {
         now: u64,
         limit: usize,
     ) -> Result<Vec<LiveCredential>, ProjectionError> {
-        let table = match self.txn.open_table(LIVE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
+        let Some(table) = open_or_none(&self.txn, LIVE)? else {
+            return Ok(Vec::new());
         };
         let (from, to) = (live::bound(integration, now), live::end(integration));
         let mut out = Vec::new();
@@ -325,10 +332,8 @@ impl Registry {
 
     /// Every pending operator request, oldest first.
     pub fn operator_requests(&self) -> Result<Vec<OperatorRequest>, ProjectionError> {
-        let table = match self.txn.open_table(OPERATOR_REQUESTS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
+        let Some(table) = open_or_none(&self.txn, OPERATOR_REQUESTS)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
@@ -363,10 +368,8 @@ impl Registry {
 
     /// Revoked certificates whose validity has not ended by `now`: the CRL's entries.
     pub fn revoked_unexpired(&self, now: u64) -> Result<Vec<RevokedRow>, ProjectionError> {
-        let table = match self.txn.open_table(REVOKED) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(e)),
+        let Some(table) = open_or_none(&self.txn, REVOKED)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
