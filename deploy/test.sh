@@ -7,3 +7,5 @@ cd "$(dirname "$0")/.."
 ensure_test_deps
 cargo fmt --all -- --check
 cargo test --workspace --locked --all-targets
+# Bounded fuzzing of every parser of untrusted bytes (about 3 minutes on 2 cores).
+bash deploy/fuzz.sh

@@ -1,0 +1,89 @@
+//! The body of every fuzz target, in one file shared by the libFuzzer binaries
+//! (`fuzz/fuzz_targets/*.rs`) and the replay test of the main workspace
+//! (`tests/fuzz_replay.rs`), which runs every committed seed (`fuzz/seeds/<target>/`) and
+//! every kept crash input (`fuzz/regressions/<target>/`) through the same function on each
+//! `cargo test`, without libFuzzer.
+//!
+//! Each function must never panic, whatever the input: a panic is a finding. The returned
+//! `bool` says whether the input was accepted; libFuzzer ignores it, the replay test
+//! requires it of the seeds (a seed that is refused explores nothing past the refusal).
+
+// Each fuzz binary calls one of these functions.
+#![allow(dead_code)]
+
+use credmint_ledger::audit::{verify_bundle, AuditOptions, Outcome};
+use credmint_ledger::event::Event;
+use credmint_ledger::export::{BundleItem, BundleReader};
+use credmint_ledger::note::Note;
+use credmint_ledger::{checkpoint, Checkpoint, Record};
+
+/// Every target, by the name of its binary and of its corpus directories.
+pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
+    ("csr", csr),
+    ("ocsp_request", ocsp_request),
+    ("record", record),
+    ("signed_note", signed_note),
+    ("bundle", bundle),
+];
+
+/// PKCS#10 requests come from unauthenticated workloads (enrollment), PEM or DER.
+pub fn csr(data: &[u8]) -> bool {
+    credmint::issue::parse_csr(data).is_ok()
+}
+
+/// OCSP requests come from anyone (public responder), DER.
+pub fn ocsp_request(data: &[u8]) -> bool {
+    credmint::status::ocsp::parse_request(data).is_ok()
+}
+
+/// Ledger records are read back from disk and from export bundles; decoding must reject
+/// everything that is not canonical and re-encode exactly what it accepts.
+pub fn record(data: &[u8]) -> bool {
+    match Record::decode(data) {
+        Ok(record) => {
+            assert_eq!(record.encode(), data, "accepted a non-canonical encoding");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Checkpoints (C2SP signed notes) are fetched from appliances and mirrors. The key is
+/// not the signer's, so `open` exercises signature-line parsing and the unknown-key path.
+pub fn signed_note(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let body = Note::parse(text)
+        .ok()
+        .and_then(|note| Checkpoint::parse_body(&note.text).ok());
+    let origin = body.as_ref().map_or("example.org/log", |b| b.origin.as_str());
+    let _ = checkpoint::open(text, origin, &[7u8; 32]);
+    body.is_some()
+}
+
+/// Export bundles are the auditor's input and may be hostile. The pinned key is the one
+/// the bundle's own genesis names, so mutated bundles get past the key check and reach
+/// the chain, tree, key-history and semantic checks.
+pub fn bundle(data: &[u8]) -> bool {
+    let opts = AuditOptions {
+        ledger_key: genesis_ledger_key(data).unwrap_or([7u8; 32]),
+        since: None,
+        key_name: None,
+        semantic: true,
+    };
+    let report = verify_bundle(data, &opts, &mut |_, _| {}, &mut |_, _| {});
+    report.outcome == Outcome::Verified
+}
+
+/// The ledger key of the bundle's first record, when that is a readable genesis.
+fn genesis_ledger_key(data: &[u8]) -> Option<[u8; 32]> {
+    let mut reader = BundleReader::open(data).ok()?;
+    let Some(BundleItem::Record(bytes)) = reader.next_item().ok()? else {
+        return None;
+    };
+    match Record::decode(bytes).ok()?.event {
+        Event::Genesis(genesis) => genesis.ledger_key().ok(),
+        _ => None,
+    }
+}
