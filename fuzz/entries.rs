@@ -57,7 +57,9 @@ pub fn signed_note(data: &[u8]) -> bool {
     let body = Note::parse(text)
         .ok()
         .and_then(|note| Checkpoint::parse_body(&note.text).ok());
-    let origin = body.as_ref().map_or("example.org/log", |b| b.origin.as_str());
+    let origin = body
+        .as_ref()
+        .map_or("example.org/log", |b| b.origin.as_str());
     let _ = checkpoint::open(text, origin, &[7u8; 32]);
     body.is_some()
 }

@@ -5,6 +5,7 @@
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus};
 
 use crate::config::TtlConfig;
+use crate::issue::ValidCsr;
 use crate::registry::class_cap;
 
 /// Why an issuance was refused. Every variant is safe to show to the requester.
@@ -28,6 +29,8 @@ pub enum Denial {
     BadAudience,
     #[error("name {0:?} is outside what this integration may have")]
     NameNotAllowed(String),
+    #[error("subjectAltName type {0} is not supported: credmint certifies only dNSName and URI (SPIFFE ID) names")]
+    UnsupportedNameType(&'static str),
 }
 
 /// What a certificate may contain, decided.
@@ -96,11 +99,12 @@ fn decide_ttl(
     }
 }
 
-/// Decides a certificate for a CSR asking for `dns_names`, `uris` and optionally serverAuth.
+/// Decides a certificate for a CSR: its dNSName and URI SANs must be the integration's,
+/// and it may ask for no other SAN type (an IP address or e-mail name would otherwise be
+/// left out of the certificate without the requester noticing).
 pub fn decide_certificate(
     spec: &IntegrationSpec,
-    dns_names: &[String],
-    uris: &[String],
+    csr: &ValidCsr,
     requested_ttl: Option<u64>,
     limits: &TtlConfig,
     trust_domain: &str,
@@ -108,6 +112,10 @@ pub fn decide_certificate(
 ) -> Result<CertGrant, Denial> {
     check_standing(spec, now)?;
     let ttl_secs = decide_ttl(spec, requested_ttl, limits)?;
+    if let Some(kind) = csr.unsupported_names.first() {
+        return Err(Denial::UnsupportedNameType(kind));
+    }
+    let (dns_names, uris) = (&csr.dns_names, &csr.uris);
     let id = spiffe_id(trust_domain, spec);
     if let Some(bad) = uris.iter().find(|u| **u != id) {
         return Err(Denial::NameNotAllowed(bad.clone()));
@@ -216,31 +224,44 @@ mod tests {
         assert_eq!(g.ttl_secs, 300);
     }
 
+    fn csr(dns: &[&str], uris: &[&str], unsupported: &[&'static str]) -> ValidCsr {
+        ValidCsr {
+            spki_der: Vec::new(),
+            key_kind: crate::issue::LeafKeyKind::P256,
+            dns_names: dns.iter().map(|d| d.to_string()).collect(),
+            uris: uris.iter().map(|u| u.to_string()).collect(),
+            unsupported_names: unsupported.to_vec(),
+            key_fingerprint: [0; 32],
+        }
+    }
+
     #[test]
     fn names_outside_the_integration_are_refused() {
         let s = spec();
-        let ok = decide_certificate(
-            &s,
-            &["ci.example".into()],
-            &["spiffe://td/prod/ci".into()],
-            None,
-            &LIMITS,
-            "td",
-            0,
-        );
-        assert!(ok.is_ok());
-        let bad_uri = decide_certificate(
-            &s,
-            &[],
-            &["spiffe://td/prod/other".into()],
-            None,
-            &LIMITS,
-            "td",
-            0,
-        );
+        let decide = |c: &ValidCsr| decide_certificate(&s, c, None, &LIMITS, "td", 0);
+        assert!(decide(&csr(&["ci.example"], &["spiffe://td/prod/ci"], &[])).is_ok());
+        let bad_uri = decide(&csr(&[], &["spiffe://td/prod/other"], &[]));
         assert!(matches!(bad_uri, Err(Denial::NameNotAllowed(_))));
-        let bad_dns = decide_certificate(&s, &["evil.example".into()], &[], None, &LIMITS, "td", 0);
+        let bad_dns = decide(&csr(&["evil.example"], &[], &[]));
         assert!(matches!(bad_dns, Err(Denial::NameNotAllowed(_))));
+    }
+
+    #[test]
+    fn other_san_types_are_refused_by_type_even_beside_allowed_names() {
+        let s = spec();
+        let got = decide_certificate(
+            &s,
+            &csr(&["ci.example"], &[], &["iPAddress", "rfc822Name (e-mail)"]),
+            None,
+            &LIMITS,
+            "td",
+            0,
+        );
+        assert_eq!(got, Err(Denial::UnsupportedNameType("iPAddress")));
+        assert!(got
+            .unwrap_err()
+            .to_string()
+            .contains("iPAddress is not supported"));
     }
 
     proptest! {

@@ -156,6 +156,7 @@ fn openssl_csrs_become_leaves_openssl_verifies() {
         assert_eq!(csr.key_kind, kind, "{name}");
         assert_eq!(csr.dns_names, ["a.example"], "{name}");
         assert_eq!(csr.uris, ["spiffe://evil.example/x"], "{name}");
+        assert_eq!(csr.unsupported_names, ["iPAddress"], "{name}");
 
         let server_auth = i == 1;
         let spec = spec(i as u8 + 1, csr.dns_names.clone(), server_auth);

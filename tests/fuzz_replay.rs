@@ -129,12 +129,27 @@ async fn regenerate_fuzz_seeds() {
     let file = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
 
     // CSRs as workloads send them: P-256, Ed25519 (DER), RSA, and extra name types.
-    let p256 = openssl_csr("ec", "DNS:web.internal.example,URI:spiffe://td.example/prod/web");
+    let p256 = openssl_csr(
+        "ec",
+        "DNS:web.internal.example,URI:spiffe://td.example/prod/web",
+    );
     write_seed("csr", "p256.pem", p256.csr_pem.as_bytes());
     let ed = openssl_csr("ed25519", "DNS:web.internal.example");
     std::fs::write(file("ed.pem"), &ed.csr_pem).unwrap();
-    ok(&["req", "-in", &file("ed.pem"), "-outform", "DER", "-out", &file("ed.der")]);
-    write_seed("csr", "ed25519.der", &std::fs::read(file("ed.der")).unwrap());
+    ok(&[
+        "req",
+        "-in",
+        &file("ed.pem"),
+        "-outform",
+        "DER",
+        "-out",
+        &file("ed.der"),
+    ]);
+    write_seed(
+        "csr",
+        "ed25519.der",
+        &std::fs::read(file("ed.der")).unwrap(),
+    );
     let rsa = openssl_csr("rsa:2048", "");
     write_seed("csr", "rsa2048.pem", rsa.csr_pem.as_bytes());
     let other = openssl_csr("ec", "DNS:a.example,IP:10.0.0.1,email:ops@example.com");
@@ -196,8 +211,14 @@ async fn regenerate_fuzz_seeds() {
     let requests: [(&str, Vec<&str>); 4] = [
         ("nonce-sha1.der", vec!["-cert", &leaf1]),
         ("no-nonce.der", vec!["-cert", &leaf1, "-no_nonce"]),
-        ("sha256-two-certs.der", vec!["-sha256", "-cert", &leaf1, "-cert", &leaf2]),
-        ("serial.der", vec!["-serial", "0x7f00112233445566778899aabbccddee"]),
+        (
+            "sha256-two-certs.der",
+            vec!["-sha256", "-cert", &leaf1, "-cert", &leaf2],
+        ),
+        (
+            "serial.der",
+            vec!["-serial", "0x7f00112233445566778899aabbccddee"],
+        ),
     ];
     for (name, args) in requests {
         let out = file(name);
@@ -247,7 +268,11 @@ async fn regenerate_fuzz_seeds() {
     while let Some(item) = reader.next_item().unwrap() {
         if let credmint_ledger::export::BundleItem::Checkpoint(note) = item {
             notes += 1;
-            write_seed("signed_note", &format!("bundle-{notes}.note"), note.as_bytes());
+            write_seed(
+                "signed_note",
+                &format!("bundle-{notes}.note"),
+                note.as_bytes(),
+            );
         }
     }
     s.stop().await;

@@ -125,8 +125,7 @@ async fn enroll(
     let csr = parse_csr(req.csr.as_bytes())?;
     let grant = decide_certificate(
         &spec,
-        &csr.dns_names,
-        &csr.uris,
+        &csr,
         req.ttl_secs,
         &state.config.ttl,
         &state.config.identity.trust_domain,
@@ -166,8 +165,7 @@ async fn renew(
     let csr = parse_csr(req.csr.as_bytes())?;
     let grant = decide_certificate(
         &workload.integration,
-        &csr.dns_names,
-        &csr.uris,
+        &csr,
         req.ttl_secs,
         &state.config.ttl,
         &state.config.identity.trust_domain,

@@ -38,6 +38,10 @@ pub struct ValidCsr {
     pub dns_names: Vec<String>,
     /// Requested uniformResourceIdentifier SANs, in request order.
     pub uris: Vec<String>,
+    /// Other requested SAN types (`iPAddress`, `rfc822Name`, ...), in request order, one
+    /// entry per name. credmint certifies none of them; policy refuses such a request
+    /// (403) rather than silently leaving names out of the certificate.
+    pub unsupported_names: Vec<&'static str>,
     /// SHA-256 of `spki_der`: the key's identity for reuse and revocation tracking.
     pub key_fingerprint: [u8; 32],
 }
@@ -100,13 +104,14 @@ pub fn parse_csr(input: &[u8]) -> Result<ValidCsr, CsrError> {
     let spki = rcgen::SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
         .map_err(|_| malformed("public key encoding is not supported"))?;
     let spki_der = rcgen::PublicKeyData::subject_public_key_info(&spki);
-    let (dns_names, uris) = requested_names(&csr)?;
+    let (dns_names, uris, unsupported_names) = requested_names(&csr)?;
     Ok(ValidCsr {
         key_fingerprint: Sha256::digest(&spki_der).into(),
         spki_der,
         key_kind,
         dns_names,
         uris,
+        unsupported_names,
     })
 }
 
@@ -216,13 +221,12 @@ fn check_signature_algorithm(oid: &Oid<'_>) -> Result<(), CsrError> {
     }
 }
 
-/// dNSName and URI SANs from the extensionRequest attribute. Other extensions and other
-/// name forms are ignored (policy decides what a certificate carries); an unparsable or
-/// repeated subjectAltName is an error, so a request never silently loses names.
-fn requested_names(
-    csr: &X509CertificationRequest<'_>,
-) -> Result<(Vec<String>, Vec<String>), CsrError> {
-    let (mut dns, mut uris) = (Vec::new(), Vec::new());
+/// The SANs of the extensionRequest attribute: dNSNames, URIs, and the types of all other
+/// names (for policy to refuse). Other extensions are ignored (policy decides what a
+/// certificate carries); an unparsable or repeated subjectAltName is an error, so a request
+/// never silently loses names.
+fn requested_names(csr: &X509CertificationRequest<'_>) -> Result<RequestedNames, CsrError> {
+    let (mut dns, mut uris, mut other) = (Vec::new(), Vec::new(), Vec::new());
     let mut seen_san = false;
     for attr in csr.certification_request_info.iter_attributes() {
         let ParsedCriAttribute::ExtensionRequest(req) = attr.parsed_attribute() else {
@@ -246,12 +250,31 @@ fn requested_names(
                     GeneralName::DNSName(_) | GeneralName::URI(_) | GeneralName::Invalid(..) => {
                         return Err(malformed("requested subjectAltName has an invalid name"));
                     }
-                    _ => {}
+                    other_name => other.push(san_type(other_name)),
                 }
             }
         }
     }
-    Ok((dns, uris))
+    Ok((dns, uris, other))
+}
+
+/// dNSNames, URIs, other SAN types.
+type RequestedNames = (Vec<String>, Vec<String>, Vec<&'static str>);
+
+/// The RFC 5280 name of a GeneralName's type (as error messages and the README say it).
+fn san_type(name: &GeneralName<'_>) -> &'static str {
+    match name {
+        GeneralName::OtherName(..) => "otherName",
+        GeneralName::RFC822Name(_) => "rfc822Name (e-mail)",
+        GeneralName::DNSName(_) => "dNSName",
+        GeneralName::X400Address(_) => "x400Address",
+        GeneralName::DirectoryName(_) => "directoryName",
+        GeneralName::EDIPartyName(_) => "ediPartyName",
+        GeneralName::URI(_) => "uniformResourceIdentifier",
+        GeneralName::IPAddress(_) => "iPAddress",
+        GeneralName::RegisteredID(_) => "registeredID",
+        GeneralName::Invalid(..) => "invalid",
+    }
 }
 
 #[cfg(test)]
@@ -287,6 +310,23 @@ If0E7qGAMBi5X4/6ZYogqN1QqLqNNF8rRR7kQWSKWGyzhsHB0s+KLBV3iU/YTg==
 
     fn key(alg: &'static SignatureAlgorithm) -> KeyPair {
         KeyPair::generate_for(alg).unwrap()
+    }
+
+    #[test]
+    fn other_san_types_are_reported_by_type_not_dropped() {
+        let mut params = CertificateParams::new(vec!["a.example".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([10, 0, 0, 1].into()));
+        params.subject_alt_names.push(rcgen::SanType::Rfc822Name(
+            "ops@example.com".try_into().unwrap(),
+        ));
+        let csr = params
+            .serialize_request(&key(&rcgen::PKCS_ECDSA_P256_SHA256))
+            .unwrap();
+        let csr = parse_csr(csr.der()).unwrap();
+        assert_eq!(csr.dns_names, ["a.example"]);
+        assert_eq!(csr.unsupported_names, ["iPAddress", "rfc822Name (e-mail)"]);
     }
 
     #[test]

@@ -165,6 +165,41 @@ async fn bad_csrs_ttls_and_names_are_refused() {
     s.stop().await;
 }
 
+/// IP and e-mail SANs are refused by type (403, like a disallowed DNS name), never
+/// silently left out of the certificate; on enrollment and on renewal alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_and_email_sans_are_refused_naming_the_type() {
+    let s = TestAppliance::new("san-types").serve().await;
+    let workload = registered_workload(&s, "api").await;
+    let token = enrollment_token(&s, "api").await;
+    let size = s.state().ledger.size();
+    let allowed = "DNS:api.internal.example";
+    for (sans, kind) in [
+        (format!("{allowed},IP:10.0.0.1"), "iPAddress"),
+        (format!("IP:::1,{allowed}"), "iPAddress"),
+        (format!("{allowed},email:ops@example.com"), "rfc822Name"),
+    ] {
+        let csr = openssl_csr("ec", &sans);
+        let body = assert_error(enroll(&s, &token, &csr, None).await, 403, kind).await;
+        assert_eq!(body["error"], "denied", "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("is not supported"), "{message}");
+        let resp = workload
+            .client(&s)
+            .post(s.url("/v1/renew"))
+            .json(&json!({"csr": csr.csr_pem}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(resp, 403, kind).await;
+    }
+    assert_eq!(s.state().ledger.size(), size, "refusals wrote nothing");
+    // The same names without the IP or e-mail name are issued.
+    let csr = openssl_csr("ec", allowed);
+    assert_eq!(enroll(&s, &token, &csr, None).await.status(), 201);
+    s.stop().await;
+}
+
 fn flip_signature_byte(pem: &str) -> String {
     use base64::Engine;
     let engine = base64::engine::general_purpose::STANDARD;
