@@ -73,6 +73,7 @@ pub fn bundle(data: &[u8]) -> bool {
         since: None,
         key_name: None,
         semantic: true,
+        review_caps: Default::default(),
     };
     let report = verify_bundle(data, &opts, &mut |_, _| {}, &mut |_, _| {});
     report.outcome == Outcome::Verified

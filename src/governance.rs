@@ -8,6 +8,7 @@
 //! appliance applies at once is exactly what the offline auditor accepts without approval.
 
 use credmint_ledger::event::{IntegrationSpec, PrivilegeClass};
+use credmint_ledger::governance::ReviewCaps;
 use credmint_ledger::verify::semantic::increases_authority;
 use serde::Deserialize;
 
@@ -110,14 +111,13 @@ impl GovernanceConfig {
         Ok(())
     }
 
-    /// Latest review-by a recertification at `now` may set for `class`: the end (UTC) of
-    /// the day `max_days` from now, so a plain date that many days ahead is accepted.
-    pub fn review_limit(&self, class: PrivilegeClass, now: u64) -> u64 {
-        let days = match class {
-            PrivilegeClass::Routine => self.routine_review_max_days,
-            PrivilegeClass::Privileged => self.privileged_review_max_days,
-        };
-        (now + days * DAY) / DAY * DAY + DAY - 1
+    /// The review caps in force: the rule is `credmint_ledger::governance::ReviewCaps`, the
+    /// one definition the auditor applies too (FORMAT.md §13.3).
+    pub fn review_caps(&self) -> ReviewCaps {
+        ReviewCaps {
+            routine_days: self.routine_review_max_days,
+            privileged_days: self.privileged_review_max_days,
+        }
     }
 }
 
@@ -268,8 +268,9 @@ pub fn owner_change_reference(
     )
 }
 
-/// Checks a recertification's new review-by against `now` and the class limit.
-pub fn check_recertification(
+/// Checks a review-by set at `now` (by a registration or a recertification): in the
+/// future and within the class cap.
+pub fn check_review_by(
     cfg: &GovernanceConfig,
     class: PrivilegeClass,
     review_by: u64,
@@ -278,18 +279,9 @@ pub fn check_recertification(
     if review_by <= now {
         return Err(field_err("review_by", "must be in the future"));
     }
-    let limit = cfg.review_limit(class, now);
-    if review_by > limit {
-        let days = match class {
-            PrivilegeClass::Routine => cfg.routine_review_max_days,
-            PrivilegeClass::Privileged => cfg.privileged_review_max_days,
-        };
-        return Err(field_err(
-            "review_by",
-            format!("must be at most {days} days from now for this privilege class"),
-        ));
-    }
-    Ok(())
+    cfg.review_caps()
+        .check(class, review_by, now)
+        .map_err(|e| field_err("review_by", e.to_string()))
 }
 
 /// Review state of an integration at `now`, for the inventory.
@@ -453,14 +445,10 @@ mod tests {
     fn recertification_is_limited_by_class() {
         let cfg = GovernanceConfig::default();
         let now = 1000 * DAY + 5;
-        assert!(
-            check_recertification(&cfg, PrivilegeClass::Privileged, now + 90 * DAY, now).is_ok()
-        );
-        assert!(
-            check_recertification(&cfg, PrivilegeClass::Privileged, now + 91 * DAY, now).is_err()
-        );
-        assert!(check_recertification(&cfg, PrivilegeClass::Routine, now + 300 * DAY, now).is_ok());
-        assert!(check_recertification(&cfg, PrivilegeClass::Routine, now, now).is_err());
+        assert!(check_review_by(&cfg, PrivilegeClass::Privileged, now + 90 * DAY, now).is_ok());
+        assert!(check_review_by(&cfg, PrivilegeClass::Privileged, now + 91 * DAY, now).is_err());
+        assert!(check_review_by(&cfg, PrivilegeClass::Routine, now + 300 * DAY, now).is_ok());
+        assert!(check_review_by(&cfg, PrivilegeClass::Routine, now, now).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use common::{openssl, openssl_csr, text, Served, TestAppliance};
+use common::{date_in_days, openssl, openssl_csr, text, Served, TestAppliance};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -110,17 +110,6 @@ async fn post(client: &reqwest::Client, s: &Served, path: &str, body: serde_json
     body
 }
 
-/// End of the day 300 days from now, as a date (within the routine review cap).
-fn review_date() -> String {
-    let day = time::OffsetDateTime::now_utc() + time::Duration::days(300);
-    format!(
-        "{:04}-{:02}-{:02}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "rewrites fuzz/seeds/: run by hand when a format changes"]
 async fn regenerate_fuzz_seeds() {
@@ -161,7 +150,7 @@ async fn regenerate_fuzz_seeds() {
         "name": "web", "business_owner": "payments", "technical_owner": "alice@example.com",
         "purpose": "serves the payments site", "environment": "prod",
         "scopes": ["deploy:read"], "privilege_class": "routine", "max_ttl_secs": 900,
-        "review_by": review_date(), "approval_ref": "CHG-1",
+        "review_by": date_in_days(300), "approval_ref": "CHG-1",
         "dns_names": ["web.internal.example"],
     });
     post(&s.operator(), &s, "/v1/admin/integrations", registration).await;
@@ -233,7 +222,7 @@ async fn regenerate_fuzz_seeds() {
         &s.operator(),
         &s,
         "/v1/admin/integrations/web/recertify",
-        json!({"review_by": review_date(), "reference": "REV-1"}),
+        json!({"review_by": date_in_days(300), "reference": "REV-1"}),
     )
     .await;
     s.state().sequencer.flush().await.unwrap();

@@ -26,6 +26,9 @@
 
 use std::collections::HashSet;
 
+pub mod review;
+pub use review::{ReviewCaps, ReviewTooFar};
+
 /// How an operator name came to exist: who asked for it and who let it in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lineage {

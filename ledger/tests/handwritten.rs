@@ -337,6 +337,8 @@ fn doc_rule_names(section: &str) -> Vec<String> {
         "may_approve",
         "spki_der",
         "credmint_ledger::governance::may_approve",
+        "privileged_review_max_days",
+        "routine_review_max_days",
     ];
     let mut out = Vec::new();
     for piece in section.split('`').skip(1).step_by(2) {

@@ -57,7 +57,12 @@ async fn register(
     operator: Operator,
     ApiJson(reg): ApiJson<Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let spec = validate(reg, &state.config.ttl, state.clock.unix())?;
+    let spec = validate(
+        reg,
+        &state.config.ttl,
+        &state.config.governance.review_caps(),
+        state.clock.unix(),
+    )?;
     let name = spec.name.clone();
     let receipt = state
         .sequencer

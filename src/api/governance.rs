@@ -19,7 +19,7 @@ use super::lifecycle::{load, record_change, submit_change};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::governance::{
-    check_recertification, classify, owner_change_reference, propose, ChangeBody, Classification,
+    check_review_by, classify, owner_change_reference, propose, ChangeBody, Classification,
 };
 use crate::registry::{
     parse_review_by, FieldError, PendingChange, Registry, CHANGE_APPROVED, CHANGE_SUPERSEDED,
@@ -304,7 +304,7 @@ async fn recertify(
     let reference = required("reference", body.reference)?;
     let before = load(&state, &name)?;
     refuse_decommissioned(&before)?;
-    check_recertification(
+    check_review_by(
         &state.config.governance,
         before.privilege_class,
         review_by,

@@ -2,6 +2,7 @@
 //! with its name, before anything reaches the ledger.
 
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
+use credmint_ledger::governance::ReviewCaps;
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
@@ -128,10 +129,12 @@ pub fn class_cap(class: PrivilegeClass, ttl: &TtlConfig) -> u64 {
     }
 }
 
-/// Turns a registration into a spec, or names the first bad field.
+/// Turns a registration into a spec, or names the first bad field. `review` caps how far
+/// ahead review-by may be, as for a recertification (the rule the auditor applies too).
 pub fn validate(
     reg: Registration,
     ttl: &TtlConfig,
+    review: &ReviewCaps,
     now_unix: u64,
 ) -> Result<IntegrationSpec, FieldError> {
     let name = required("name", reg.name)?;
@@ -168,6 +171,9 @@ pub fn validate(
     if review_by <= now_unix {
         return Err(field_err("review_by", "must be in the future"));
     }
+    review
+        .check(class, review_by, now_unix)
+        .map_err(|e| field_err("review_by", e.to_string()))?;
     let approval_ref = required("approval_ref", reg.approval_ref)?;
     if let Some(bad) = reg.dns_names.iter().find(|d| !check_dns(d)) {
         return Err(field_err("dns_names", format!("invalid DNS name {bad:?}")));
@@ -213,9 +219,16 @@ mod tests {
         })
     }
 
+    /// 2098-06-01T00:00:00Z: seven months before the registrations' review-by.
+    const NOW: u64 = 4_052_419_200;
+
+    fn caps() -> ReviewCaps {
+        ReviewCaps::default()
+    }
+
     #[test]
     fn valid_registration_passes() {
-        let spec = validate(good(), &ttl(), 0).unwrap();
+        let spec = validate(good(), &ttl(), &caps(), NOW).unwrap();
         assert_eq!(spec.review_by, 4_070_995_199);
     }
 
@@ -236,7 +249,7 @@ mod tests {
             let mut v = good_json();
             v.as_object_mut().unwrap().remove(field);
             let reg: Registration = serde_json::from_value(v).unwrap();
-            let err = validate(reg, &ttl(), 0).unwrap_err();
+            let err = validate(reg, &ttl(), &caps(), NOW).unwrap_err();
             assert_eq!(err.field, field);
         }
     }
@@ -246,22 +259,63 @@ mod tests {
         let mut reg = good();
         reg.privilege_class = Some("privileged".into());
         reg.max_ttl_secs = Some(1800);
-        assert_eq!(validate(reg, &ttl(), 0).unwrap_err().field, "max_ttl_secs");
+        assert_eq!(
+            validate(reg, &ttl(), &caps(), NOW).unwrap_err().field,
+            "max_ttl_secs"
+        );
     }
 
     #[test]
     fn bad_values_are_named() {
         let mut reg = good();
         reg.name = Some("Bad Name".into());
-        assert_eq!(validate(reg, &ttl(), 0).unwrap_err().field, "name");
+        assert_eq!(
+            validate(reg, &ttl(), &caps(), NOW).unwrap_err().field,
+            "name"
+        );
         let mut reg = good();
         reg.review_by = Some("2001-01-01".into());
         assert_eq!(
-            validate(reg, &ttl(), 10_000_000_000).unwrap_err().field,
+            validate(reg, &ttl(), &caps(), 10_000_000_000)
+                .unwrap_err()
+                .field,
             "review_by"
         );
         let mut reg = good();
         reg.dns_names = vec!["UPPER.example".into()];
-        assert_eq!(validate(reg, &ttl(), 0).unwrap_err().field, "dns_names");
+        assert_eq!(
+            validate(reg, &ttl(), &caps(), NOW).unwrap_err().field,
+            "dns_names"
+        );
+    }
+
+    #[test]
+    fn review_by_is_capped_by_class_as_for_a_recertification() {
+        let at = |review_by: &str, class: &str| {
+            let mut reg = good();
+            reg.review_by = Some(review_by.into());
+            reg.privilege_class = Some(class.into());
+            reg.max_ttl_secs = Some(600);
+            validate(reg, &ttl(), &caps(), NOW)
+        };
+        // NOW + 365 days is 2099-06-01; + 90 days is 2098-08-30.
+        assert!(at("2099-06-01", "routine").is_ok());
+        let err = at("2099-06-02", "routine").unwrap_err();
+        assert_eq!(err.field, "review_by");
+        assert!(err.to_string().contains("at most 365 days"), "{err}");
+        assert!(at("9999-12-31", "routine").is_err());
+        assert!(at("2098-08-30", "privileged").is_ok());
+        let err = at("2098-08-31", "privileged").unwrap_err();
+        assert!(err.to_string().contains("at most 90 days"), "{err}");
+    }
+
+    #[test]
+    fn dns_names_are_checked() {
+        let mut reg = good();
+        reg.dns_names = vec!["UPPER.example".into()];
+        assert_eq!(
+            validate(reg, &ttl(), &caps(), NOW).unwrap_err().field,
+            "dns_names"
+        );
     }
 }

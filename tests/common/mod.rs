@@ -158,6 +158,14 @@ privileged_max_secs = 900
     }
 }
 
+/// The date (`YYYY-MM-DD`, UTC) `days` days from now: a review-by inside the caps
+/// (365 days routine, 90 privileged) for registrations made at the start of a test.
+pub fn date_in_days(days: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+        .date()
+        .to_string()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -465,6 +473,7 @@ pub fn audit(bundle: &[u8], pinned_key: [u8; 32]) -> credmint_ledger::audit::Aud
         since: None,
         key_name: None,
         semantic: true,
+        review_caps: Default::default(),
     };
     credmint_ledger::audit::verify_bundle(bundle, &opts, &mut |_, _| {}, &mut |_, _| {})
 }

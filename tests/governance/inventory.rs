@@ -147,6 +147,8 @@ fn cli_lists_the_inventory_and_drives_the_lifecycle() {
         let out = app.cli(&all);
         (out.status.code(), text(&out.stdout), text(&out.stderr))
     };
+    // Within the privileged cap (90 days) too.
+    let review_by = crate::common::date_in_days(60);
     let register = |name: &str, class: &str| {
         let (code, out, err) = cli(&[
             "integration",
@@ -170,7 +172,7 @@ fn cli_lists_the_inventory_and_drives_the_lifecycle() {
             "--max-ttl",
             "600",
             "--review-by",
-            "2099-06-30",
+            &review_by,
             "--approval-ref",
             "CHG-77",
         ]);

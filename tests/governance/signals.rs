@@ -92,6 +92,7 @@ async fn volume_spike_is_flagged_and_auto_suspends_a_privileged_integration_but_
     for name in ["steady", "bursty"] {
         let mut reg = registration(name);
         reg["privilege_class"] = json!("privileged");
+        reg["review_by"] = json!(crate::common::date_in_days(60));
         assert_eq!(register(&s, &reg).await.status(), 201);
         clients.push(enroll_again(&s, name).await.client(&s));
     }

@@ -1,7 +1,7 @@
 //! The operator CLI talks HTTPS to a running `credmint serve` with the operator
 //! certificate, so an operator never needs curl.
 
-use crate::common::{free_port, text, TestAppliance};
+use crate::common::{date_in_days, free_port, text, TestAppliance};
 
 #[test]
 fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
@@ -31,7 +31,7 @@ fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
         "--max-ttl",
         "600",
         "--review-by",
-        "2099-06-30",
+        &date_in_days(300),
         "--approval-ref",
         "CHG-77",
     ]);
@@ -72,7 +72,7 @@ fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
         "--max-ttl",
         "60",
         "--review-by",
-        "2099-01-01",
+        &date_in_days(300),
         "--approval-ref",
         "x",
     ]);

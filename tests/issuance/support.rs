@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{openssl_csr, OpensslCsr, Served};
+use crate::common::{date_in_days, openssl_csr, OpensslCsr, Served};
 
 pub fn registration(name: &str) -> Value {
     json!({
@@ -14,7 +14,7 @@ pub fn registration(name: &str) -> Value {
         "scopes": ["deploy:read", "deploy:write"],
         "privilege_class": "routine",
         "max_ttl_secs": 900,
-        "review_by": "2099-01-01",
+        "review_by": date_in_days(300),
         "approval_ref": "CHG-1234",
         "dns_names": [format!("{name}.internal.example")],
     })

@@ -126,7 +126,8 @@ fn spec(i: u64) -> IntegrationSpec {
         scopes: vec!["read".into(), "write".into()],
         privilege_class: PrivilegeClass::Routine,
         max_ttl_secs: 86_400,
-        review_by: 4_102_444_800,
+        // Within the routine review cap of the registration time (FORMAT.md §13.3).
+        review_by: BASE_MS / 1000 + 300 * 86_400,
         approval_ref: format!("CHG-{i}"),
         allow_server_auth: false,
         dns_names: Vec::new(),

@@ -13,6 +13,7 @@ use super::{
     parse_ledger_key, render_human, time, verify_bundle, AuditOptions, AuditReport,
     EarlierCheckpoint, Outcome, EXIT_USAGE,
 };
+use crate::governance::ReviewCaps;
 
 /// Offline auditor for credmint ledger export bundles (no network, no HSM).
 ///
@@ -51,6 +52,13 @@ struct Common {
     /// Skip the semantic rules (bytes, chain, tree, signatures and keys only).
     #[arg(long)]
     no_semantic: bool,
+    /// The appliance's `governance.routine_review_max_days`: how far ahead a registration
+    /// or recertification of a routine integration may set review-by.
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    routine_review_max_days: u64,
+    /// The same for a privileged integration (`governance.privileged_review_max_days`).
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    privileged_review_max_days: u64,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +150,10 @@ fn options(c: &Common, since: Option<EarlierCheckpoint>) -> Result<AuditOptions,
         since,
         key_name,
         semantic: !c.no_semantic,
+        review_caps: ReviewCaps {
+            routine_days: c.routine_review_max_days,
+            privileged_days: c.privileged_review_max_days,
+        },
     })
 }
 

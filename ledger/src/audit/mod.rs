@@ -24,6 +24,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::error::NoteError;
 use crate::event::{Event, KeyAlgorithm, KeyInfo, KeyRole};
 use crate::export::{BundleItem, BundleReader};
+use crate::governance::ReviewCaps;
 use crate::keys::KeyRing;
 use crate::merkle::EMPTY_ROOT;
 use crate::note::Note;
@@ -95,6 +96,9 @@ pub struct AuditOptions {
     pub key_name: Option<String>,
     /// Run the semantic rules (FORMAT.md §13).
     pub semantic: bool,
+    /// The review-by caps the appliance was configured with (FORMAT.md §13.3;
+    /// `ReviewCaps::default()` is the appliance's default, 365 / 90 days).
+    pub review_caps: ReviewCaps,
 }
 
 /// Why verification stopped.
@@ -324,7 +328,9 @@ pub fn verify_bundle(
             last_checkpoint: None,
         },
         v: StreamVerifier::new(opts.ledger_key),
-        semantic: opts.semantic.then(SemanticChecker::new),
+        semantic: opts
+            .semantic
+            .then(|| SemanticChecker::with_review_caps(opts.review_caps)),
         since: opts.since.clone(),
         since_done: false,
         key_name: opts.key_name.clone(),

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::event::{
     ChangeKind, Event, IntegrationSpec, IntegrationStatus, OperatorCertIssued, PrivilegeClass,
 };
-use crate::governance::{ApprovalRefusal, Lineage};
+use crate::governance::{ApprovalRefusal, Lineage, ReviewCaps};
 use crate::record::Record;
 
 /// Violations kept in full; beyond this only the count grows.
@@ -165,6 +165,8 @@ pub struct SemanticChecker {
     /// `system:init` (the init operators, FORMAT.md §13.5).
     init_run: bool,
     last_cert: Option<LastCert>,
+    /// How far ahead a registration or recertification may set review-by (§13.3).
+    review_caps: ReviewCaps,
     violations: Vec<SemanticViolation>,
     total: u64,
 }
@@ -202,8 +204,14 @@ pub fn increases_authority(old: &IntegrationSpec, new: &IntegrationSpec) -> Opti
 }
 
 impl SemanticChecker {
-    /// Empty state, before genesis.
+    /// Empty state, before genesis, with the default review caps (365 / 90 days).
     pub fn new() -> Self {
+        Self::with_review_caps(ReviewCaps::default())
+    }
+
+    /// Empty state, before genesis, checking review-by against `review_caps` (the
+    /// deployment's `[governance]` caps, when they are not the defaults).
+    pub fn with_review_caps(review_caps: ReviewCaps) -> Self {
         SemanticChecker {
             keyer: Keyer::new(),
             serials: CompactMap::new(),
@@ -216,6 +224,7 @@ impl SemanticChecker {
             operators: OperatorBook::default(),
             init_run: true,
             last_cert: None,
+            review_caps,
             violations: Vec::new(),
             total: 0,
         }
@@ -273,6 +282,24 @@ impl SemanticChecker {
                     "certificate issued by an enrollment actor is not followed by its enrollment_used".into(),
                 );
             }
+        }
+    }
+
+    /// `review_too_far`: a review-by set at `now` beyond the class cap
+    /// (`governance::ReviewCaps`, the rule the appliance applies).
+    fn check_review_by(&mut self, index: u64, now: u64, spec: &IntegrationSpec, by: &str) {
+        if let Err(e) = self
+            .review_caps
+            .check(spec.privilege_class, spec.review_by, now)
+        {
+            self.flag(
+                index,
+                "review_too_far",
+                format!(
+                    "{by} of {:?} at {now} sets review_by {}: {e}",
+                    spec.name, spec.review_by
+                ),
+            );
         }
     }
 
@@ -344,6 +371,7 @@ impl SemanticChecker {
             }
             Event::IntegrationRegistered(r) => {
                 self.require_operator(index, actor, "integration_registered");
+                self.check_review_by(index, now, &r.spec, "registration");
                 let name = r.spec.name.clone();
                 if self.names.contains_key(&name) {
                     self.flag(
@@ -833,6 +861,9 @@ impl SemanticChecker {
             return;
         }
         let new = &c.spec;
+        if c.kind == ChangeKind::Recertified {
+            self.check_review_by(index, rec.timestamp_ms / 1000, new, "recertification");
+        }
         let expected_status = match c.kind {
             ChangeKind::Suspended => IntegrationStatus::Suspended,
             ChangeKind::Resumed => IntegrationStatus::Active,

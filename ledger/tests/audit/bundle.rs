@@ -569,6 +569,7 @@ fn verify_bundle_since(b: &[u8], key: [u8; 32], cp: &str) -> Outcome {
         since: Some(credmint_ledger::audit::EarlierCheckpoint::parse(cp).unwrap()),
         key_name: None,
         semantic: false,
+        review_caps: Default::default(),
     };
     credmint_ledger::audit::verify_bundle(b, &opts, &mut |_, _| {}, &mut |_, _| {}).outcome
 }

@@ -366,3 +366,29 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn review_caps_are_options_of_the_auditor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fx = Fx::new();
+    let mut long = spec("payroll");
+    long.review_by = fx.now_s() + 1 + 500 * 86_400;
+    fx.push(
+        "operator:alice",
+        Event::IntegrationRegistered(credmint_ledger::event::IntegrationRegistered { spec: long }),
+    );
+    let bundle = write(dir.path(), "long.bundle", &fx.bundle());
+    let key = hex::encode(ledger_signer().public_key());
+    let (code, out, _) = audit(&["verify", &bundle, "--ledger-key", &key]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("review_too_far"), "{out}");
+    let (code, out, err) = audit(&[
+        "verify",
+        &bundle,
+        "--ledger-key",
+        &key,
+        "--routine-review-max-days",
+        "500",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+}

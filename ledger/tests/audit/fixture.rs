@@ -192,6 +192,7 @@ pub fn options(since: Option<&str>) -> AuditOptions {
         since: since.map(|t| EarlierCheckpoint::parse(t).expect("earlier checkpoint parses")),
         key_name: None,
         semantic: true,
+        review_caps: Default::default(),
     }
 }
 
@@ -205,6 +206,7 @@ pub fn verify_with(bundle: &[u8], key: [u8; 32]) -> AuditReport {
         since: None,
         key_name: None,
         semantic: true,
+        review_caps: Default::default(),
     };
     verify_bundle(bundle, &opts, &mut |_, _| {}, &mut |_, _| {})
 }

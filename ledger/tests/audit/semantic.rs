@@ -108,7 +108,8 @@ fn honest_history() -> Fx {
         change(ChangeKind::Narrowed, narrower.clone(), 0),
     );
     let mut recert = narrower.clone();
-    recert.review_by += 86_400;
+    // The furthest a routine recertification may go: 365 days after its own time.
+    recert.review_by = fx.now_s() + 1 + 365 * 86_400;
     fx.push(
         "operator:alice",
         change(ChangeKind::Recertified, recert.clone(), 0),
@@ -624,4 +625,75 @@ fn approving_a_superseded_request_is_flagged() {
         change(ChangeKind::IncreaseApproved, wider, req),
     );
     assert_eq!(audit_verify(&ok), (0, vec![]));
+}
+
+/// Review-by may lie at most 365 (routine) / 90 (privileged) days after the record that
+/// sets it, at registration as at recertification: the rule the appliance applies
+/// (`governance::ReviewCaps`); a deployment with other caps passes them to the auditor.
+#[test]
+fn review_by_beyond_the_class_cap_is_flagged() {
+    const DAY: u64 = 86_400;
+    let register =
+        |spec: IntegrationSpec| Event::IntegrationRegistered(IntegrationRegistered { spec });
+    let named = |name: &str, class: PrivilegeClass, review_by: u64| {
+        let mut s = spec(name);
+        s.privilege_class = class;
+        s.review_by = review_by;
+        s
+    };
+    let mut fx = Fx::new();
+    let t = |fx: &Fx| fx.now_s() + 1; // the time of the next record
+    let forever = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let far = fx.push(
+        "operator:alice",
+        register(named("payroll", PrivilegeClass::Routine, forever)),
+    );
+    let at_cap = t(&fx) + 365 * DAY;
+    fx.push(
+        "operator:alice",
+        register(named("ok-routine", PrivilegeClass::Routine, at_cap)),
+    );
+    let at_cap = t(&fx) + 90 * DAY;
+    fx.push(
+        "operator:alice",
+        register(named("ok-vault", PrivilegeClass::Privileged, at_cap)),
+    );
+    let over = t(&fx) + 91 * DAY;
+    let vault = fx.push(
+        "operator:alice",
+        register(named("vault", PrivilegeClass::Privileged, over)),
+    );
+    let recert = t(&fx) + 380 * DAY;
+    let renewed = fx.push(
+        "operator:alice",
+        change(ChangeKind::Recertified, with(|s| s.review_by = recert), 0),
+    );
+    let r = fx.verify();
+    assert_eq!(r.outcome, Outcome::Violations);
+    let flagged: Vec<u64> = r
+        .violations
+        .iter()
+        .filter(|v| v.rule == "review_too_far")
+        .map(|v| v.index)
+        .collect();
+    assert_eq!(flagged, [far, vault, renewed], "{:#?}", r.violations);
+    assert_eq!(r.violations_total, 3, "{:#?}", r.violations);
+    let detail = &r.violations[0].detail;
+    assert!(
+        detail.contains("at most 365 days") && detail.contains("payroll"),
+        "{detail}"
+    );
+
+    // With the deployment's caps (routine 400 days), only the year-9999 one remains.
+    let mut opts = options(None);
+    opts.review_caps.routine_days = 400;
+    opts.review_caps.privileged_days = 100;
+    let r = credmint_ledger::audit::verify_bundle(
+        &fx.bundle()[..],
+        &opts,
+        &mut |_, _| {},
+        &mut |_, _| {},
+    );
+    let flagged: Vec<u64> = r.violations.iter().map(|v| v.index).collect();
+    assert_eq!(flagged, [far], "{:#?}", r.violations);
 }
