@@ -335,6 +335,8 @@ impl CliError {
             CliError::Io { .. }
             | CliError::Init(InitError::Io { .. })
             | CliError::Init(InitError::SoftHsm(_))
+            | CliError::Init(InitError::UnsafeDataDir { .. })
+            | CliError::Serve(ServeError::Init(InitError::UnsafeDataDir { .. }))
             | CliError::Serve(ServeError::Init(InitError::SoftHsm(_)))
             | CliError::Client(ClientError::Read { .. }) => 4,
             CliError::NotBenchmarkLedger(_) => 23,

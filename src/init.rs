@@ -56,6 +56,12 @@ pub enum InitError {
     KeyConfig(crate::keycheck::KeyCheckError),
     #[error("operator certificate: {0}")]
     Operator(String),
+    #[error("data directory {path} is writable by {who} (mode {mode:04o}): files in it may have been planted by another user (PIN files, token, ledger); refusing to use it. Give the appliance a directory of its own, writable only by its user (init creates a missing one with mode 0700)")]
+    UnsafeDataDir {
+        path: std::path::PathBuf,
+        mode: u32,
+        who: &'static str,
+    },
     #[error("existing ledger {path} does not belong to these keys: {reason}; refusing to fork it")]
     ForeignLedger {
         path: std::path::PathBuf,
@@ -95,21 +101,62 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
     }
 }
 
-/// Points the process at the embedded SoftHSM store when configured; a no-op otherwise.
-pub fn prepare_environment(cfg: &Config) -> Result<(), InitError> {
-    create_private_dir(&cfg.data_dir)?;
+/// Makes sure the data directory exists and is private ([`private_data_dir`]), then points
+/// the process at the embedded SoftHSM store when configured. Returns the directory's
+/// previous mode when it had to be tightened.
+pub fn prepare_environment(cfg: &Config) -> Result<Option<u32>, InitError> {
+    let tightened = private_data_dir(&cfg.data_dir)?;
     if let Some(soft) = &cfg.hsm.softhsm {
         prepare_softhsm(soft, &cfg.data_dir)?;
     }
-    Ok(())
+    Ok(tightened)
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), InitError> {
+/// The data directory holds the PIN files, the SoftHSM token and the ledger. A missing one
+/// is created with mode 0700. An existing one that others may only read or enter (0755,
+/// 0750, ...) is tightened to 0700 before anything secret is written into it; the previous
+/// mode is returned. One that the group or others may *write* (0775, 0777, 1777 like
+/// `/tmp`) is refused: chmod cannot undo what another user may already have put there (a
+/// PIN file with a PIN they know, a token, a symlink in place of the ledger), and changing
+/// a shared directory such as `/tmp` would break its other users.
+fn private_data_dir(dir: &Path) -> Result<Option<u32>, InitError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io(dir))
+    builder.create(dir).map_err(io(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)
+            .map_err(io(dir))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (_, true) => Some("everyone"),
+            (true, false) => Some("its group"),
+            (false, false) => None,
+        };
+        if let Some(who) = who {
+            return Err(InitError::UnsafeDataDir {
+                path: dir.to_owned(),
+                mode,
+                who,
+            });
+        }
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(dir))?;
+            tracing::warn!(
+                path = %dir.display(),
+                from = format!("{mode:04o}"),
+                "data directory tightened to 0700"
+            );
+            return Ok(Some(mode));
+        }
+    }
+    Ok(None)
 }
 
 pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
@@ -119,7 +166,15 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
 /// As [`run`], with options.
 pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitError> {
     let mut report = InitReport::default();
-    prepare_environment(cfg)?;
+    if let Some(mode) = prepare_environment(cfg)? {
+        report.push(
+            format!(
+                "mode 0700 of data directory {} (was {mode:04o})",
+                cfg.data_dir.display()
+            ),
+            true,
+        );
+    }
     if cfg.ledger.file.exists() {
         // An existing ledger fixes the keys: check them before creating anything (token,
         // PIN files or key pairs), so a fresh token never gets keys that could only fork it.

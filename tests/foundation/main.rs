@@ -5,6 +5,7 @@ mod bench_seed;
 #[path = "../common/mod.rs"]
 mod common;
 mod custody;
+mod data_dir;
 mod errors;
 mod health;
 mod serve;

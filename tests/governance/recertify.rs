@@ -156,3 +156,64 @@ async fn privileged_recertification_is_limited_to_90_days_and_warned_before() {
     assert_audit_clean(&s).await;
     s.stop().await;
 }
+
+/// Registration sets the first review-by: the same class cap as a recertification (365
+/// days routine, 90 privileged, end of that day), refused with 400 naming `review_by`, and
+/// nothing written; the auditor replays the accepted ones cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_review_by_is_capped_like_a_recertification() {
+    let s = TestAppliance::new("gov-reg-cap").serve().await;
+    let size = s.state().ledger.size();
+    let cases = [
+        (
+            "forever",
+            "routine",
+            "9999-12-31".to_string(),
+            "at most 365 days",
+        ),
+        (
+            "year-and-day",
+            "routine",
+            at(&s, 366 * 86_400),
+            "at most 365 days",
+        ),
+        (
+            "vault",
+            "privileged",
+            at(&s, 91 * 86_400),
+            "at most 90 days",
+        ),
+    ];
+    for (name, class, review_by, needle) in cases {
+        let mut reg = registration(name);
+        reg["privilege_class"] = json!(class);
+        reg["review_by"] = json!(review_by);
+        let body = assert_error(register(&s, &reg).await, 400, needle).await;
+        assert_eq!(body["error"], "invalid_field", "{body}");
+        assert_eq!(body["field"], "review_by", "{body}");
+    }
+    assert_eq!(
+        s.state().ledger.size(),
+        size,
+        "refused registrations write nothing"
+    );
+
+    // At the cap is fine: a plain date that many days ahead, for each class.
+    let day = |days: i64| {
+        (s.clock.now() + time::Duration::days(days))
+            .date()
+            .to_string()
+    };
+    for (name, class, review_by) in [
+        ("yearly", "routine", day(365)),
+        ("quarterly", "privileged", day(90)),
+    ] {
+        let mut reg = registration(name);
+        reg["privilege_class"] = json!(class);
+        reg["review_by"] = json!(review_by);
+        let resp = register(&s, &reg).await;
+        assert_eq!(resp.status(), 201, "{name}: {}", resp.text().await.unwrap());
+    }
+    assert_audit_clean(&s).await;
+    s.stop().await;
+}
