@@ -17,8 +17,11 @@ use credmint_ledger::export::{BundleItem, BundleReader};
 use credmint_ledger::note::Note;
 use credmint_ledger::{checkpoint, Checkpoint, Record};
 
+/// A target's body: never panics; true when the input was accepted.
+pub type Entry = fn(&[u8]) -> bool;
+
 /// Every target, by the name of its binary and of its corpus directories.
-pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("csr", csr),
     ("ocsp_request", ocsp_request),
     ("record", record),

@@ -39,7 +39,7 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs `input` through `entry`; `Err` with the panic message if it panicked.
-fn run(entry: fn(&[u8]) -> bool, input: &[u8]) -> Result<bool, String> {
+fn run(entry: entries::Entry, input: &[u8]) -> Result<bool, String> {
     std::panic::catch_unwind(|| entry(input)).map_err(|panic| {
         panic
             .downcast_ref::<String>()
