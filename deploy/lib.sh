@@ -4,7 +4,7 @@
 #                   a C toolchain and Rust. Idempotent; no network when all is present.
 # ensure_test_deps  ensure_deps plus what the tests check against (test.sh, CI): Go (the
 #                   interop test builds a Go program), Python 3 + a venv with a pinned
-#                   pkilint, and the current Debian versions of openssl/libssl, opensc,
+#                   pkilint, g++ (libFuzzer, for deploy/fuzz.sh), and the current Debian versions of openssl/libssl, opensc,
 #                   softhsm2 and golang-go (`--only-upgrade`, so CI tests what relying
 #                   parties on current Debian run).
 
@@ -60,6 +60,8 @@ ensure_test_deps() {
     ensure_deps
     local need=()
     command -v go >/dev/null || need+=(golang-go)
+    # The fuzz stage (deploy/fuzz.sh) builds libFuzzer, which is C++.
+    command -v c++ >/dev/null || need+=(g++)
     command -v python3 >/dev/null || need+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
     _apt_install "${need[@]}"
