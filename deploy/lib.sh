@@ -5,8 +5,9 @@
 # ensure_test_deps  ensure_deps plus what the tests check against (test.sh, CI): Go (the
 #                   interop test builds a Go program), Python 3 + a venv with a pinned
 #                   pkilint, g++ (deploy/fuzz.sh builds libFuzzer), and the current
-#                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go (`--only-upgrade`, so CI tests what relying
-#                   parties on current Debian run).
+#                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go
+#                   (`--only-upgrade`, so CI tests what relying parties on current
+#                   Debian run).
 
 # pkilint release the lint tests are pinned to (PyPI), and the venv it lives in.
 PKILINT_VERSION=0.13.3
