@@ -27,8 +27,9 @@ pub struct GovernanceConfig {
     /// `review_due_soon` (default 14).
     #[serde(default = "default_warning_days")]
     pub review_warning_days: u64,
-    /// Furthest a recertification may move review-by for a routine integration, in days
-    /// from now (default 365).
+    /// Furthest a registration or recertification may set review-by for a routine
+    /// integration, in days from now (default 365). The auditor must be told a
+    /// non-default value (`credmint-audit --routine-review-max-days`).
     #[serde(default = "default_routine_days")]
     pub routine_review_max_days: u64,
     /// The same for a privileged integration (default 90).
