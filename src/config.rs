@@ -375,6 +375,10 @@ impl Config {
     pub fn ca_cert_path(&self) -> PathBuf {
         self.data_dir.join("ca.pem")
     }
+    /// Recovery copy of the embedded SoftHSM token's object files (`hsm::recovery`).
+    pub fn token_recovery_dir(&self) -> PathBuf {
+        self.data_dir.join("token-recovery")
+    }
     pub fn server_cert_path(&self) -> PathBuf {
         self.data_dir.join("server.pem")
     }

@@ -81,6 +81,8 @@ pub fn open_state(
         crate::keycheck::KeyCheckError::Hsm(h) => ServeError::Hsm(h),
         other => ServeError::KeyConfig(other),
     })?;
+    // The token just logged in and holds every key in force: the state worth keeping.
+    crate::init::refresh_token_copy(&cfg);
     // The keys in force come from the ledger's key history (genesis + rotations).
     let public_url = cfg.public_url(port);
     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);

@@ -8,6 +8,7 @@ mod context;
 mod error;
 pub mod keys;
 mod pool;
+pub mod recovery;
 mod signer;
 pub mod token;
 

@@ -347,6 +347,11 @@ impl TestAppliance {
     pub fn spawn_server(&self) -> ServerProcess {
         let init = self.cli(&["init"]);
         assert!(init.status.success(), "{}", text(&init.stderr));
+        self.spawn_serve()
+    }
+
+    /// Starts `credmint serve` alone (no init) and waits until it listens.
+    pub fn spawn_serve(&self) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_credmint"))
             .arg("--config")
             .arg(&self.config_path)
@@ -442,6 +447,20 @@ impl Served {
     ) -> credmint_ledger::audit::AuditReport {
         assert_verifies(&self.export_bundle().await, pinned_key)
     }
+}
+
+/// The Ed25519 ledger key named by the genesis record of the ledger at `path`: what an
+/// auditor pins.
+pub fn genesis_ledger_key(path: &Path) -> [u8; 32] {
+    let ledger = credmint_ledger::Ledger::open(path).unwrap();
+    let credmint_ledger::event::Event::Genesis(g) = ledger.record(0).unwrap().unwrap().event else {
+        panic!("record 0 is not genesis")
+    };
+    g.keys
+        .iter()
+        .find(|k| k.role == credmint_ledger::event::KeyRole::Ledger)
+        .and_then(|k| k.ed25519_raw())
+        .unwrap()
 }
 
 /// Verifies `bundle` and asserts it is authentic with no semantic violation.

@@ -8,3 +8,4 @@ mod custody;
 mod errors;
 mod health;
 mod serve;
+mod token_recovery;
