@@ -74,7 +74,7 @@ async fn show_integration(
     _operator: Operator,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let spec = Registry::open(state.ledger.database())?
+    let spec = Registry::open(&state.ledger)?
         .integration(&name)?
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))?;
     Ok(Json(views::integration_of(&state, &spec)))
@@ -107,7 +107,7 @@ async fn create_enrollment(
             message: format!("must be between 1 and {MAX_ENROLLMENT_TTL_SECS}"),
         }));
     }
-    let spec = Registry::open(state.ledger.database())?
+    let spec = Registry::open(&state.ledger)?
         .integration(&name)?
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))?;
     crate::policy::check_standing(&spec, state.clock.unix())?;

@@ -50,7 +50,7 @@ fn peer_serial(parts: &Parts) -> Result<Vec<u8>, ApiError> {
 /// chains to the CA but was never committed to the ledger is refused.
 pub fn peer_cert(parts: &Parts, state: &AppState) -> Result<PeerCert, ApiError> {
     let serial = peer_serial(parts)?;
-    let row = Registry::open(state.ledger.database())?
+    let row = Registry::open(&state.ledger)?
         .certificate(&serial)?
         .ok_or_else(|| {
             ApiError::Unauthenticated("client certificate unknown to the ledger".into())
@@ -153,7 +153,7 @@ impl FromRequestParts<AppState> for Workload {
                 "certificate expired; enroll again".into(),
             ));
         }
-        let integration = Registry::open(state.ledger.database())?
+        let integration = Registry::open(&state.ledger)?
             .integration(&peer.row.owner)?
             .ok_or_else(|| ApiError::Unauthenticated("integration unknown".into()))?;
         Ok(Workload {

@@ -180,7 +180,7 @@ async fn list_changes(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     let mut items = Vec::new();
     for p in registry.pending_changes()? {
         let current = registry.integration(&p.integration)?;
@@ -208,7 +208,7 @@ async fn show_change(
     _operator: Operator,
     Path(index): Path<u64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     if let Some(p) = registry.pending_change(index)? {
         let current = registry.integration(&p.integration)?;
         return Ok(Json(pending_view(&state, &p, current.as_ref())));
@@ -238,7 +238,7 @@ async fn approve(
     ApiJson(body): ApiJson<ApprovalBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let approval_ref = required("approval_ref", body.approval_ref)?;
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     let Some(request) = registry.pending_change(index)? else {
         return Err(not_pending(&registry, index)?);
     };

@@ -29,7 +29,7 @@ pub struct Reason {
 
 /// Loads an integration or answers 404.
 pub fn load(state: &AppState, name: &str) -> Result<IntegrationSpec, ApiError> {
-    Registry::open(state.ledger.database())?
+    Registry::open(&state.ledger)?
         .integration(name)?
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))
 }

@@ -137,7 +137,7 @@ pub async fn list_requests(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
-    let requests = Registry::open(state.ledger.database())?.operator_requests()?;
+    let requests = Registry::open(&state.ledger)?.operator_requests()?;
     let items: Vec<_> = requests
         .iter()
         .map(|r| {
@@ -163,7 +163,7 @@ pub async fn approve_request(
     Path(index): Path<u64>,
     ApiJson(body): ApiJson<ApproveOperator>,
 ) -> Result<Response, ApiError> {
-    let request = Registry::open(state.ledger.database())?
+    let request = Registry::open(&state.ledger)?
         .operator_request(index)?
         .ok_or_else(|| {
             ApiError::NotFound(format!(

@@ -32,9 +32,17 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
             Err(kind) => (StatusCode::SERVICE_UNAVAILABLE, kind),
         },
     };
+    // From a write that failed in storage (disk full) until the next durable commit; the
+    // sequencer reopens the file and probes it meanwhile.
+    let (status, ledger_state) = if !state.ledger.writable() {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else {
+        (status, "ok")
+    };
     let body = json!({
         "status": if status == StatusCode::OK { "ok" } else { "degraded" },
         "hsm": hsm_state,
+        "ledger": ledger_state,
         "ledger_size": state.ledger.size(),
     });
     (status, Json(body))

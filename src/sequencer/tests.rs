@@ -422,7 +422,7 @@ fn an_invalid_command_is_refused_alone_and_the_rest_of_its_batch_commits() {
     // warm-up batch (1) + one batch with the two valid tokens (2).
     assert_eq!(*f.store.batches.lock().unwrap(), vec![1, 2]);
     assert_eq!(f.ledger.size(), size + 3);
-    let spec_now = Registry::open(f.ledger.database())
+    let spec_now = Registry::open(&f.ledger)
         .unwrap()
         .integration("ci")
         .unwrap()
@@ -572,7 +572,7 @@ fn revoke_all_goes_in_bounded_chunks_and_answers_once_with_the_total() {
     assert_eq!(batches.len(), 2, "{batches:?}");
     assert!(batches.iter().all(|&n| n <= REVOKE_CHUNK));
     assert_eq!(f.hooks.revoked.lock().unwrap().len(), many + 1);
-    let registry = Registry::open(f.ledger.database()).unwrap();
+    let registry = Registry::open(&f.ledger).unwrap();
     assert_eq!(registry.live_credentials("ci", 0).unwrap(), (0, 0));
 }
 
@@ -740,6 +740,6 @@ fn a_failed_chunk_is_retried_and_the_revoke_all_still_completes() {
     let receipt = rt.block_on(f.sequencer.submit(revoke_all())).unwrap();
     assert_eq!(f.store.appends.load(Ordering::SeqCst), 3);
     assert_eq!(receipt.outcome.revoked_counts(), (REVOKE_CHUNK + 4, 0));
-    let registry = Registry::open(f.ledger.database()).unwrap();
+    let registry = Registry::open(&f.ledger).unwrap();
     assert_eq!(registry.live_credentials("ci", 0).unwrap(), (0, 0));
 }

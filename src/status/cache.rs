@@ -209,8 +209,7 @@ fn sig_alg(key: &crate::hsm::HsmKey) -> SigAlg {
 
 /// What the ledger says about `serial` for OCSP: never issued is `Unknown`, never `Good`.
 fn lookup(state: &AppState, serial: &[u8]) -> Result<CertState, StatusError> {
-    let registry =
-        Registry::open(state.ledger.database()).map_err(|e| StatusError(e.to_string()))?;
+    let registry = Registry::open(&state.ledger).map_err(|e| StatusError(e.to_string()))?;
     let row = registry
         .certificate(serial)
         .map_err(|e| StatusError(e.to_string()))?;
@@ -275,7 +274,7 @@ fn sign_answers(
 
 /// Whether the ledger knows a certificate with this serial.
 fn issued(state: &AppState, serial: &[u8]) -> bool {
-    Registry::open(state.ledger.database())
+    Registry::open(&state.ledger)
         .and_then(|r| r.certificate(serial))
         .is_ok_and(|row| row.is_some())
 }
@@ -492,7 +491,7 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
     let ca = active
         .ca_generation(generation, now)
         .ok_or_else(|| StatusError(format!("no CA generation {generation}")))?;
-    let rows = Registry::open(state.ledger.database())
+    let rows = Registry::open(&state.ledger)
         .and_then(|r| r.revoked_unexpired(now))
         .map_err(|e| StatusError(e.to_string()))?;
     let entries: Vec<CrlEntry> = rows

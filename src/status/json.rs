@@ -113,7 +113,7 @@ async fn decide(state: &AppState, mut body: Value, s: Standing) -> Result<Value,
 /// Status of a certificate by serial.
 pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, LookupError> {
     let id = hex::encode(serial);
-    let row = Registry::open(state.ledger.database())?
+    let row = Registry::open(&state.ledger)?
         .certificate(serial)?
         .ok_or_else(|| unknown("serial", &id))?;
     let body = json!({ "serial": id, "owner": row.owner, "not_after": rfc3339(row.not_after) });
@@ -128,7 +128,7 @@ pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, Looku
 
 /// Status of a token by jti.
 pub async fn token(state: &AppState, jti: &str) -> Result<Value, LookupError> {
-    let row = Registry::open(state.ledger.database())?
+    let row = Registry::open(&state.ledger)?
         .token(jti)?
         .ok_or_else(|| unknown("jti", jti))?;
     let body = json!({

@@ -452,7 +452,11 @@ impl Served {
 /// The Ed25519 ledger key named by the genesis record of the ledger at `path`: what an
 /// auditor pins.
 pub fn genesis_ledger_key(path: &Path) -> [u8; 32] {
-    let ledger = credmint_ledger::Ledger::open(path).unwrap();
+    genesis_key_of(&credmint_ledger::Ledger::open(path).unwrap())
+}
+
+/// As [`genesis_ledger_key`], for a ledger already open (a running appliance's).
+pub fn genesis_key_of(ledger: &credmint_ledger::Ledger) -> [u8; 32] {
     let credmint_ledger::event::Event::Genesis(g) = ledger.record(0).unwrap().unwrap().event else {
         panic!("record 0 is not genesis")
     };
