@@ -32,7 +32,7 @@ pub struct Reason {
 pub fn load(state: &AppState, name: &str) -> Result<IntegrationSpec, ApiError> {
     Registry::open(state.ledger.database())?
         .integration(name)?
-        .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(&name))))
+        .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(name))))
 }
 
 /// Sequences `change` of the integration in state `before`; refused if the integration

@@ -6,5 +6,6 @@ mod bench_seed;
 mod common;
 mod custody;
 mod errors;
+mod flood;
 mod health;
 mod serve;
