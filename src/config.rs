@@ -531,6 +531,38 @@ mod tests {
     }
 
     #[test]
+    fn edge_limits_default_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load(&write(dir.path(), &default_text())).unwrap();
+        assert_eq!(
+            (
+                cfg.server.max_connections,
+                cfg.server.max_connections_per_ip
+            ),
+            (4096, 512)
+        );
+        for (line, key) in [
+            (
+                "max_connections_per_ip = 5000",
+                "server.max_connections_per_ip",
+            ),
+            ("idle_timeout_secs = 0", "server.idle_timeout_secs"),
+            ("max_header_bytes = 100", "server.max_header_bytes"),
+            (
+                "http2_max_concurrent_streams = 0",
+                "server.http2_max_concurrent_streams",
+            ),
+        ] {
+            let text = default_text().replace(
+                "max_body_bytes = 65536",
+                &format!("max_body_bytes = 65536\n{line}"),
+            );
+            let err = Config::load(&write(dir.path(), &text)).unwrap_err();
+            assert!(err.to_string().contains(key), "{line}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let text = default_text().replace("sessions = 4", "sessions = 4\nsesions = 2");

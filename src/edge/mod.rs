@@ -242,3 +242,24 @@ pub fn configure_http(builder: &mut Builder<TokioExecutor>, limits: &EdgeLimits)
         .keep_alive_interval(limits.http2_keep_alive_interval)
         .keep_alive_timeout(limits.http2_keep_alive_timeout);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_cap_is_kept_below_the_open_file_limit() {
+        let server: crate::config::ServerConfig = toml::from_str(
+            "listen = \"127.0.0.1:0\"\nnames = [\"localhost\"]\nmax_connections_per_ip = 1000",
+        )
+        .unwrap();
+        let mut limits = EdgeLimits::from_config(&server);
+        assert!(!limits.fit_to_descriptors(20_000));
+        assert_eq!(limits.max_connections, 4096);
+        assert!(limits.fit_to_descriptors(1024));
+        assert_eq!(
+            (limits.max_connections, limits.max_connections_per_ip),
+            (1024 - FD_RESERVE as usize, 768)
+        );
+    }
+}

@@ -276,3 +276,56 @@ async fn stalled_and_over_cap_connections_from_one_peer_never_starve_others() {
     );
     Arc::into_inner(s).unwrap().stop().await;
 }
+
+/// Reads one complete `/healthz` answer (it ends with the JSON object).
+fn read_healthz(tls: &mut Tls) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"}") {
+        let n = tls.read(&mut buf).expect("answer");
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_counts_from_the_last_request_and_closes_silent_connections() {
+    let app = TestAppliance::new("idle");
+    app.edit_config(
+        "names = [\"localhost\", \"127.0.0.1\"]",
+        "names = [\"localhost\", \"127.0.0.1\"]\nidle_timeout_secs = 1\nheader_read_timeout_secs = 5",
+    );
+    let s = Arc::new(app.serve().await);
+    let s2 = s.clone();
+    let (busy_for, closed) = tokio::task::spawn_blocking(move || {
+        let mut tls = crate::common::raw_tls(&s2, None);
+        let started = Instant::now();
+        // Requests 400 ms apart for 2 s: longer than the idle timeout, never idle that long.
+        for _ in 0..5 {
+            tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            tls.flush().unwrap();
+            read_healthz(&mut tls);
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        let busy_for = started.elapsed();
+        let silent = Instant::now() - Duration::from_millis(400);
+        (busy_for, closed_after(|b| tls.read(b), silent))
+    })
+    .await
+    .unwrap();
+    assert!(busy_for >= Duration::from_secs(2), "{busy_for:?}");
+    assert!(
+        closed >= Duration::from_millis(700) && closed <= Duration::from_secs(1) + SLACK,
+        "closed {closed:?} after its last answer (idle timeout 1 s)"
+    );
+    let stats = s.running.as_ref().unwrap().edge_stats();
+    assert!(stats.idle_closed >= 1, "{stats:?}");
+    println!("idle figures: kept open {busy_for:?} while busy; closed {closed:?} after the last answer; edge {stats:?}");
+    Arc::into_inner(s).unwrap().stop().await;
+}
