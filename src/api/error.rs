@@ -1,8 +1,12 @@
 //! Errors on the wire: a status code and a stable JSON body
 //! `{"error": "<code>", "message": "<text>"[, "field": "<name>"]}`.
 //! The only module that picks status codes. 5xx details go to the log, not the client.
+//!
+//! Messages may quote the caller's input (a name, a serial, a path) but never more than
+//! [`ECHO_LIMIT`] characters of it: every quoted run longer than that is cut and marked
+//! with `…` before the body is written, whichever code built the message.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -83,6 +87,62 @@ impl ApiError {
     }
 }
 
+/// Most characters of one piece of caller input an error message repeats.
+pub const ECHO_LIMIT: usize = 64;
+/// Most characters of a whole error message (a last resort for unquoted input).
+const MESSAGE_LIMIT: usize = 512;
+
+/// `input` quoted for an error message, cut to [`ECHO_LIMIT`] characters plus `…`.
+pub fn echo(input: &str) -> String {
+    let mut chars = input.chars();
+    let head: String = chars.by_ref().take(ECHO_LIMIT).collect();
+    if chars.next().is_some() {
+        format!("{:?}", format!("{head}…"))
+    } else {
+        format!("{head:?}")
+    }
+}
+
+/// Cuts every run between a pair of quotes (`"` or `` ` ``) longer than [`ECHO_LIMIT`]
+/// characters, then the whole message at [`MESSAGE_LIMIT`]: serde and the router quote
+/// input in their own messages, and none of it may come back at length.
+fn cap_echoes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MESSAGE_LIMIT + 8));
+    let mut open: Option<(char, usize)> = None;
+    let mut kept = 0usize;
+    for c in message.chars() {
+        if kept >= MESSAGE_LIMIT {
+            out.push('…');
+            return out;
+        }
+        match open {
+            Some((q, _)) if c == q => {
+                open = None;
+                out.push(c);
+                kept += 1;
+            }
+            Some((q, n)) => {
+                if n < ECHO_LIMIT {
+                    out.push(c);
+                    kept += 1;
+                } else if n == ECHO_LIMIT {
+                    out.push('…');
+                    kept += 1;
+                }
+                open = Some((q, n + 1));
+            }
+            None => {
+                if c == '"' || c == '`' {
+                    open = Some((c, 0));
+                }
+                out.push(c);
+                kept += 1;
+            }
+        }
+    }
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
@@ -91,7 +151,8 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(code, status = status.as_u16(), "request refused");
         }
-        let mut body = json!({ "error": code, "message": self.public_message() });
+        let message = cap_echoes(&self.public_message());
+        let mut body = json!({ "error": code, "message": message });
         if let ApiError::UnknownCredential(doc) = &self {
             if let Some(obj) = doc.as_object() {
                 for (k, v) in obj {
@@ -114,10 +175,51 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::BytesRejection(b) => b.into(),
+            r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+            r => ApiError::BadRequest(format!("invalid JSON body: {}", r.body_text())),
+        }
+    }
+}
+
+/// Reading the body failed: over the limit (413) or the bytes on the wire were not a valid
+/// HTTP body (a bad chunk-size line, a connection cut mid-body): 400 naming the cause.
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return ApiError::TooLarge;
         }
-        ApiError::BadRequest(format!("invalid JSON body: {}", r.body_text()))
+        let mut cause: &dyn std::error::Error = &r;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        ApiError::BadRequest(format!("request body could not be read: {cause}"))
+    }
+}
+
+/// A path segment that does not decode (invalid UTF-8 after percent-decoding) or does not
+/// parse as the route expects: 400 naming the segment.
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        use axum::extract::path::ErrorKind;
+        let PathRejection::FailedToDeserializePathParams(e) = &r else {
+            return ApiError::Internal(r.body_text());
+        };
+        match e.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => ApiError::BadRequest(format!(
+                "path segment `{key}` is not valid UTF-8 once percent-decoded"
+            )),
+            ErrorKind::ParseErrorAtKey {
+                key,
+                value,
+                expected_type,
+            } => ApiError::BadRequest(format!(
+                "path segment `{key}`: {} is not a valid {expected_type}",
+                echo(value)
+            )),
+            _ => ApiError::BadRequest(format!("invalid path: {}", r.body_text())),
+        }
     }
 }
 
@@ -227,6 +329,28 @@ impl From<LeafError> for ApiError {
             what: "certificate signing",
             detail: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod echo_caps {
+    use super::*;
+
+    #[test]
+    fn quoted_input_is_cut_at_the_echo_limit() {
+        let long = "x".repeat(1000);
+        let quoted = echo(&long);
+        assert_eq!(quoted, format!("\"{}…\"", "x".repeat(ECHO_LIMIT)));
+        assert_eq!(echo("short"), "\"short\"");
+        let capped = cap_echoes(&format!("unknown field `{long}`, expected `ttl_secs`"));
+        assert_eq!(
+            capped,
+            format!(
+                "unknown field `{}…`, expected `ttl_secs`",
+                "x".repeat(ECHO_LIMIT)
+            )
+        );
+        assert!(cap_echoes(&long).chars().count() <= MESSAGE_LIMIT + 1);
     }
 }
 

@@ -513,9 +513,18 @@ pub fn raw_tls(
     s: &Served,
     identity: Option<(&str, &str)>,
 ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let port = s.running.as_ref().unwrap().addr.port();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    rustls::StreamOwned::new(raw_tls_client(s, identity), tcp)
+}
+
+/// The client side of [`raw_tls`], for a socket the test connected itself (from another
+/// loopback address, say). Nothing is sent until the stream is first used.
+pub fn raw_tls_client(s: &Served, identity: Option<(&str, &str)>) -> rustls::ClientConnection {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let port = s.running.as_ref().unwrap().addr.port();
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(&s.ca_pem).unwrap())
@@ -536,15 +545,11 @@ pub fn raw_tls(
         }
         None => builder.with_no_client_auth(),
     };
-    let conn = rustls::ClientConnection::new(
+    rustls::ClientConnection::new(
         std::sync::Arc::new(config),
         ServerName::try_from("localhost").unwrap(),
     )
-    .unwrap();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    rustls::StreamOwned::new(conn, tcp)
+    .unwrap()
 }
 
 /// A body announced above `server.max_body_bytes` is refused with 413 and the JSON error

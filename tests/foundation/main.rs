@@ -6,6 +6,7 @@ mod bench_seed;
 mod common;
 mod custody;
 mod errors;
+mod flood;
 mod health;
 mod serve;
 mod token_recovery;
