@@ -44,6 +44,13 @@ pub enum ApiError {
     /// Overload refused before any work (HSM admission or sequencer queue): 503.
     #[error("busy: at capacity")]
     Busy,
+    /// The HSM is away (`cause`: the fault's kind, as `/healthz` reports it) and the
+    /// appliance is reconnecting: 503 with `Retry-After` until the next attempt.
+    #[error("HSM unavailable ({cause})")]
+    HsmUnavailable {
+        cause: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -65,7 +72,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
-            ApiError::Unavailable { .. } | ApiError::Busy => {
+            ApiError::Unavailable { .. } | ApiError::Busy | ApiError::HsmUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -77,6 +84,9 @@ impl ApiError {
         match self {
             ApiError::Unavailable { what, .. } => format!("{what} is temporarily unavailable"),
             ApiError::Busy => "the appliance is at capacity, retry shortly".into(),
+            ApiError::HsmUnavailable { cause, .. } => {
+                format!("the HSM is unavailable ({cause}); credmint is reconnecting, retry later")
+            }
             ApiError::Internal(_) => "internal error".into(),
             other => other.to_string(),
         }
@@ -102,11 +112,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Field(f) = &self {
             body["field"] = json!(f.field);
         }
+        let mut retry_after = 1;
+        if let ApiError::HsmUnavailable {
+            cause,
+            retry_after_secs,
+        } = &self
+        {
+            body["hsm"] = json!(cause);
+            retry_after = *retry_after_secs;
+        }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         }
         response
     }
@@ -165,10 +184,30 @@ impl From<Refusal> for ApiError {
     }
 }
 
+impl From<crate::hsm::HsmError> for ApiError {
+    fn from(e: crate::hsm::HsmError) -> Self {
+        match e {
+            crate::hsm::HsmError::Unavailable {
+                cause,
+                retry_after_secs,
+                ..
+            } => ApiError::HsmUnavailable {
+                cause,
+                retry_after_secs,
+            },
+            other => ApiError::Unavailable {
+                what: "HSM",
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<IssueError> for ApiError {
     fn from(e: IssueError) -> Self {
         match e {
             IssueError::Overloaded(_) | IssueError::QueueFull => ApiError::Busy,
+            IssueError::Hsm(e) => e.into(),
             IssueError::Leaf(e) => e.into(),
             IssueError::Sequence(e) => e.into(),
             IssueError::TokenSigning(_) => ApiError::Unavailable {
