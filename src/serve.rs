@@ -17,6 +17,7 @@ use crate::ca::{ensure_server_cert, load_root, CaError};
 use crate::checkpointer::{checkpoint_size, CheckpointSignal};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::hsm::token::TokenDir;
 use crate::hsm::Admission;
 use crate::hsm::{Hsm, HsmError};
 use crate::init::{prepare_environment, InitError};
@@ -65,12 +66,12 @@ pub fn open_state(
     ),
     ServeError,
 > {
-    prepare_environment(&cfg)?;
     for path in [cfg.ca_cert_path(), cfg.ledger.file.clone()] {
         if !path.exists() {
             return Err(ServeError::NotInitialized(path.display().to_string()));
         }
     }
+    prepare_environment(&cfg, TokenDir::MustExist)?;
     let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
     // First health probe before serving; `run_health_probe` keeps it fresh.
     hsm.probe()?;
