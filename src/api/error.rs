@@ -303,4 +303,24 @@ mod sequencer_mapping {
         }));
         assert_eq!(busy.into_response().status().as_u16(), 503);
     }
+
+    #[tokio::test]
+    async fn hsm_outage_is_503_naming_the_fault_with_retry_after_the_next_attempt() {
+        let r = ApiError::from(IssueError::Hsm(crate::hsm::HsmError::Unavailable {
+            cause: "token_not_found",
+            down_secs: 3,
+            retry_after_secs: 7,
+        }))
+        .into_response();
+        assert_eq!(r.status().as_u16(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "unavailable");
+        assert_eq!(body["hsm"], "token_not_found");
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the HSM is unavailable (token_not_found)"));
+    }
 }

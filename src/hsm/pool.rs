@@ -211,7 +211,7 @@ impl Hsm {
         Ok(())
     }
 
-    /// Probes runs since the HSM was opened.
+    /// Probes run since the HSM was opened.
     pub fn probe_count(&self) -> u64 {
         self.probes.load(Ordering::Relaxed)
     }

@@ -233,3 +233,54 @@ pub async fn run_health_probe(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_gone() -> HsmError {
+        HsmError::KeyNotFound { label: "ca".into() }
+    }
+
+    #[test]
+    fn faults_start_an_outage_only_when_supervised() {
+        let link = Link::new();
+        link.fault(&key_gone());
+        assert!(
+            link.refuse_if_down().is_ok(),
+            "init and CLI verbs report errors as they are"
+        );
+        link.supervised.store(true, Ordering::Release);
+        link.fault(&key_gone());
+        match link.refuse_if_down() {
+            Err(HsmError::Unavailable { cause, .. }) => assert_eq!(cause, "key_not_found"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            link.health.lock().unwrap().unwrap().result,
+            Err("key_not_found")
+        );
+    }
+
+    #[test]
+    fn reconnection_backoff_doubles_from_half_a_second_to_ten_and_recovery_is_announced() {
+        let link = Link::new();
+        link.supervised.store(true, Ordering::Release);
+        let recoveries = link.recoveries.subscribe();
+        link.fault(&key_gone());
+        assert!(link.attempt_due().unwrap() <= RECONNECT_INITIAL);
+        let mut delays = Vec::new();
+        for _ in 0..7 {
+            link.attempt_failed(&HsmError::TokenNotFound { label: "t".into() });
+            delays.push(link.outage().as_ref().unwrap().backoff.as_millis());
+        }
+        assert_eq!(delays, [1000, 2000, 4000, 8000, 10000, 10000, 10000]);
+        let health = link.health.lock().unwrap().unwrap();
+        assert_eq!(health.result, Err("token_not_found"));
+        assert!(!health.is_stale(), "an attempt is due within the backoff");
+        link.recovered();
+        assert!(link.refuse_if_down().is_ok());
+        assert!(recoveries.has_changed().unwrap());
+        assert_eq!(link.health.lock().unwrap().unwrap().result, Ok(()));
+    }
+}
