@@ -233,46 +233,32 @@ impl Hsm {
     fn check(&self) -> Result<(), HsmError> {
         self.link.refuse_if_down()?;
         let watched = self.watched();
-        let slot_token_ok = |lease: &Lease<'_>| -> Result<(), HsmError> {
-            self.sync(lease)?;
+        let lease = self.module.lease();
+        let result = self.sync(&lease).and_then(|()| {
             let slot = self.pool.lock().unwrap_or_else(|p| p.into_inner()).slot;
             match lease.ctx().get_token_info(slot) {
-                Ok(info) if info.token_initialized() && info.label().trim_end() == self.label => {
-                    Ok(())
+                Ok(info) if info.token_initialized() && info.label().trim_end() == self.label => {}
+                _ => {
+                    return Err(HsmError::TokenNotFound {
+                        label: self.label.clone(),
+                    })
                 }
-                _ => Err(HsmError::TokenNotFound {
-                    label: self.label.clone(),
-                }),
             }
-        };
-        let lease = self.module.lease();
-        let result = slot_token_ok(&lease)
-            .map_err(SessionError::Hsm)
-            .and_then(|()| {
-                self.run(&lease, |s| {
-                    if !matches!(
-                        s.get_session_info()?.session_state(),
-                        SessionState::RwUser | SessionState::RoUser
-                    ) {
-                        return Err(CkError::Pkcs11(
-                            RvError::UserNotLoggedIn,
-                            cryptoki::context::Function::GetSessionInfo,
-                        ));
-                    }
-                    for w in &watched {
-                        if find_in(s, &w.label, ObjectClass::PRIVATE_KEY)?.is_none() {
-                            return Ok(Some(w.label.clone()));
-                        }
-                    }
-                    Ok(None)
-                })
+            let found = self.run(&lease, |s| {
+                if !matches!(
+                    s.get_session_info()?.session_state(),
+                    SessionState::RwUser | SessionState::RoUser
+                ) {
+                    return Err(CkError::Pkcs11(
+                        RvError::UserNotLoggedIn,
+                        cryptoki::context::Function::GetSessionInfo,
+                    ));
+                }
+                keys_in(s, &watched, false)
             });
+            found.map_err(HsmError::from_ck_or)?
+        });
         drop(lease);
-        let result = match result {
-            Ok(None) => Ok(()),
-            Ok(Some(label)) => Err(HsmError::KeyNotFound { label }),
-            Err(e) => Err(HsmError::from_ck_or(e)),
-        };
         if let Err(e) = &result {
             self.link.fault(e);
         }
@@ -301,53 +287,18 @@ impl Hsm {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
             if pool.generation == lease.generation() {
                 // Same initialisation: close them properly (login ends with the last one).
-                // Sessions still checked out by calls from before the fault come back.
                 let n = pool.idle.len();
                 pool.idle.clear();
                 pool.open = pool.open.saturating_sub(n);
                 pool.keeper = None;
-            } else {
-                forget_sessions(&mut pool);
             }
-            pool.slot =
-                find_token(lease.ctx(), &self.label)?.ok_or_else(|| HsmError::TokenNotFound {
-                    label: self.label.clone(),
-                })?;
-            pool.generation = lease.generation();
+            // `sync` then finds the token again, moves the handle epoch on and logs in.
+            pool.generation = u64::MAX;
         }
-        self.available.notify_all();
-        self.login(lease)?;
+        self.sync(lease)?;
         let watched = self.watched();
-        let found = self.run(lease, |s| {
-            for w in &watched {
-                if find_in(s, &w.label, ObjectClass::PRIVATE_KEY)?.is_none() {
-                    return Ok(Err(HsmError::KeyNotFound {
-                        label: w.label.clone(),
-                    }));
-                }
-                match public_in(s, &w.label, w.public.algorithm)? {
-                    Some(p) if p == w.public => {}
-                    Some(_) => {
-                        return Ok(Err(HsmError::KeyMismatch {
-                            label: w.label.clone(),
-                            reason: "the token holds another public key under this label".into(),
-                        }))
-                    }
-                    None => {
-                        return Ok(Err(HsmError::KeyNotFound {
-                            label: w.label.clone(),
-                        }))
-                    }
-                }
-            }
-            Ok(Ok(()))
-        });
-        match found {
-            Ok(r) => r?,
-            Err(e) => return Err(HsmError::from_ck_or(e)),
-        }
-        self.handles_epoch.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        self.run(lease, |s| keys_in(s, &watched, true))
+            .map_err(HsmError::from_ck_or)?
     }
 
     /// Runs `op` on a pooled, logged-in session. Retries once on a fresh session (after a
@@ -489,9 +440,39 @@ impl Hsm {
 
 /// Sessions of a finalised module generation: their handles are dead and their numbers
 /// are handed out again, so closing them could close someone else's session. Leak them.
+/// (None is checked out then: the module is only finalised while no lease is held.)
 fn forget_sessions(pool: &mut PoolState) {
+    pool.open = pool.open.saturating_sub(pool.idle.len());
     for s in pool.idle.drain(..).chain(pool.keeper.take()) {
         std::mem::forget(s);
     }
-    pool.open = 0;
+}
+
+/// `Err` naming the first watched key that is not in the token under its label (or, with
+/// `compare_public`, holds another public key than the one it was loaded with).
+fn keys_in(
+    s: &Session,
+    watched: &[PublicKeyOf],
+    compare_public: bool,
+) -> Result<Result<(), HsmError>, CkError> {
+    for w in watched {
+        let label = || w.label.clone();
+        if find_in(s, &w.label, ObjectClass::PRIVATE_KEY)?.is_none() {
+            return Ok(Err(HsmError::KeyNotFound { label: label() }));
+        }
+        if !compare_public {
+            continue;
+        }
+        match public_in(s, &w.label, w.public.algorithm)? {
+            Some(p) if p == w.public => {}
+            Some(_) => {
+                return Ok(Err(HsmError::KeyMismatch {
+                    label: label(),
+                    reason: "the token holds another public key under this label".into(),
+                }))
+            }
+            None => return Ok(Err(HsmError::KeyNotFound { label: label() })),
+        }
+    }
+    Ok(Ok(()))
 }
