@@ -16,7 +16,7 @@ use crate::ca::{build_root, load_root, write_private, CaError, RootCa};
 use crate::config::Config;
 use crate::hsm::keys::ensure_key_pair;
 use crate::hsm::recovery;
-use crate::hsm::token::{ensure_token, prepare_softhsm};
+use crate::hsm::token::{ensure_token, prepare_softhsm, TokenDir};
 use crate::hsm::{context_for, Hsm, HsmError, KeyOutcome};
 use crate::issuance::{pem_chain, sign_leaf};
 use crate::keyset::KeySet;
@@ -100,11 +100,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 
 /// Points the process at the embedded SoftHSM store when configured, and repairs object
 /// files a crash cut short from the recovery copy (before the module reads them); a no-op
-/// for other modules.
-pub fn prepare_environment(cfg: &Config) -> Result<(), InitError> {
+/// for other modules. Only `init` passes [`TokenDir::Create`]; every other verb refuses a
+/// missing token directory (exit 4) instead of silently recreating it empty.
+pub fn prepare_environment(cfg: &Config, token_dir: TokenDir) -> Result<(), InitError> {
     create_private_dir(&cfg.data_dir)?;
     if let Some(soft) = &cfg.hsm.softhsm {
-        prepare_softhsm(soft, &cfg.data_dir)?;
+        prepare_softhsm(soft, &cfg.data_dir, token_dir)?;
         if let Some(root) = recovery::configured_token_root() {
             for r in recovery::restore_damaged(&cfg.token_recovery_dir(), &root)? {
                 tracing::warn!(
@@ -150,7 +151,7 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
 /// As [`run`], with options.
 pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitError> {
     let mut report = InitReport::default();
-    prepare_environment(cfg)?;
+    prepare_environment(cfg, TokenDir::Create)?;
     if cfg.ledger.file.exists() {
         // An existing ledger fixes the keys: check them before creating anything (token,
         // PIN files or key pairs), so a fresh token never gets keys that could only fork it.

@@ -19,6 +19,7 @@ use crate::checkpointer::{checkpoint_size, CheckpointSignal};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::edge::{Edge, EdgeAcceptor, EdgeLimits, EdgeStats};
+use crate::hsm::token::TokenDir;
 use crate::hsm::Admission;
 use crate::hsm::{Hsm, HsmError};
 use crate::init::{prepare_environment, InitError};
@@ -67,12 +68,12 @@ pub fn open_state(
     ),
     ServeError,
 > {
-    prepare_environment(&cfg)?;
     for path in [cfg.ca_cert_path(), cfg.ledger.file.clone()] {
         if !path.exists() {
             return Err(ServeError::NotInitialized(path.display().to_string()));
         }
     }
+    prepare_environment(&cfg, TokenDir::MustExist)?;
     let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
     // First health probe before serving; `run_health_probe` keeps it fresh.
     hsm.probe()?;

@@ -48,6 +48,13 @@ pub enum ApiError {
     /// Overload refused before any work (HSM admission or sequencer queue): 503.
     #[error("busy: at capacity")]
     Busy,
+    /// The HSM is away (`cause`: the fault's kind, as `/healthz` reports it) and the
+    /// appliance is reconnecting: 503 with `Retry-After` until the next attempt.
+    #[error("HSM unavailable ({cause})")]
+    HsmUnavailable {
+        cause: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -69,7 +76,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
-            ApiError::Unavailable { .. } | ApiError::Busy => {
+            ApiError::Unavailable { .. } | ApiError::Busy | ApiError::HsmUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -81,6 +88,9 @@ impl ApiError {
         match self {
             ApiError::Unavailable { what, .. } => format!("{what} is temporarily unavailable"),
             ApiError::Busy => "the appliance is at capacity, retry shortly".into(),
+            ApiError::HsmUnavailable { cause, .. } => {
+                format!("the HSM is unavailable ({cause}); credmint is reconnecting, retry later")
+            }
             ApiError::Internal(_) => "internal error".into(),
             other => other.to_string(),
         }
@@ -163,11 +173,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Field(f) = &self {
             body["field"] = json!(f.field);
         }
+        let mut retry_after = 1;
+        if let ApiError::HsmUnavailable {
+            cause,
+            retry_after_secs,
+        } = &self
+        {
+            body["hsm"] = json!(cause);
+            retry_after = *retry_after_secs;
+        }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
         }
         response
     }
@@ -267,10 +286,30 @@ impl From<Refusal> for ApiError {
     }
 }
 
+impl From<crate::hsm::HsmError> for ApiError {
+    fn from(e: crate::hsm::HsmError) -> Self {
+        match e {
+            crate::hsm::HsmError::Unavailable {
+                cause,
+                retry_after_secs,
+                ..
+            } => ApiError::HsmUnavailable {
+                cause,
+                retry_after_secs,
+            },
+            other => ApiError::Unavailable {
+                what: "HSM",
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<IssueError> for ApiError {
     fn from(e: IssueError) -> Self {
         match e {
             IssueError::Overloaded(_) | IssueError::QueueFull => ApiError::Busy,
+            IssueError::Hsm(e) => e.into(),
             IssueError::Leaf(e) => e.into(),
             IssueError::Sequence(e) => e.into(),
             IssueError::TokenSigning(_) => ApiError::Unavailable {
@@ -387,5 +426,25 @@ mod sequencer_mapping {
             capacity: 8,
         }));
         assert_eq!(busy.into_response().status().as_u16(), 503);
+    }
+
+    #[tokio::test]
+    async fn hsm_outage_is_503_naming_the_fault_with_retry_after_the_next_attempt() {
+        let r = ApiError::from(IssueError::Hsm(crate::hsm::HsmError::Unavailable {
+            cause: "token_not_found",
+            down_secs: 3,
+            retry_after_secs: 7,
+        }))
+        .into_response();
+        assert_eq!(r.status().as_u16(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "unavailable");
+        assert_eq!(body["hsm"], "token_not_found");
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("the HSM is unavailable (token_not_found)"));
     }
 }

@@ -55,6 +55,9 @@ async fn sign_operator(
     approval_ref: &str,
     spki_der: &[u8],
 ) -> Result<(OperatorLeaf, String), ApiError> {
+    if let Some(down) = state.hsm.unavailable() {
+        return Err(down.into());
+    }
     let admitted = state.admission.try_admit().map_err(|_| ApiError::Busy)?;
     let active = state.keys.current();
     let mut leaf = operator_leaf(

@@ -378,6 +378,31 @@ impl TestAppliance {
     }
 }
 
+impl Served {
+    /// `credmint init` + `credmint serve` as a child process with its own SoftHSM store
+    /// (under the data directory, so it can be taken away without touching other tests),
+    /// reached through the returned `Served` (whose `running` and `state()` are absent).
+    pub fn spawned(name: &str) -> (Served, ServerProcess) {
+        let port = free_port();
+        let app = TestAppliance::with_listen(name, &format!("127.0.0.1:{port}"));
+        let server = app.spawn_server();
+        let ca_pem = std::fs::read(app.data().join("ca.pem")).unwrap();
+        let served = Served {
+            app,
+            running: None,
+            base: format!("https://localhost:{port}"),
+            ca_pem,
+            clock: credmint::clock::Clock::default(),
+        };
+        (served, server)
+    }
+
+    /// The port the appliance listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
+
 impl ServerProcess {
     /// Collects log lines until one contains `needle`; panics after `timeout`.
     pub fn wait_for(&mut self, needle: &str, timeout: std::time::Duration) {
