@@ -329,6 +329,24 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Asks the appliance listening on `port` about `cert` with `openssl ocsp` (no nonce, so
+/// the pre-signed cache answers), trusting only `ca`; returns (success, output).
+pub fn openssl_ocsp(port: u16, ca: &str, cert: &str) -> (bool, String) {
+    let url = format!("https://127.0.0.1:{port}/ocsp");
+    openssl(&[
+        "ocsp",
+        "-issuer",
+        ca,
+        "-CAfile",
+        ca,
+        "-url",
+        &url,
+        "-cert",
+        cert,
+        "-no_nonce",
+    ])
+}
+
 /// A `credmint serve` child process with its own SoftHSM store; killed on drop.
 pub struct ServerProcess {
     pub child: std::process::Child,
@@ -442,6 +460,18 @@ impl Drop for ServerProcess {
 }
 
 impl Served {
+    /// `GET /v1/status/token/{jti}`: the status code and JSON answer.
+    pub async fn token_status(&self, jti: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .anonymous()
+            .get(self.url(&format!("/v1/status/token/{jti}")))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
     /// Every ledger record, decoded.
     pub fn records(&self) -> Vec<credmint_ledger::Record> {
         self.state()

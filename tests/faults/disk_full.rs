@@ -140,15 +140,8 @@ async fn a_full_disk_gives_503_and_the_ledger_recovers_once_space_is_freed() {
     );
     // Status of a token from before and after the outage.
     for body in [&first, &recovered] {
-        let jti = body["jti"].as_str().unwrap();
-        let resp = s
-            .anonymous()
-            .get(s.url(&format!("/v1/status/token/{jti}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let st: Value = resp.json().await.unwrap();
+        let (code, st) = s.token_status(body["jti"].as_str().unwrap()).await;
+        assert_eq!(code, 200, "{st}");
         assert_eq!(st["status"], "good", "{st}");
     }
     let key = genesis_key_of(&s.state().ledger);

@@ -35,20 +35,7 @@ async fn health_becomes(s: &Served, want: u16, within: Duration) -> (Duration, V
 }
 
 fn ocsp(s: &Served, ca: &str, cert: &str) -> String {
-    let url = format!("https://127.0.0.1:{}/ocsp", s.port());
-    let (_, out) = openssl(&[
-        "ocsp",
-        "-issuer",
-        ca,
-        "-CAfile",
-        ca,
-        "-url",
-        &url,
-        "-cert",
-        cert,
-        "-no_nonce",
-    ]);
-    out
+    crate::common::openssl_ocsp(s.port(), ca, cert).1
 }
 
 fn leaf_serial_hex(chain_pem: &str) -> String {
