@@ -640,7 +640,7 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
             threads,
             json,
         } => {
-            crate::init::prepare_environment(cfg)?;
+            crate::init::prepare_environment(cfg, crate::hsm::token::TokenDir::MustExist)?;
             let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
             let keys = KeySet::load(hsm, cfg)?;
             let duration = Duration::from_secs_f64(seconds);

@@ -156,6 +156,40 @@ pub struct ServerConfig {
     /// Submissions the ledger writer queues before answering 503 (default 8192).
     #[serde(default = "default_queue")]
     pub ledger_queue: usize,
+    /// Open connections the listener holds at most (default 4096); one more is closed at
+    /// once, before its TLS handshake. Lowered at start to the open-file limit minus 256.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections one peer holds at most (default 512): an IPv4 address or an IPv6
+    /// /64. Over it, closed at once like `max_connections`.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// From TCP accept to a finished TLS handshake (default 10 s).
+    #[serde(default = "default_handshake_timeout")]
+    pub tls_handshake_timeout_secs: u64,
+    /// HTTP/1.1: a request head (request line and headers) must be complete this long
+    /// after the server starts waiting for it: after the TLS handshake, or after the
+    /// previous response, so it also ends idle keep-alive connections. Also bounds the wait
+    /// for the first request on HTTP/2 (default 10 s).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed, HTTP/1.1 or
+    /// HTTP/2 (default 60 s).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Largest request head: the HTTP/1.1 read buffer and the HTTP/2 header list size
+    /// (default 65536). Larger heads get 431 (HTTP/1.1) or a stream reset (HTTP/2).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// HTTP/2 streams (requests) in flight per connection (default 64).
+    #[serde(default = "default_h2_streams")]
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: ping the client after this long without frames from it (default 20 s)...
+    #[serde(default = "default_h2_ping_interval")]
+    pub http2_keep_alive_interval_secs: u64,
+    /// ...and close the connection when the ping is not answered this long (default 10 s).
+    #[serde(default = "default_h2_ping_timeout")]
+    pub http2_keep_alive_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +225,33 @@ fn default_queue() -> usize {
 }
 fn default_max_body() -> usize {
     64 * 1024
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_connections_per_ip() -> usize {
+    512
+}
+fn default_handshake_timeout() -> u64 {
+    10
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+fn default_h2_streams() -> u32 {
+    64
+}
+fn default_h2_ping_interval() -> u64 {
+    20
+}
+fn default_h2_ping_timeout() -> u64 {
+    10
 }
 
 /// Removes `.` and `name/..` components without touching the file system, so messages
@@ -305,6 +366,7 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
         }
+        self.validate_edge()?;
         let td = &self.identity.trust_domain;
         let td_ok = !td.is_empty()
             && td
@@ -343,6 +405,66 @@ impl Config {
         Ok(())
     }
 
+    /// The `[server]` connection limits (`src/edge/`).
+    fn validate_edge(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let check = |key: &'static str, ok: bool, message: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    message: message.to_string(),
+                })
+            }
+        };
+        check(
+            "server.max_connections",
+            (1..=1_000_000).contains(&s.max_connections),
+            "must be between 1 and 1000000",
+        )?;
+        check(
+            "server.max_connections_per_ip",
+            (1..=s.max_connections).contains(&s.max_connections_per_ip),
+            "must be at least 1 and at most server.max_connections",
+        )?;
+        for (key, secs) in [
+            (
+                "server.tls_handshake_timeout_secs",
+                s.tls_handshake_timeout_secs,
+            ),
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            (
+                "server.http2_keep_alive_interval_secs",
+                s.http2_keep_alive_interval_secs,
+            ),
+            (
+                "server.http2_keep_alive_timeout_secs",
+                s.http2_keep_alive_timeout_secs,
+            ),
+        ] {
+            check(
+                key,
+                (1..=3600).contains(&secs),
+                "must be between 1 and 3600 seconds",
+            )?;
+        }
+        check(
+            "server.max_header_bytes",
+            (8192..=1024 * 1024).contains(&s.max_header_bytes),
+            "must be between 8192 and 1048576",
+        )?;
+        check(
+            "server.http2_max_concurrent_streams",
+            (1..=1000).contains(&s.http2_max_concurrent_streams),
+            "must be between 1 and 1000",
+        )
+    }
+
     /// Checkpoint origin: binds the log's identity to its trust domain (C2SP: the key name
     /// should equal the origin).
     pub fn ledger_origin(&self) -> String {
@@ -375,6 +497,10 @@ impl Config {
     pub fn ca_cert_path(&self) -> PathBuf {
         self.data_dir.join("ca.pem")
     }
+    /// Recovery copy of the embedded SoftHSM token's object files (`hsm::recovery`).
+    pub fn token_recovery_dir(&self) -> PathBuf {
+        self.data_dir.join("token-recovery")
+    }
     pub fn server_cert_path(&self) -> PathBuf {
         self.data_dir.join("server.pem")
     }
@@ -406,6 +532,38 @@ mod tests {
         let cfg = Config::load(&write(dir.path(), &default_text())).unwrap();
         assert_eq!(cfg.keys.ledger.algorithm, Algorithm::Ed25519);
         assert!(cfg.ledger.file.starts_with(&cfg.data_dir));
+    }
+
+    #[test]
+    fn edge_limits_default_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load(&write(dir.path(), &default_text())).unwrap();
+        assert_eq!(
+            (
+                cfg.server.max_connections,
+                cfg.server.max_connections_per_ip
+            ),
+            (4096, 512)
+        );
+        for (line, key) in [
+            (
+                "max_connections_per_ip = 5000",
+                "server.max_connections_per_ip",
+            ),
+            ("idle_timeout_secs = 0", "server.idle_timeout_secs"),
+            ("max_header_bytes = 100", "server.max_header_bytes"),
+            (
+                "http2_max_concurrent_streams = 0",
+                "server.http2_max_concurrent_streams",
+            ),
+        ] {
+            let text = default_text().replace(
+                "max_body_bytes = 65536",
+                &format!("max_body_bytes = 65536\n{line}"),
+            );
+            let err = Config::load(&write(dir.path(), &text)).unwrap_err();
+            assert!(err.to_string().contains(key), "{line}: {err}");
+        }
     }
 
     #[test]

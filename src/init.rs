@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use crate::ca::{build_root, load_root, write_private, CaError, RootCa};
 use crate::config::Config;
 use crate::hsm::keys::ensure_key_pair;
-use crate::hsm::token::{ensure_token, prepare_softhsm};
+use crate::hsm::recovery;
+use crate::hsm::token::{ensure_token, prepare_softhsm, TokenDir};
 use crate::hsm::{context_for, Hsm, HsmError, KeyOutcome};
 use crate::issuance::{pem_chain, sign_leaf};
 use crate::keyset::KeySet;
@@ -52,6 +53,8 @@ pub enum InitError {
     },
     #[error(transparent)]
     SoftHsm(#[from] crate::hsm::token::PrepareError),
+    #[error(transparent)]
+    TokenRecovery(#[from] crate::hsm::recovery::RecoveryError),
     #[error(transparent)]
     KeyConfig(crate::keycheck::KeyCheckError),
     #[error("operator certificate: {0}")]
@@ -102,14 +105,43 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 }
 
 /// Makes sure the data directory exists and is private ([`private_data_dir`]), then points
-/// the process at the embedded SoftHSM store when configured. Returns the directory's
-/// previous mode when it had to be tightened.
-pub fn prepare_environment(cfg: &Config) -> Result<Option<u32>, InitError> {
+/// the process at the embedded SoftHSM store when configured, and repairs object files a
+/// crash cut short from the recovery copy (before the module reads them); a no-op for other
+/// modules. Only `init` passes [`TokenDir::Create`]; every other verb refuses a missing
+/// token directory (exit 4) instead of silently recreating it empty. Returns the data
+/// directory's previous mode when it had to be tightened.
+pub fn prepare_environment(cfg: &Config, token_dir: TokenDir) -> Result<Option<u32>, InitError> {
     let tightened = private_data_dir(&cfg.data_dir)?;
     if let Some(soft) = &cfg.hsm.softhsm {
-        prepare_softhsm(soft, &cfg.data_dir)?;
+        prepare_softhsm(soft, &cfg.data_dir, token_dir)?;
+        if let Some(root) = recovery::configured_token_root() {
+            for r in recovery::restore_damaged(&cfg.token_recovery_dir(), &root)? {
+                tracing::warn!(
+                    file = %r.file.display(),
+                    damaged_len = r.damaged_len,
+                    "SoftHSM object file was cut short (crash during a token write); restored from the recovery copy"
+                );
+            }
+        }
     }
     Ok(tightened)
+}
+
+/// After the token has proven itself (logged in, keys found): makes SoftHSM's files
+/// durable and refreshes the recovery copy. Failure is logged, not fatal: the live token
+/// works, and the previous copy (if any) is still whole.
+pub fn refresh_token_copy(cfg: &Config) {
+    if cfg.hsm.softhsm.is_none() {
+        return;
+    }
+    let Some(root) = recovery::configured_token_root() else {
+        return;
+    };
+    match recovery::refresh(&cfg.token_recovery_dir(), &root, &cfg.hsm.token_label) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "token recovery copy refreshed"),
+        Err(e) => tracing::error!(error = %e, "token recovery copy not refreshed"),
+    }
 }
 
 /// The data directory holds the PIN files, the SoftHSM token and the ledger. A missing one
@@ -166,7 +198,7 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
 /// As [`run`], with options.
 pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitError> {
     let mut report = InitReport::default();
-    if let Some(mode) = prepare_environment(cfg)? {
+    if let Some(mode) = prepare_environment(cfg, TokenDir::Create)? {
         report.push(
             format!(
                 "mode 0700 of data directory {} (was {mode:04o})",
@@ -236,6 +268,7 @@ pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitEr
         let path = cfg.operator_paths(name).0;
         report.push(format!("operator certificate {}", path.display()), created);
     }
+    refresh_token_copy(cfg);
     Ok(report)
 }
 

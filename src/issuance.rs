@@ -30,6 +30,9 @@ pub enum IssueError {
     /// Refused before signing: the sequencer queue is full.
     #[error("sequencer queue is full")]
     QueueFull,
+    /// Refused before signing: the HSM is away and the appliance is reconnecting.
+    #[error(transparent)]
+    Hsm(crate::hsm::HsmError),
     #[error(transparent)]
     Leaf(#[from] LeafError),
     #[error("token signing: {0}")]
@@ -56,10 +59,29 @@ impl Issuer {
     /// Admission before the HSM: a signature slot, and room in the sequencer queue for
     /// what will be signed. Overload is refused here, before any `C_Sign`.
     fn admit(&self) -> Result<crate::hsm::Admitted, IssueError> {
+        if let Some(down) = self.hsm_down() {
+            return Err(down);
+        }
         if !self.sequencer.has_room() {
             return Err(IssueError::QueueFull);
         }
         Ok(self.admission.try_admit()?)
+    }
+
+    /// `Some` while the HSM is away (every key lives in the same token).
+    fn hsm_down(&self) -> Option<IssueError> {
+        self.keys
+            .current()
+            .keys
+            .ca
+            .hsm()
+            .unavailable()
+            .map(IssueError::Hsm)
+    }
+
+    /// A signing failure, reported as the HSM outage it started if it did.
+    fn signing_failed(&self, e: IssueError) -> IssueError {
+        self.hsm_down().unwrap_or(e)
     }
 }
 
@@ -162,7 +184,8 @@ pub async fn issue_certificate(
         sign_leaf(&sp, &spki, &act.ca, &act.keys.ca)
     })
     .await
-    .map_err(|e| IssueError::Task(e.to_string()))??;
+    .map_err(|e| IssueError::Task(e.to_string()))?
+    .map_err(|e| issuer.signing_failed(e.into()))?;
     let cert = CertificateIssued {
         serial: serial.clone(),
         integration: grant.integration.clone(),
@@ -251,7 +274,7 @@ pub async fn issue_token(
     })
     .await
     .map_err(|e| IssueError::Task(e.to_string()))?
-    .map_err(|e| IssueError::TokenSigning(e.to_string()))?;
+    .map_err(|e| issuer.signing_failed(IssueError::TokenSigning(e.to_string())))?;
     let token = TokenIssued {
         jti: jti.clone(),
         integration: grant.integration.clone(),

@@ -1,7 +1,7 @@
 //! credmint: a hardware-backed credential signing appliance for non-human identities.
 //!
 //! Layout, in the order a request travels:
-//! `api` (HTTPS edge, error mapping) -> `app` (shared state) -> `ca` (X.509 building) ->
+//! `edge` (connection caps and timeouts) -> `api` (routes, error mapping) -> `app` (shared state) -> `ca` (X.509 building) ->
 //! `hsm` (PKCS#11 custody, the only code that touches keys) -> `credmint_ledger`
 //! (append-only, hash-chained, Merkle-tree ledger). `init` provisions token, keys, CA and
 //! genesis; `serve` runs the listener; `checkpointer` signs tree heads on a schedule;
@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod edge;
 pub mod governance;
 pub mod hsm;
 pub mod init;

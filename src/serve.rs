@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum_server::tls_rustls::RustlsAcceptor;
 use credmint_ledger::Ledger;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -17,6 +18,8 @@ use crate::ca::{ensure_server_cert, load_root, CaError};
 use crate::checkpointer::{checkpoint_size, CheckpointSignal};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::edge::{Edge, EdgeAcceptor, EdgeLimits, EdgeStats};
+use crate::hsm::token::TokenDir;
 use crate::hsm::Admission;
 use crate::hsm::{Hsm, HsmError};
 use crate::init::{prepare_environment, InitError};
@@ -65,12 +68,12 @@ pub fn open_state(
     ),
     ServeError,
 > {
-    prepare_environment(&cfg)?;
     for path in [cfg.ca_cert_path(), cfg.ledger.file.clone()] {
         if !path.exists() {
             return Err(ServeError::NotInitialized(path.display().to_string()));
         }
     }
+    prepare_environment(&cfg, TokenDir::MustExist)?;
     let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
     // First health probe before serving; `run_health_probe` keeps it fresh.
     hsm.probe()?;
@@ -81,6 +84,8 @@ pub fn open_state(
         crate::keycheck::KeyCheckError::Hsm(h) => ServeError::Hsm(h),
         other => ServeError::KeyConfig(other),
     })?;
+    // The token just logged in and holds every key in force: the state worth keeping.
+    crate::init::refresh_token_copy(&cfg);
     // The keys in force come from the ledger's key history (genesis + rotations).
     let public_url = cfg.public_url(port);
     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
@@ -153,6 +158,7 @@ pub fn open_state(
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
+    edge: Arc<Edge>,
     handle: axum_server::Handle<SocketAddr>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
@@ -177,6 +183,16 @@ pub async fn start_with_clock(
     clock: Clock,
 ) -> Result<Running, ServeError> {
     let listen = cfg.server.listen;
+    let mut limits = EdgeLimits::from_config(&cfg.server);
+    let nofile = crate::edge::raise_descriptor_limit();
+    if limits.fit_to_descriptors(nofile) {
+        tracing::warn!(
+            configured = cfg.server.max_connections,
+            max_connections = limits.max_connections,
+            open_file_limit = nofile,
+            "server.max_connections lowered to fit the open-file limit"
+        );
+    }
     let interval = Duration::from_secs(cfg.ledger.checkpoint_interval_secs);
     let listener = match listener {
         Some(l) => l,
@@ -205,9 +221,18 @@ pub async fn start_with_clock(
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
     // A CA rotation reloads the client-certificate roots through this handle.
     state.keys.set_tls(tls.clone());
-    let mut server = axum_server::from_tcp_rustls(listener, tls)
+    // Caps and the handshake timeout come before hyper sees the connection; hyper then
+    // applies the header-read, HTTP/2 and (through the stream) idle limits.
+    let edge = Edge::new(&limits);
+    let acceptor = EdgeAcceptor::new(edge.clone(), RustlsAcceptor::new(tls), &limits);
+    let errors = edge.clone();
+    let mut server = axum_server::from_tcp(listener)
         .map_err(|source| ServeError::Listen { addr, source })?
-        .handle(handle.clone());
+        .acceptor(acceptor)
+        .handle(handle.clone())
+        .first_request_timeout(limits.header_read_timeout)
+        .accept_error_handler(move |peer, e| errors.accept_error(peer.is_some(), e));
+    crate::edge::configure_http(server.http_builder(), &limits);
     // A client that sends its request and closes its side at once (fire-and-forget
     // revocations, `curl` in a script that is killed) still has the request handled to
     // completion; only the answer is lost. Commits never depend on it anyway (the
@@ -227,10 +252,18 @@ pub async fn start_with_clock(
         stop_rx.clone(),
     ));
     let refresher = tokio::spawn(crate::status::cache::run_refresher(state.clone(), stop_rx));
-    tracing::info!(%addr, ledger_size = state.ledger.size(), "credmint serving");
+    tracing::info!(
+        %addr,
+        ledger_size = state.ledger.size(),
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
+        open_file_limit = nofile,
+        "credmint serving"
+    );
     Ok(Running {
         addr,
         state,
+        edge,
         handle,
         stop,
         server,
@@ -242,6 +275,11 @@ pub async fn start_with_clock(
 }
 
 impl Running {
+    /// Connection counters of the listener (caps, handshake failures, idle closes).
+    pub fn edge_stats(&self) -> EdgeStats {
+        self.edge.stats()
+    }
+
     /// Graceful stop: no new connections, in-flight requests get `grace` to finish.
     pub async fn shutdown(self, grace: Duration) -> Result<(), ServeError> {
         self.handle.graceful_shutdown(Some(grace));

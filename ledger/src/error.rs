@@ -184,6 +184,10 @@ pub enum StoreError {
         /// Its size.
         size: u64,
     },
+    /// The file is being reopened after a storage failure (or could not be reopened
+    /// yet); retry shortly.
+    #[error("the ledger file is being reopened after a storage error")]
+    Reopening,
     /// `open` found no ledger in the file.
     #[error("the file holds no ledger")]
     NotALedger,
@@ -266,6 +270,7 @@ impl StoreError {
             StoreError::Database(_) => "database",
             StoreError::AlreadyExists { .. } => "already_exists",
             StoreError::NotALedger => "not_a_ledger",
+            StoreError::Reopening => "reopening",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::InvalidEntry { .. } => "invalid_entry",
             StoreError::Decode { .. } => "decode",

@@ -632,7 +632,7 @@ fn append_refuses_invalid_entries_and_writes_nothing() {
         })
         .expect("append");
     assert_eq!(recs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 2]);
-    let txn = ledger.database().begin_read().expect("read");
+    let txn = ledger.begin_read().expect("read");
     assert_eq!(txn.open_table(PROJ).expect("t").len().ok(), Some(2));
     assert!(Ledger::create(&dir.path().join("l.redb"), common::genesis_entry()).is_err());
     // Only the genesis ledger key may sign checkpoints.

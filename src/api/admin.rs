@@ -1,7 +1,7 @@
 //! Operator routes (mTLS with an operator certificate): integrations, enrollment tokens,
 //! further operators.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::extract::{ApiJson, Operator};
+use super::error::echo;
+use super::extract::{ApiBytes, ApiJson, ApiPath, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::registry::{check_identifier, validate, Registration, Registry};
@@ -77,11 +78,11 @@ async fn register(
 async fn show_integration(
     State(state): State<AppState>,
     _operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let spec = Registry::open(state.ledger.database())?
+    let spec = Registry::open(&state.ledger)?
         .integration(&name)?
-        .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(&name))))?;
     Ok(Json(views::integration_of(&state, &spec)))
 }
 
@@ -94,8 +95,8 @@ struct EnrollmentRequest {
 async fn create_enrollment(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
-    body: axum::body::Bytes,
+    ApiPath(name): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse, ApiError> {
     check_identifier("name", &name)?;
     // The body is optional: empty means the default lifetime.
@@ -112,9 +113,9 @@ async fn create_enrollment(
             message: format!("must be between 1 and {MAX_ENROLLMENT_TTL_SECS}"),
         }));
     }
-    let spec = Registry::open(state.ledger.database())?
+    let spec = Registry::open(&state.ledger)?
         .integration(&name)?
-        .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(&name))))?;
     crate::policy::check_standing(&spec, state.clock.unix())?;
     let mut secret = [0u8; 32];
     rand::fill(&mut secret);

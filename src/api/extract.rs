@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum_server::tls::TlsInfo;
@@ -23,6 +24,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
         Ok(ApiJson(value))
+    }
+}
+
+/// Path parameters; a segment that does not decode or parse becomes an `ApiError` (400,
+/// naming the segment) instead of axum's plain-text rejection.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(value))
+    }
+}
+
+/// The raw body, cut at `server.max_body_bytes`; read failures become `ApiError`s (413 over
+/// the limit, 400 naming the cause for a malformed chunked body).
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiBytes(Bytes::from_request(req, state).await?))
     }
 }
 
@@ -50,7 +77,7 @@ fn peer_serial(parts: &Parts) -> Result<Vec<u8>, ApiError> {
 /// chains to the CA but was never committed to the ledger is refused.
 pub fn peer_cert(parts: &Parts, state: &AppState) -> Result<PeerCert, ApiError> {
     let serial = peer_serial(parts)?;
-    let row = Registry::open(state.ledger.database())?
+    let row = Registry::open(&state.ledger)?
         .certificate(&serial)?
         .ok_or_else(|| {
             ApiError::Unauthenticated("client certificate unknown to the ledger".into())
@@ -153,7 +180,7 @@ impl FromRequestParts<AppState> for Workload {
                 "certificate expired; enroll again".into(),
             ));
         }
-        let integration = Registry::open(state.ledger.database())?
+        let integration = Registry::open(&state.ledger)?
             .integration(&peer.row.owner)?
             .ok_or_else(|| ApiError::Unauthenticated("integration unknown".into()))?;
         Ok(Workload {
@@ -163,25 +190,39 @@ impl FromRequestParts<AppState> for Workload {
     }
 }
 
-/// `Authorization: Bearer <token>`; the token itself is never logged.
+/// Longest bearer token read; enrollment tokens are far shorter.
+const MAX_BEARER_LEN: usize = 256;
+
+/// `Authorization: Bearer <token>`; the token itself is never logged nor echoed.
 pub struct Bearer(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let refused = |why: &str| Err(ApiError::Unauthenticated(why.to_string()));
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return refused("missing `Authorization: Bearer <enrollment token>`");
+        };
+        let Some(token) = header
+            .to_str()
+            .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 256)
-            .ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "missing `Authorization: Bearer <enrollment token>`".into(),
-                )
-            })?;
-        Ok(Bearer(value.to_string()))
+        else {
+            return refused(
+                "malformed `Authorization` header: expected `Bearer <enrollment token>`",
+            );
+        };
+        if token.is_empty() {
+            return refused("empty bearer token: expected `Bearer <enrollment token>`");
+        }
+        if token.len() > MAX_BEARER_LEN {
+            return Err(ApiError::Unauthenticated(format!(
+                "bearer token too long ({} bytes; at most {MAX_BEARER_LEN}): not an enrollment token",
+                token.len()
+            )));
+        }
+        Ok(Bearer(token.to_string()))
     }
 }

@@ -3,7 +3,7 @@
 //! decommission. Rules live in `crate::governance`; every outcome is a ledger event
 //! appended before it takes effect.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use credmint_ledger::event::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{ApiJson, Operator};
+use super::extract::{ApiJson, ApiPath, Operator};
 use super::lifecycle::{load, record_change, submit_change};
 use super::{views, ApiError};
 use crate::app::AppState;
@@ -88,7 +88,7 @@ fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<&'static str> {
 async fn change(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ChangeBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reason = required("reason", body.reason.clone())?;
@@ -180,7 +180,7 @@ async fn list_changes(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     let mut items = Vec::new();
     for p in registry.pending_changes()? {
         let current = registry.integration(&p.integration)?;
@@ -206,9 +206,9 @@ fn not_pending(registry: &Registry, index: u64) -> Result<ApiError, ApiError> {
 async fn show_change(
     State(state): State<AppState>,
     _operator: Operator,
-    Path(index): Path<u64>,
+    ApiPath(index): ApiPath<u64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     if let Some(p) = registry.pending_change(index)? {
         let current = registry.integration(&p.integration)?;
         return Ok(Json(pending_view(&state, &p, current.as_ref())));
@@ -234,11 +234,11 @@ struct ApprovalBody {
 async fn approve(
     State(state): State<AppState>,
     operator: Operator,
-    Path(index): Path<u64>,
+    ApiPath(index): ApiPath<u64>,
     ApiJson(body): ApiJson<ApprovalBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let approval_ref = required("approval_ref", body.approval_ref)?;
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     let Some(request) = registry.pending_change(index)? else {
         return Err(not_pending(&registry, index)?);
     };
@@ -297,7 +297,7 @@ struct RecertifyBody {
 async fn recertify(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RecertifyBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let review_by = parse_review_by(&required("review_by", body.review_by)?)?;
@@ -335,7 +335,7 @@ struct DecommissionBody {
 async fn decommission(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<DecommissionBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reason = required("reason", body.reason)?;

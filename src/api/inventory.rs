@@ -138,7 +138,7 @@ pub async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let filters = parse_filters(query.as_deref())?;
     let now = state.clock.unix();
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     let mut pending: HashMap<String, usize> = HashMap::new();
     for p in registry.pending_changes()? {
         *pending.entry(p.integration).or_default() += 1;

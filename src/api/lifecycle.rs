@@ -1,7 +1,7 @@
 //! Integration lifecycle changes that need no second approver: suspend and resume.
 //! Each is an `integration-changed` ledger event carrying the acting operator and reason.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -9,7 +9,8 @@ use credmint_ledger::event::{ChangeKind, IntegrationChanged, IntegrationSpec, In
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{ApiJson, Operator};
+use super::error::echo;
+use super::extract::{ApiJson, ApiPath, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::registry::Registry;
@@ -29,9 +30,9 @@ pub struct Reason {
 
 /// Loads an integration or answers 404.
 pub fn load(state: &AppState, name: &str) -> Result<IntegrationSpec, ApiError> {
-    Registry::open(state.ledger.database())?
+    Registry::open(&state.ledger)?
         .integration(name)?
-        .ok_or_else(|| ApiError::NotFound(format!("no integration named {name:?}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(name))))
 }
 
 /// Sequences `change` of the integration in state `before`; refused if the integration
@@ -114,7 +115,7 @@ async fn set_status(
 async fn suspend(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(r): ApiJson<Reason>,
 ) -> Result<impl IntoResponse, ApiError> {
     set_status(
@@ -130,7 +131,7 @@ async fn suspend(
 async fn resume(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(r): ApiJson<Reason>,
 ) -> Result<impl IntoResponse, ApiError> {
     set_status(state, operator, name, r.reason, IntegrationStatus::Active).await

@@ -55,14 +55,14 @@ pub fn router(state: AppState) -> Router {
 
 /// Unknown route: the JSON error shape, like every other error.
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::NotFound(format!("no route {}", uri.path()))
+    ApiError::NotFound(format!("no route {}", error::echo(uri.path())))
 }
 
 /// Known route, wrong method: 405 with the JSON error shape (axum adds `Allow`).
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::MethodNotAllowed {
-        method: method.to_string(),
-        path: uri.path().to_string(),
+        method: error::echo(method.as_str()),
+        path: error::echo(uri.path()),
     }
 }
 

@@ -9,9 +9,7 @@
 //! `tryLater`, `unauthorized`, `internalError`) and every nonce response is
 //! `Cache-Control: no-store`.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +17,8 @@ use axum::Router;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use super::error::echo;
+use super::extract::{ApiBytes, ApiPath};
 use super::ApiError;
 use crate::app::AppState;
 use crate::status::cache::{answer, current_crl, OcspAnswer};
@@ -106,17 +106,11 @@ fn ocsp_reply(
 async fn ocsp_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<ApiBytes, ApiError>,
 ) -> Response {
     let body = match body {
-        Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return ApiError::TooLarge.into_response()
-        }
-        Err(r) => {
-            return ApiError::BadRequest(format!("unreadable body: {}", r.body_text()))
-                .into_response()
-        }
+        Ok(ApiBytes(b)) => b,
+        Err(e) => return e.into_response(),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -139,7 +133,7 @@ async fn ocsp_post(
 async fn ocsp_get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(request): Path<String>,
+    ApiPath(request): ApiPath<String>,
 ) -> Response {
     // axum has already percent-decoded the path; accept standard and URL-safe base64.
     let cleaned: String = request.chars().filter(|c| !c.is_whitespace()).collect();
@@ -162,12 +156,12 @@ async fn crl(State(state): State<AppState>) -> Result<impl IntoResponse, ApiErro
 /// `/crl/rN`: the CRL of the CA created by the N-th CA rotation (its leaves name this URL).
 async fn crl_of_generation(
     State(state): State<AppState>,
-    Path(generation): Path<String>,
+    ApiPath(generation): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let n = generation
         .strip_prefix('r')
         .and_then(|n| n.parse::<u32>().ok())
-        .ok_or_else(|| ApiError::NotFound(format!("no CRL {generation:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no CRL {}", echo(&generation))))?;
     crl_reply(&state, n).await
 }
 

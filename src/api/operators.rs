@@ -4,7 +4,7 @@
 //! signs the new operator's certificate and returns it. Who may approve whom is
 //! `credmint_ledger::governance::may_approve`, decided by the sequencer at commit.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,7 +12,7 @@ use credmint_ledger::event::{Event, OperatorApproved, OperatorRequested};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{ApiJson, Operator};
+use super::extract::{ApiJson, ApiPath, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::issuance::{pem_chain, sign_leaf};
@@ -55,6 +55,9 @@ async fn sign_operator(
     approval_ref: &str,
     spki_der: &[u8],
 ) -> Result<(OperatorLeaf, String), ApiError> {
+    if let Some(down) = state.hsm.unavailable() {
+        return Err(down.into());
+    }
     let admitted = state.admission.try_admit().map_err(|_| ApiError::Busy)?;
     let active = state.keys.current();
     let mut leaf = operator_leaf(
@@ -137,7 +140,7 @@ pub async fn list_requests(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
-    let requests = Registry::open(state.ledger.database())?.operator_requests()?;
+    let requests = Registry::open(&state.ledger)?.operator_requests()?;
     let items: Vec<_> = requests
         .iter()
         .map(|r| {
@@ -160,10 +163,10 @@ pub async fn list_requests(
 pub async fn approve_request(
     State(state): State<AppState>,
     operator: Operator,
-    Path(index): Path<u64>,
+    ApiPath(index): ApiPath<u64>,
     ApiJson(body): ApiJson<ApproveOperator>,
 ) -> Result<Response, ApiError> {
-    let request = Registry::open(state.ledger.database())?
+    let request = Registry::open(&state.ledger)?
         .operator_request(index)?
         .ok_or_else(|| {
             ApiError::NotFound(format!(

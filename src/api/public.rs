@@ -18,23 +18,34 @@ pub fn router() -> Router<AppState> {
         .route("/.well-known/jwks.json", get(jwks))
 }
 
-/// 200 when the last background HSM probe succeeded, 503 otherwise; always reports the
-/// ledger size. Served from the cached probe result (`Hsm::last_probe`, refreshed every
-/// `HEALTH_PROBE_INTERVAL`): an anonymous request never takes an HSM session. A probe
-/// result older than three intervals (the prober is stuck in the HSM) counts as degraded.
+/// 200 when the HSM is usable and the ledger takes writes, 503 otherwise; always reports
+/// the ledger size. Served from
+/// the supervisor's state (`Hsm::unavailable` during an outage, else the last background
+/// probe, refreshed every `HEALTH_PROBE_INTERVAL`): an anonymous request never takes an
+/// HSM session. A probe result older than two intervals past the one due (the prober is
+/// stuck in the HSM) counts as degraded.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let stale_after = crate::hsm::HEALTH_PROBE_INTERVAL * 3;
-    let (status, hsm_state) = match state.hsm.last_probe() {
-        None => (StatusCode::SERVICE_UNAVAILABLE, "probe_pending"),
-        Some(p) if p.at.elapsed() > stale_after => (StatusCode::SERVICE_UNAVAILABLE, "probe_stale"),
-        Some(p) => match p.result {
-            Ok(()) => (StatusCode::OK, "ok"),
-            Err(kind) => (StatusCode::SERVICE_UNAVAILABLE, kind),
-        },
+    let hsm_state = match (state.hsm.unavailable(), state.hsm.last_probe()) {
+        (Some(down), _) => Err(down.cause()),
+        (None, None) => Err("probe_pending"),
+        (None, Some(p)) if p.is_stale() => Err("probe_stale"),
+        (None, Some(p)) => p.result,
+    };
+    let (status, hsm) = match hsm_state {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(kind) => (StatusCode::SERVICE_UNAVAILABLE, kind),
+    };
+    // From a write that failed in storage (disk full) until the next durable commit; the
+    // sequencer reopens the file and probes it meanwhile.
+    let (status, ledger_state) = if !state.ledger.writable() {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else {
+        (status, "ok")
     };
     let body = json!({
         "status": if status == StatusCode::OK { "ok" } else { "degraded" },
-        "hsm": hsm_state,
+        "hsm": hsm,
+        "ledger": ledger_state,
         "ledger_size": state.ledger.size(),
     });
     (status, Json(body))

@@ -1,14 +1,14 @@
 //! Revocation routes: operators revoke any credential or a whole integration; a workload
 //! revokes its own certificate (and only that) when its job completes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{ApiJson, Operator, Workload};
+use super::extract::{ApiJson, ApiPath, Operator, Workload};
 use super::ApiError;
 use crate::app::AppState;
 use crate::revoke::{
@@ -53,7 +53,7 @@ fn answer(id_key: &str, id: String, reason: u8, r: Revocation) -> Json<serde_jso
 async fn admin_certificate(
     State(state): State<AppState>,
     operator: Operator,
-    Path(serial): Path<String>,
+    ApiPath(serial): ApiPath<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let serial = serial_param(&serial)?;
@@ -71,7 +71,7 @@ async fn admin_certificate(
 async fn admin_token(
     State(state): State<AppState>,
     operator: Operator,
-    Path(jti): Path<String>,
+    ApiPath(jti): ApiPath<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reason = parse_reason(&body.reason)?;
@@ -88,7 +88,7 @@ async fn admin_token(
 async fn admin_integration(
     State(state): State<AppState>,
     operator: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reason = parse_reason(&body.reason)?;

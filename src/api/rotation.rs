@@ -1,13 +1,13 @@
 //! `POST /v1/admin/keys/{role}/rotate` (operator): rotates the CA, token or ledger key
 //! inside the running appliance. See `crate::rotation`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::extract::{ApiJson, Operator};
+use super::extract::{ApiJson, ApiPath, Operator};
 use super::ApiError;
 use crate::app::AppState;
 use crate::rotation::{parse_role, rotate};
@@ -24,12 +24,15 @@ pub struct RotateKey {
 
 async fn rotate_key(
     State(state): State<AppState>,
-    Path(role): Path<String>,
+    ApiPath(role): ApiPath<String>,
     operator: Operator,
     ApiJson(req): ApiJson<RotateKey>,
 ) -> Result<Json<Value>, ApiError> {
     let role = parse_role(&role).ok_or_else(|| {
-        ApiError::NotFound(format!("no key role {role:?}: use ca, token or ledger"))
+        ApiError::NotFound(format!(
+            "no key role {}: use ca, token or ledger",
+            super::error::echo(&role)
+        ))
     })?;
     let reason = req.reason.trim();
     if reason.is_empty() || reason.len() > 256 {

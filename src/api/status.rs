@@ -1,10 +1,11 @@
 //! Public status routes (no authentication): JSON with ledger proofs.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::extract::ApiPath;
 use super::ApiError;
 use crate::app::AppState;
 use crate::revoke::parse_serial;
@@ -17,7 +18,7 @@ pub fn router() -> Router<AppState> {
 
 async fn certificate(
     State(state): State<AppState>,
-    Path(serial): Path<String>,
+    ApiPath(serial): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let serial = parse_serial(&serial)?;
     Ok(Json(
@@ -27,7 +28,7 @@ async fn certificate(
 
 async fn token(
     State(state): State<AppState>,
-    Path(jti): Path<String>,
+    ApiPath(jti): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     if jti.is_empty() || jti.len() > 255 {
         return Err(ApiError::BadRequest("invalid jti".into()));

@@ -97,7 +97,7 @@ async fn enroll(
 ) -> Result<impl IntoResponse, ApiError> {
     let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     drop(token);
-    let registry = Registry::open(state.ledger.database())?;
+    let registry = Registry::open(&state.ledger)?;
     let enrollment = registry
         .enrollment(&token_hash)?
         .ok_or_else(|| ApiError::Unauthenticated("invalid enrollment token".into()))?;

@@ -73,7 +73,7 @@ fn seed_unchecked(
         .map_err(|e| e.to_string())?
         .as_secs();
     let ts = |ledger: &Ledger| (now_s * 1000).max(ledger.head_timestamp_ms());
-    let registry = Registry::open(ledger.database()).map_err(|e| e.to_string())?;
+    let registry = Registry::open(ledger).map_err(|e| e.to_string())?;
     if registry
         .integration(name)
         .map_err(|e| e.to_string())?

@@ -30,6 +30,15 @@ pub enum HsmError {
     Pkcs11 { function: String, rv: String },
     #[error("HSM returned a malformed value: {0}")]
     Malformed(String),
+    /// The serving appliance lost the HSM (`cause` is the [`HsmError::kind`] of the fault)
+    /// and is reconnecting; refused before any PKCS#11 call.
+    #[error("HSM unavailable ({cause}) for {down_secs} s; reconnecting")]
+    Unavailable {
+        cause: &'static str,
+        down_secs: u64,
+        /// Seconds until the next reconnection attempt (at least 1).
+        retry_after_secs: u64,
+    },
 }
 
 impl HsmError {
@@ -46,12 +55,42 @@ impl HsmError {
             HsmError::DeviceLost { .. } => "device_lost",
             HsmError::Pkcs11 { .. } => "pkcs11",
             HsmError::Malformed(_) => "malformed",
+            HsmError::Unavailable { .. } => "unavailable",
         }
+    }
+
+    /// The fault behind this error: the cause of an `Unavailable`, else its own kind.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            HsmError::Unavailable { cause, .. } => cause,
+            other => other.kind(),
+        }
+    }
+
+    /// True when the token, its keys or the login are unusable (not the request): a
+    /// serving appliance reports itself degraded and reconnects.
+    pub(crate) fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            HsmError::ModuleLoad { .. }
+                | HsmError::TokenNotFound { .. }
+                | HsmError::WrongPin { .. }
+                | HsmError::PinLocked { .. }
+                | HsmError::Pin(_)
+                | HsmError::KeyNotFound { .. }
+                | HsmError::KeyMismatch { .. }
+                | HsmError::DeviceLost { .. }
+        )
     }
 
     /// Maps a cryptoki error, keeping which C function failed.
     pub(crate) fn from_ck(err: CkError) -> HsmError {
-        match err {
+        HsmError::from_ck_ref(&err)
+    }
+
+    /// As [`HsmError::from_ck`], from a borrowed error.
+    pub(crate) fn from_ck_ref(err: &CkError) -> HsmError {
+        match *err {
             CkError::Pkcs11(rv, function) => {
                 let function = format!("{function:?}");
                 match rv {
@@ -67,7 +106,7 @@ impl HsmError {
                     },
                 }
             }
-            other => HsmError::Pkcs11 {
+            ref other => HsmError::Pkcs11 {
                 function: "cryptoki".into(),
                 rv: other.to_string(),
             },
@@ -88,6 +127,32 @@ pub(crate) fn session_lost(err: &CkError) -> bool {
                 | RvError::TokenNotPresent,
             _
         )
+    )
+}
+
+/// True for return values that say the module, token or login is unusable (not the
+/// request): a serving appliance then reconnects. Object-handle errors are not in the list:
+/// the caller re-finds the key and reports `KeyNotFound` if it is gone.
+pub(crate) fn is_fault(err: &CkError) -> bool {
+    matches!(
+        err,
+        CkError::Pkcs11(
+            RvError::GeneralError
+                | RvError::FunctionFailed
+                | RvError::DeviceError
+                | RvError::DeviceMemory
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::TokenNotRecognized
+                | RvError::CryptokiNotInitialized
+                | RvError::SlotIdInvalid
+                | RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::UserNotLoggedIn
+                | RvError::PinIncorrect
+                | RvError::PinLocked,
+            _
+        ) | CkError::LibraryLoading(_)
     )
 }
 

@@ -7,6 +7,7 @@ use cryptoki::object::{
 };
 
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::Session;
 
 use super::error::HsmError;
 use super::pool::{Hsm, SessionError};
@@ -176,12 +177,41 @@ pub fn find_key(
     label: &str,
     class: ObjectClass,
 ) -> Result<Option<ObjectHandle>, HsmError> {
+    hsm.with_session(|s| find_in(s, label, class))
+}
+
+/// Finds a key object of `class` by label on `session`.
+pub(crate) fn find_in(
+    session: &Session,
+    label: &str,
+    class: ObjectClass,
+) -> Result<Option<ObjectHandle>, CkError> {
     let template = [
         Attribute::Class(class),
         Attribute::Label(label.as_bytes().to_vec()),
     ];
-    let found = hsm.with_session(|s| s.find_objects(&template))?;
-    Ok(found.into_iter().next())
+    Ok(session.find_objects(&template)?.into_iter().next())
+}
+
+/// The public key labelled `label` read on `session`: `None` when there is no public key
+/// object; a point that is not an `alg` key comes back raw (it equals no real key).
+pub(crate) fn public_in(
+    session: &Session,
+    label: &str,
+    alg: Algorithm,
+) -> Result<Option<PublicKey>, CkError> {
+    let Some(handle) = find_in(session, label, ObjectClass::PUBLIC_KEY)? else {
+        return Ok(None);
+    };
+    let attrs = session.get_attributes(handle, &[AttributeType::EcPoint])?;
+    let point = attrs.into_iter().find_map(|a| match a {
+        Attribute::EcPoint(p) => Some(p),
+        _ => None,
+    });
+    Ok(point.map(|p| PublicKey {
+        algorithm: alg,
+        raw: unwrap_ec_point(&p, alg).unwrap_or(p),
+    }))
 }
 
 fn check_key_type(hsm: &Hsm, label: &str, alg: Algorithm) -> Result<(), HsmError> {

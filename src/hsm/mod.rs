@@ -8,15 +8,20 @@ mod context;
 mod error;
 pub mod keys;
 mod pool;
+pub mod recovery;
 mod signer;
+mod supervisor;
 pub mod token;
 
 pub use admission::{Admission, Admitted, Overloaded};
 pub use context::context_for;
 pub use error::HsmError;
 pub use keys::{KeyFlags, KeyOutcome, PublicKey};
-pub use pool::{run_health_probe, HealthProbe, Hsm, HEALTH_PROBE_INTERVAL};
+pub use pool::Hsm;
 pub use signer::{ecdsa_raw_to_der, HsmKey};
+pub use supervisor::{
+    run_health_probe, HealthProbe, HEALTH_PROBE_INTERVAL, RECONNECT_INITIAL, RECONNECT_MAX,
+};
 
 /// True when a token with this label exists in the module.
 pub fn token_exists(ctx: &cryptoki::context::Pkcs11, label: &str) -> Result<bool, HsmError> {

@@ -22,7 +22,9 @@ pub struct HsmKey {
     hsm: Arc<Hsm>,
     label: String,
     public: PublicKey,
-    handle: Arc<Mutex<ObjectHandle>>,
+    /// The private key's object handle and the handle epoch it was found in; a handle of
+    /// an older epoch is never used (after a reconnection it may name another object).
+    handle: Arc<Mutex<(u64, ObjectHandle)>>,
 }
 
 impl std::fmt::Debug for HsmKey {
@@ -35,15 +37,18 @@ impl std::fmt::Debug for HsmKey {
 }
 
 impl HsmKey {
-    /// Looks up the key pair `label`; fails with `KeyNotFound` or `KeyMismatch`.
+    /// Looks up the key pair `label`; fails with `KeyNotFound` or `KeyMismatch`. The HSM
+    /// then watches it: its probe reports the HSM degraded if the key disappears.
     pub fn load(hsm: Arc<Hsm>, label: &str, alg: Algorithm) -> Result<HsmKey, HsmError> {
         let public = public_key(&hsm, label, alg)?;
+        let epoch = hsm.handles_epoch();
         let handle = require_key(&hsm, label, ObjectClass::PRIVATE_KEY)?;
+        hsm.watch(label, &public);
         Ok(HsmKey {
             hsm,
             label: label.into(),
             public,
-            handle: Arc::new(Mutex::new(handle)),
+            handle: Arc::new(Mutex::new((epoch, handle))),
         })
     }
 
@@ -92,19 +97,28 @@ impl HsmKey {
     }
 
     fn sign_with_handle(&self, mechanism: &Mechanism, input: &[u8]) -> Result<Vec<u8>, HsmError> {
-        let handle = *self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        let (epoch, handle) = *self.handle.lock().unwrap_or_else(|p| p.into_inner());
         match self
             .hsm
-            .with_session_raw(|s| s.sign(mechanism, handle, input))
+            .with_handle(epoch, |s| s.sign(mechanism, handle, input))
         {
             Ok(sig) => Ok(sig),
-            Err(SessionError::Ck(e)) if handle_stale(&e) => {
-                let fresh = require_key(&self.hsm, &self.label, ObjectClass::PRIVATE_KEY)?;
-                *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
-                self.hsm.with_session(|s| s.sign(mechanism, fresh, input))
-            }
+            Err(SessionError::StaleHandle) => self.sign_refound(mechanism, input),
+            Err(SessionError::Ck(e)) if handle_stale(&e) => self.sign_refound(mechanism, input),
             Err(e) => Err(HsmError::from_ck_or(e)),
         }
+    }
+
+    /// Finds the private key again by label (the epoch is read first, so a handle is
+    /// never cached under a newer epoch than the one it was found in) and signs once.
+    fn sign_refound(&self, mechanism: &Mechanism, input: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let epoch = self.hsm.handles_epoch();
+        let fresh = require_key(&self.hsm, &self.label, ObjectClass::PRIVATE_KEY)
+            .inspect_err(|e| self.hsm.report_fault(e))?;
+        *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = (epoch, fresh);
+        self.hsm
+            .with_handle(epoch, |s| s.sign(mechanism, fresh, input))
+            .map_err(HsmError::from_ck_or)
     }
 }
 

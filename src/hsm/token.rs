@@ -20,11 +20,25 @@ pub struct PrepareError {
     pub source: std::io::Error,
 }
 
+/// Whether [`prepare_softhsm`] may create the token directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenDir {
+    /// `init`: create it if missing.
+    Create,
+    /// `serve` and the other verbs: it must exist. A missing token directory means the
+    /// token is lost; recreating it empty would hide that.
+    MustExist,
+}
+
 /// Writes `<data_dir>/softhsm2.conf` from the template and points SOFTHSM2_CONF at it,
 /// unless the environment already sets SOFTHSM2_CONF (tests and operators may). Must run
 /// before the module is first loaded: SoftHSM reads its config in C_Initialize. Errors
 /// name the file that failed (template, token directory or the written config).
-pub fn prepare_softhsm(soft: &SoftHsmConfig, data_dir: &Path) -> Result<(), PrepareError> {
+pub fn prepare_softhsm(
+    soft: &SoftHsmConfig,
+    data_dir: &Path,
+    token_dir: TokenDir,
+) -> Result<(), PrepareError> {
     if std::env::var_os("SOFTHSM2_CONF").is_some() {
         return Ok(());
     }
@@ -37,7 +51,15 @@ pub fn prepare_softhsm(soft: &SoftHsmConfig, data_dir: &Path) -> Result<(), Prep
         &soft.conf_template,
     ))?;
     let token_dir_what = "SoftHSM2 token directory (hsm.softhsm.token_dir)";
-    std::fs::create_dir_all(&soft.token_dir).map_err(err(token_dir_what, &soft.token_dir))?;
+    if token_dir == TokenDir::Create {
+        std::fs::create_dir_all(&soft.token_dir).map_err(err(token_dir_what, &soft.token_dir))?;
+    } else if !soft.token_dir.is_dir() {
+        return Err(err(token_dir_what, &soft.token_dir)(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "missing, so the token it held is lost: restore the directory (from a backup) \
+             and start again; only `credmint init` creates a token directory",
+        )));
+    }
     let token_dir =
         std::fs::canonicalize(&soft.token_dir).map_err(err(token_dir_what, &soft.token_dir))?;
     let conf = template.replace("@TOKEN_DIR@", &token_dir.to_string_lossy());

@@ -127,6 +127,12 @@ fn decode_pem(input: &[u8]) -> Result<Vec<u8>, CsrError> {
             text.strip_prefix(begin.as_str()).map(|body| (*label, body))
         })
         .ok_or_else(|| malformed("PEM label must be CERTIFICATE REQUEST"))?;
+    let blocks = text.matches("-----BEGIN ").count();
+    if blocks > 1 {
+        return Err(malformed(format!(
+            "exactly one PEM block (CERTIFICATE REQUEST) is expected, found {blocks}"
+        )));
+    }
     let end = format!("-----END {label}-----");
     let body = body
         .strip_suffix(end.as_str())

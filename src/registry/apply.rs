@@ -314,7 +314,7 @@ fn bump_activity(
 /// layout version, or do not reflect the ledger's size (e.g. a ledger written before the
 /// projection existed). Returns true when it rebuilt.
 pub fn rebuild_if_stale(ledger: &Ledger) -> Result<bool, ProjectionError> {
-    let db = ledger.database();
+    let db = ledger.database().map_err(storage)?;
     let (version, size) = {
         let read = db.begin_read().map_err(storage)?;
         match read.open_table(META) {

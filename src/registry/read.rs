@@ -2,7 +2,8 @@
 
 use credmint_ledger::event::IntegrationSpec;
 use credmint_ledger::governance::Lineage;
-use redb::{Database, ReadableDatabase, ReadableTable};
+use credmint_ledger::Ledger;
+use redb::ReadableTable;
 
 use super::apply::ProjectionError;
 use super::live::{self, LiveCredential};
@@ -176,9 +177,9 @@ macro_rules! values {
 
 impl Registry {
     /// Takes a snapshot of the latest committed projections.
-    pub fn open(db: &Database) -> Result<Registry, ProjectionError> {
+    pub fn open(ledger: &Ledger) -> Result<Registry, ProjectionError> {
         Ok(Registry {
-            txn: db.begin_read().map_err(storage)?,
+            txn: ledger.begin_read().map_err(storage)?,
         })
     }
 

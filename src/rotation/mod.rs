@@ -200,9 +200,8 @@ pub struct HistoryEntry {
 /// table, so this costs one read per rotation, not a scan).
 pub fn history(ledger: &Ledger) -> Result<Vec<HistoryEntry>, RotationError> {
     use credmint_ledger::store::schema::{META, META_KEY_ROTATIONS};
-    use redb::ReadableDatabase;
     let err = |e: &dyn std::fmt::Display| RotationError::History(e.to_string());
-    let txn = ledger.database().begin_read().map_err(|e| err(&e))?;
+    let txn = ledger.begin_read().map_err(|e| err(&e))?;
     let meta = txn.open_table(META).map_err(|e| err(&e))?;
     let list = meta
         .get(META_KEY_ROTATIONS)

@@ -102,6 +102,8 @@ fn prepare(state: &AppState, active: &Active, role: KeyRole) -> Result<Prepared,
     }
     generate_key_pair(&hsm, &label, old.algorithm()).map_err(unavailable)?;
     let new_key = HsmKey::load(hsm, &label, old.algorithm()).map_err(unavailable)?;
+    // The new key's object files exist now: make them durable and part of the copy.
+    crate::init::refresh_token_copy(cfg);
     let old_info = state
         .ledger
         .keys_in_force()

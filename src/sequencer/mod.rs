@@ -20,7 +20,7 @@ mod store;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -37,6 +37,9 @@ pub use store::{LedgerStore, Store};
 
 use crate::clock::Clock;
 use plan::{Claims, Context, Plan, PlanError};
+
+/// How often an idle sequencer retries a store that failed.
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most commands folded into one transaction.
 pub const MAX_BATCH: usize = 2048;
@@ -173,13 +176,24 @@ fn run(
         // Continuations and follow-ups go first: a revoke-all finishes before anything
         // queued after it is decided.
         let mut jobs: Vec<Job> = carry.drain(..).collect();
-        if jobs.is_empty() {
-            match rx.recv() {
+        while jobs.is_empty() {
+            // After a storage failure, keep trying to recover while idle, so reads heal
+            // once the disk allows even if nothing is written.
+            let received = if store.healthy() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                if let Err(e) = store.recover() {
+                    tracing::debug!(error = %e, "storage still unavailable");
+                }
+                rx.recv_timeout(RECOVERY_INTERVAL)
+            };
+            match received {
                 Ok(job) => {
                     queued.fetch_sub(1, Ordering::Relaxed);
                     jobs.push(job);
                 }
-                Err(_) => return,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
         while jobs.len() < MAX_BATCH {

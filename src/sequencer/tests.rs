@@ -108,9 +108,25 @@ struct FaultyStore {
     /// Registry reads started (the thread may be held inside the latest).
     entered: AtomicUsize,
     batches: Mutex<Vec<usize>>,
+    /// A full disk: appends and recovery attempts fail while set.
+    disk_full: AtomicBool,
+    /// Left unhealthy by a failed append until a recovery succeeds.
+    unhealthy: AtomicBool,
+    recoveries: AtomicUsize,
 }
 
 impl Store for FaultyStore {
+    fn healthy(&self) -> bool {
+        !self.unhealthy.load(Ordering::SeqCst)
+    }
+    fn recover(&self) -> Result<(), String> {
+        self.recoveries.fetch_add(1, Ordering::SeqCst);
+        if self.disk_full.load(Ordering::SeqCst) {
+            return Err("injected: still full".into());
+        }
+        self.unhealthy.store(false, Ordering::SeqCst);
+        Ok(())
+    }
     fn keys_in_force(&self) -> Vec<KeyInfo> {
         self.inner.keys_in_force()
     }
@@ -130,6 +146,10 @@ impl Store for FaultyStore {
     }
     fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Record>, String> {
         let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.disk_full.load(Ordering::SeqCst) {
+            self.unhealthy.store(true, Ordering::SeqCst);
+            return Err("injected: no space left on device".into());
+        }
         if self.fail_append.swap(false, Ordering::SeqCst)
             || self.fail_append_nth.load(Ordering::SeqCst) == nth
         {
@@ -245,6 +265,9 @@ fn fixture(capacity: usize, extra: Vec<NewEntry>) -> Fixture {
         gate: Mutex::new(()),
         entered: AtomicUsize::new(0),
         batches: Mutex::new(Vec::new()),
+        disk_full: AtomicBool::new(false),
+        unhealthy: AtomicBool::new(false),
+        recoveries: AtomicUsize::new(0),
     });
     let hooks = Arc::new(Recorded::default());
     let (sequencer, _thread) =
@@ -422,7 +445,7 @@ fn an_invalid_command_is_refused_alone_and_the_rest_of_its_batch_commits() {
     // warm-up batch (1) + one batch with the two valid tokens (2).
     assert_eq!(*f.store.batches.lock().unwrap(), vec![1, 2]);
     assert_eq!(f.ledger.size(), size + 3);
-    let spec_now = Registry::open(f.ledger.database())
+    let spec_now = Registry::open(&f.ledger)
         .unwrap()
         .integration("ci")
         .unwrap()
@@ -466,6 +489,32 @@ fn an_append_failure_answers_every_command_of_the_batch_and_runs_no_effect() {
         .block_on(f.sequencer.submit(revoke(vec![1], admin())))
         .unwrap();
     assert_eq!(r.outcome, Outcome::Appended);
+}
+
+#[test]
+fn an_idle_sequencer_keeps_recovering_a_failed_store_and_commits_once_it_can() {
+    let f = fixture(64, vec![]);
+    let size = f.ledger.size();
+    let rt = runtime();
+    f.store.disk_full.store(true, Ordering::SeqCst);
+    let r = rt.block_on(f.sequencer.submit(revoke(vec![1], admin())));
+    assert!(matches!(r, Err(SequenceError::Storage(_))), "{r:?}");
+    assert!(!f.store.healthy());
+    // Idle and failed: the thread retries on its own (once a second), and keeps failing
+    // while the disk is full.
+    wait_until(|| f.store.recoveries.load(Ordering::SeqCst) >= 2);
+    assert!(!f.store.healthy());
+    f.store.disk_full.store(false, Ordering::SeqCst);
+    wait_until(|| f.store.healthy());
+    assert_eq!(f.ledger.size(), size, "nothing half-written");
+    let r = rt
+        .block_on(f.sequencer.submit(revoke(vec![1], admin())))
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Appended);
+    // Healthy again: no more recovery attempts while idle.
+    let attempts = f.store.recoveries.load(Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(f.store.recoveries.load(Ordering::SeqCst), attempts);
 }
 
 #[test]
@@ -572,7 +621,7 @@ fn revoke_all_goes_in_bounded_chunks_and_answers_once_with_the_total() {
     assert_eq!(batches.len(), 2, "{batches:?}");
     assert!(batches.iter().all(|&n| n <= REVOKE_CHUNK));
     assert_eq!(f.hooks.revoked.lock().unwrap().len(), many + 1);
-    let registry = Registry::open(f.ledger.database()).unwrap();
+    let registry = Registry::open(&f.ledger).unwrap();
     assert_eq!(registry.live_credentials("ci", 0).unwrap(), (0, 0));
 }
 
@@ -740,6 +789,6 @@ fn a_failed_chunk_is_retried_and_the_revoke_all_still_completes() {
     let receipt = rt.block_on(f.sequencer.submit(revoke_all())).unwrap();
     assert_eq!(f.store.appends.load(Ordering::SeqCst), 3);
     assert_eq!(receipt.outcome.revoked_counts(), (REVOKE_CHUNK + 4, 0));
-    let registry = Registry::open(f.ledger.database()).unwrap();
+    let registry = Registry::open(&f.ledger).unwrap();
     assert_eq!(registry.live_credentials("ci", 0).unwrap(), (0, 0));
 }

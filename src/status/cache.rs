@@ -209,8 +209,7 @@ fn sig_alg(key: &crate::hsm::HsmKey) -> SigAlg {
 
 /// What the ledger says about `serial` for OCSP: never issued is `Unknown`, never `Good`.
 fn lookup(state: &AppState, serial: &[u8]) -> Result<CertState, StatusError> {
-    let registry =
-        Registry::open(state.ledger.database()).map_err(|e| StatusError(e.to_string()))?;
+    let registry = Registry::open(&state.ledger).map_err(|e| StatusError(e.to_string()))?;
     let row = registry
         .certificate(serial)
         .map_err(|e| StatusError(e.to_string()))?;
@@ -275,7 +274,7 @@ fn sign_answers(
 
 /// Whether the ledger knows a certificate with this serial.
 fn issued(state: &AppState, serial: &[u8]) -> bool {
-    Registry::open(state.ledger.database())
+    Registry::open(&state.ledger)
         .and_then(|r| r.certificate(serial))
         .is_ok_and(|row| row.is_some())
 }
@@ -344,6 +343,11 @@ pub async fn answer(state: &AppState, request: &[u8]) -> OcspAnswer {
         if let Some((der, this_update)) = state.status.cached(&parsed.cert_ids[0], now) {
             return OcspAnswer::signed(der, this_update, false);
         }
+    }
+    // The HSM is away: nothing can be signed now (the refresher signs what is missing as
+    // soon as it is back).
+    if state.hsm.unavailable().is_some() {
+        return OcspAnswer::error(ErrorStatus::TryLater);
     }
     let cacheable = single && issued(state, parsed.cert_ids[0].serial());
     if !cacheable && !state.status.spend_budget(now) {
@@ -484,6 +488,10 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
         *numbers = Some(load_crl_numbers(&path)?);
     }
     let numbers = numbers.as_mut().expect("loaded above");
+    // No CRL number is spent on a signature the HSM cannot make.
+    if let Some(down) = state.hsm.unavailable() {
+        return Err(StatusError(down.to_string()));
+    }
     // Read before the registry: a revocation committed after this read bumps the epoch
     // and marks this CRL stale.
     let epoch = state.status.epoch();
@@ -492,7 +500,7 @@ pub fn rebuild_crl(state: &AppState, generation: u32) -> Result<CachedCrl, Statu
     let ca = active
         .ca_generation(generation, now)
         .ok_or_else(|| StatusError(format!("no CA generation {generation}")))?;
-    let rows = Registry::open(state.ledger.database())
+    let rows = Registry::open(&state.ledger)
         .and_then(|r| r.revoked_unexpired(now))
         .map_err(|e| StatusError(e.to_string()))?;
     let entries: Vec<CrlEntry> = rows
@@ -585,6 +593,11 @@ fn presign_one(
 /// stops the others: it is logged, counted and retried on a later pass. Returns whether
 /// retries are pending.
 fn refresh(state: &AppState) -> Result<bool, StatusError> {
+    if state.hsm.unavailable().is_some() {
+        // Everything queued stays queued (no attempt is spent) and the CRL stays dirty:
+        // the next pass after the HSM is back signs it all.
+        return Ok(true);
+    }
     let now = state.clock.unix();
     let revoked: Vec<(Vec<u8>, u32)> = std::mem::take(
         &mut *state
@@ -615,6 +628,11 @@ fn refresh(state: &AppState) -> Result<bool, StatusError> {
                 .status
                 .presign_failures
                 .fetch_add(1, Ordering::Relaxed);
+            if state.hsm.unavailable().is_some() {
+                // The HSM went away: not this serial's fault, keep it for after the outage.
+                retry.push((serial, attempts));
+                continue;
+            }
             let attempts = attempts + 1;
             if attempts < PRESIGN_ATTEMPTS {
                 tracing::warn!(serial = %hex::encode(&serial), attempts, error = %e,
@@ -668,8 +686,11 @@ fn refresh(state: &AppState) -> Result<bool, StatusError> {
     Ok(pending)
 }
 
-/// Runs the refresher until `stop` flips.
+/// Runs the refresher until `stop` flips. Besides its schedule it runs as soon as the HSM
+/// is back after an outage: the answers and CRLs revocations made stale meanwhile are
+/// signed then.
 pub async fn run_refresher(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut recoveries = state.hsm.recoveries();
     loop {
         let st = state.clone();
         let retry = match tokio::task::spawn_blocking(move || refresh(&st)).await {
@@ -691,6 +712,13 @@ pub async fn run_refresher(state: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = state.status.wake.notified() => {}
+            Ok(()) = recoveries.changed() => {
+                tracing::info!(
+                    pending = state.status.presign_pending(),
+                    crl_stale = state.status.crl_dirty.load(Ordering::Acquire),
+                    "HSM back: signing the status answers and CRLs it missed"
+                );
+            }
             _ = stop.changed() => break,
         }
     }

@@ -337,6 +337,24 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Asks the appliance listening on `port` about `cert` with `openssl ocsp` (no nonce, so
+/// the pre-signed cache answers), trusting only `ca`; returns (success, output).
+pub fn openssl_ocsp(port: u16, ca: &str, cert: &str) -> (bool, String) {
+    let url = format!("https://127.0.0.1:{port}/ocsp");
+    openssl(&[
+        "ocsp",
+        "-issuer",
+        ca,
+        "-CAfile",
+        ca,
+        "-url",
+        &url,
+        "-cert",
+        cert,
+        "-no_nonce",
+    ])
+}
+
 /// A `credmint serve` child process with its own SoftHSM store; killed on drop.
 pub struct ServerProcess {
     pub child: std::process::Child,
@@ -355,6 +373,11 @@ impl TestAppliance {
     pub fn spawn_server(&self) -> ServerProcess {
         let init = self.cli(&["init"]);
         assert!(init.status.success(), "{}", text(&init.stderr));
+        self.spawn_serve()
+    }
+
+    /// Starts `credmint serve` alone (no init) and waits until it listens.
+    pub fn spawn_serve(&self) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_credmint"))
             .arg("--config")
             .arg(&self.config_path)
@@ -378,6 +401,31 @@ impl TestAppliance {
         };
         server.wait_for("credmint serving", std::time::Duration::from_secs(30));
         server
+    }
+}
+
+impl Served {
+    /// `credmint init` + `credmint serve` as a child process with its own SoftHSM store
+    /// (under the data directory, so it can be taken away without touching other tests),
+    /// reached through the returned `Served` (whose `running` and `state()` are absent).
+    pub fn spawned(name: &str) -> (Served, ServerProcess) {
+        let port = free_port();
+        let app = TestAppliance::with_listen(name, &format!("127.0.0.1:{port}"));
+        let server = app.spawn_server();
+        let ca_pem = std::fs::read(app.data().join("ca.pem")).unwrap();
+        let served = Served {
+            app,
+            running: None,
+            base: format!("https://localhost:{port}"),
+            ca_pem,
+            clock: credmint::clock::Clock::default(),
+        };
+        (served, server)
+    }
+
+    /// The port the appliance listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
 }
 
@@ -420,6 +468,18 @@ impl Drop for ServerProcess {
 }
 
 impl Served {
+    /// `GET /v1/status/token/{jti}`: the status code and JSON answer.
+    pub async fn token_status(&self, jti: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .anonymous()
+            .get(self.url(&format!("/v1/status/token/{jti}")))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or_default())
+    }
+
     /// Every ledger record, decoded.
     pub fn records(&self) -> Vec<credmint_ledger::Record> {
         self.state()
@@ -450,6 +510,24 @@ impl Served {
     ) -> credmint_ledger::audit::AuditReport {
         assert_verifies(&self.export_bundle().await, pinned_key)
     }
+}
+
+/// The Ed25519 ledger key named by the genesis record of the ledger at `path`: what an
+/// auditor pins.
+pub fn genesis_ledger_key(path: &Path) -> [u8; 32] {
+    genesis_key_of(&credmint_ledger::Ledger::open(path).unwrap())
+}
+
+/// As [`genesis_ledger_key`], for a ledger already open (a running appliance's).
+pub fn genesis_key_of(ledger: &credmint_ledger::Ledger) -> [u8; 32] {
+    let credmint_ledger::event::Event::Genesis(g) = ledger.record(0).unwrap().unwrap().event else {
+        panic!("record 0 is not genesis")
+    };
+    g.keys
+        .iter()
+        .find(|k| k.role == credmint_ledger::event::KeyRole::Ledger)
+        .and_then(|k| k.ed25519_raw())
+        .unwrap()
 }
 
 /// Verifies `bundle` and asserts it is authentic with no semantic violation.
@@ -499,9 +577,18 @@ pub fn raw_tls(
     s: &Served,
     identity: Option<(&str, &str)>,
 ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let port = s.running.as_ref().unwrap().addr.port();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    rustls::StreamOwned::new(raw_tls_client(s, identity), tcp)
+}
+
+/// The client side of [`raw_tls`], for a socket the test connected itself (from another
+/// loopback address, say). Nothing is sent until the stream is first used.
+pub fn raw_tls_client(s: &Served, identity: Option<(&str, &str)>) -> rustls::ClientConnection {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let port = s.running.as_ref().unwrap().addr.port();
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(&s.ca_pem).unwrap())
@@ -522,15 +609,11 @@ pub fn raw_tls(
         }
         None => builder.with_no_client_auth(),
     };
-    let conn = rustls::ClientConnection::new(
+    rustls::ClientConnection::new(
         std::sync::Arc::new(config),
         ServerName::try_from("localhost").unwrap(),
     )
-    .unwrap();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    rustls::StreamOwned::new(conn, tcp)
+    .unwrap()
 }
 
 /// A body announced above `server.max_body_bytes` is refused with 413 and the JSON error

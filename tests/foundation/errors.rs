@@ -76,6 +76,32 @@ fn wrong_pin_missing_token_and_missing_module_are_distinct() {
 }
 
 #[test]
+fn serve_refuses_a_missing_token_directory_and_does_not_recreate_it() {
+    let app = TestAppliance::new("no-token-dir");
+    let init = app.cli(&["init"]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let tokens = app.data().join("softhsm-tokens");
+    let away = app.data().join("softhsm-tokens.lost");
+    std::fs::rename(&tokens, &away).unwrap();
+    assert_fails(
+        &app,
+        &["serve"],
+        4,
+        &format!(
+            "SoftHSM2 token directory (hsm.softhsm.token_dir) {}: missing",
+            tokens.display()
+        ),
+        &app.user_pin(),
+    );
+    assert!(!tokens.exists(), "serve recreated {}", tokens.display());
+    // Put back, it serves again (and `init` is the one verb that may create it).
+    std::fs::rename(&away, &tokens).unwrap();
+    let server = app.spawn_server();
+    let (status, log) = server.terminate();
+    assert!(status.success(), "exit {status:?}: {log:?}");
+}
+
+#[test]
 fn in_process_errors_are_typed() {
     let app = TestAppliance::new("typed");
     app.init_in_process();

@@ -25,8 +25,9 @@ async fn healthz_is_served_from_the_background_probe_not_per_request() {
         let body = t.await.unwrap();
         assert_eq!(body["status"], "ok");
         assert_eq!(body["hsm"], "ok");
+        assert_eq!(body["ledger"], "ok");
         assert!(body["ledger_size"].as_u64().unwrap() >= 2, "{body}");
-        assert_eq!(body.as_object().unwrap().len(), 3, "same fields: {body}");
+        assert_eq!(body.as_object().unwrap().len(), 4, "same fields: {body}");
     }
     let elapsed = started.elapsed();
     let probes = hsm.probe_count() - before;

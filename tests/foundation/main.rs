@@ -7,5 +7,7 @@ mod common;
 mod custody;
 mod data_dir;
 mod errors;
+mod flood;
 mod health;
 mod serve;
+mod token_recovery;

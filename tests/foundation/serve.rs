@@ -4,9 +4,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use credmint_ledger::event::{Event, KeyRole};
-use credmint_ledger::Ledger;
-
 use crate::common::{free_port, require_tool, text, TestAppliance};
 
 fn client(ca_pem: &[u8], max_tls12: bool) -> reqwest::Client {
@@ -20,15 +17,7 @@ fn client(ca_pem: &[u8], max_tls12: bool) -> reqwest::Client {
 }
 
 fn genesis_ledger_key(app: &TestAppliance) -> [u8; 32] {
-    let ledger = Ledger::open(&app.data().join("ledger.redb")).unwrap();
-    let Event::Genesis(g) = ledger.record(0).unwrap().unwrap().event else {
-        panic!("record 0 is not genesis")
-    };
-    g.keys
-        .iter()
-        .find(|k| k.role == KeyRole::Ledger)
-        .and_then(|k| k.ed25519_raw())
-        .unwrap()
+    crate::common::genesis_ledger_key(&app.data().join("ledger.redb"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

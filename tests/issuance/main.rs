@@ -5,6 +5,7 @@ mod cli;
 #[path = "../common/mod.rs"]
 mod common;
 mod concurrency;
+mod error_shape;
 mod flow;
 mod refusals;
 mod support;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{openssl, raw_tls, Served, TestAppliance};
+use crate::common::{raw_tls, Served, TestAppliance};
 use crate::support::registered_workload;
 
 fn serial_hex(chain_pem: &str) -> String {
@@ -17,24 +17,9 @@ fn serial_hex(chain_pem: &str) -> String {
 }
 
 fn ocsp_says(s: &Served, dir: &std::path::Path, leaf: &str) -> String {
-    let url = format!(
-        "https://127.0.0.1:{}/ocsp",
-        s.running.as_ref().unwrap().addr.port()
-    );
     let ca = dir.join("ca.pem");
-    let ca = ca.to_str().unwrap();
-    let (ok, out) = openssl(&[
-        "ocsp",
-        "-issuer",
-        ca,
-        "-CAfile",
-        ca,
-        "-url",
-        &url,
-        "-cert",
-        leaf,
-        "-no_nonce",
-    ]);
+    let port = s.running.as_ref().unwrap().addr.port();
+    let (ok, out) = crate::common::openssl_ocsp(port, ca.to_str().unwrap(), leaf);
     assert!(ok && out.contains("Response verify OK"), "{out}");
     out
 }

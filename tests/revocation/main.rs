@@ -5,6 +5,7 @@ mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod disconnect;
+mod hsm_outage;
 mod http_status;
 mod ocsp_crl;
 mod revoke;

@@ -233,14 +233,7 @@ async fn revoke_all_and_self_revoke_stay_in_their_lane() {
         "good",
         "other integrations untouched"
     );
-    let jti = token["jti"].as_str().unwrap();
-    let resp = s
-        .anonymous()
-        .get(s.url(&format!("/v1/status/token/{jti}")))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
+    let (_, body) = s.token_status(token["jti"].as_str().unwrap()).await;
     assert_eq!(body["status"], "revoked");
     verify_evidence(&s, &body);
     s.stop().await;

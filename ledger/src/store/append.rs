@@ -56,12 +56,14 @@ impl Ledger {
             Err(poisoned) => poisoned.into_inner(),
         };
         let head = self.head();
-        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut txn = self.begin_write()?;
         txn.set_durability(Durability::Immediate)
-            .map_err(StoreError::from)?;
-        let (records, new_head) = write_records(&txn, &head, entries, init_origin)?;
+            .map_err(|e| self.write_failed(e.into()))?;
+        let (records, new_head) =
+            write_records(&txn, &head, entries, init_origin).map_err(|e| self.write_failed(e))?;
         project(&txn, &records).map_err(AppendError::Project)?;
-        txn.commit().map_err(StoreError::from)?;
+        txn.commit().map_err(|e| self.write_failed(e.into()))?;
+        self.committed();
         // Durability point: the batch is on disk; publish the new head.
         self.set_head(new_head);
         Ok(records)

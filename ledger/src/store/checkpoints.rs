@@ -1,6 +1,6 @@
 //! Signing and storing checkpoints of the ledger's own tree.
 
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use redb::{Durability, ReadableTable};
 
 use super::read::checkpoint_iter;
 use super::{schema, CheckpointIter, Ledger};
@@ -48,7 +48,21 @@ impl Ledger {
         if !verify_ed25519(&public_key, body.as_bytes(), &sig.signature) {
             return Err(StoreError::BadSignature);
         }
-        let mut txn = self.db.begin_write()?;
+        let stored = self.store_checkpoint(size, body, sig);
+        if stored.is_ok() {
+            self.committed();
+        }
+        stored.map_err(|e| self.write_failed(e))
+    }
+
+    /// Stores `sig` over `body` under `size` (adding it to a note already stored there).
+    fn store_checkpoint(
+        &self,
+        size: u64,
+        body: String,
+        sig: note::NoteSignature,
+    ) -> Result<String, StoreError> {
+        let mut txn = self.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let text = {
             let mut table = txn.open_table(schema::CHECKPOINTS)?;
@@ -85,7 +99,7 @@ impl Ledger {
 
     /// The stored checkpoint with the largest size, if any.
     pub fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(schema::CHECKPOINTS)?;
         let latest = table.last()?.map(|(_, v)| v.value().to_owned());
         Ok(latest)
@@ -93,13 +107,13 @@ impl Ledger {
 
     /// The stored checkpoint for exactly `size`, if any.
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(schema::CHECKPOINTS)?;
         Ok(table.get(size)?.map(|v| v.value().to_owned()))
     }
 
     /// All stored checkpoints `(size, note text)` in size order, streamed.
     pub fn checkpoints(&self) -> Result<CheckpointIter, StoreError> {
-        checkpoint_iter(&self.db.begin_read()?)
+        checkpoint_iter(&self.begin_read()?)
     }
 }

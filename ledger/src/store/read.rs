@@ -1,7 +1,7 @@
 //! Reads: records (single and streamed), proofs and historical roots, each
 //! O(log n) table lookups on one read-transaction snapshot.
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase};
+use redb::{ReadOnlyTable, ReadTransaction};
 
 use super::{schema, Ledger};
 use crate::error::{DecodeError, ProofError, StoreError};
@@ -93,7 +93,7 @@ pub(crate) fn node_lookup(
 impl Ledger {
     /// The record at `index`, if committed.
     pub fn record(&self, index: u64) -> Result<Option<Record>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(schema::RECORDS)?;
         let Some(v) = table.get(index)? else {
             return Ok(None);
@@ -105,14 +105,14 @@ impl Ledger {
 
     /// The raw encoding of the record at `index`, if committed.
     pub fn record_bytes(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(schema::RECORDS)?;
         Ok(table.get(index)?.map(|v| v.value().to_vec()))
     }
 
     /// Streams raw records from `from` to the end of one read snapshot.
     pub fn records(&self, from: u64) -> Result<RecordIter, StoreError> {
-        record_iter(&self.db.begin_read()?, from)
+        record_iter(&self.begin_read()?, from)
     }
 
     fn check_size(&self, first: u64, second: u64) -> Result<(), StoreError> {
@@ -130,7 +130,7 @@ impl Ledger {
     /// Inclusion proof of record `index` in the tree of `tree_size` records.
     pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, StoreError> {
         self.check_size(index, tree_size)?;
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let nodes = txn.open_table(schema::NODES)?;
         let result = merkle::inclusion_proof(index, tree_size, &mut node_lookup(&nodes));
         result
@@ -139,7 +139,7 @@ impl Ledger {
     /// Consistency proof between tree sizes `old_size <= new_size`.
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, StoreError> {
         self.check_size(old_size, new_size)?;
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let nodes = txn.open_table(schema::NODES)?;
         let result = merkle::consistency_proof(old_size, new_size, &mut node_lookup(&nodes));
         result
@@ -148,7 +148,7 @@ impl Ledger {
     /// Merkle root of the first `tree_size` records.
     pub fn root_at(&self, tree_size: u64) -> Result<Hash, StoreError> {
         self.check_size(0, tree_size)?;
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let nodes = txn.open_table(schema::NODES)?;
         let result = merkle::root_at(tree_size, &mut node_lookup(&nodes));
         result
@@ -156,7 +156,7 @@ impl Ledger {
 
     /// The leaf hash of record `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Option<Hash>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let nodes = txn.open_table(schema::NODES)?;
         Ok(nodes.get((0u8, index))?.map(|g| g.value()))
     }

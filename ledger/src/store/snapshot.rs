@@ -2,7 +2,7 @@
 //! checkpoints and tree nodes together (the export) sees one consistent
 //! state however many appends commit meanwhile.
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::read::{checkpoint_iter, node_lookup, record_iter};
 use super::{schema, CheckpointIter, Ledger, RecordIter};
@@ -25,7 +25,7 @@ impl Ledger {
     /// Opens a read snapshot (records, nodes and checkpoints as of now).
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         Ok(Snapshot {
-            txn: self.db.begin_read()?,
+            txn: self.begin_read()?,
         })
     }
 }

@@ -26,10 +26,7 @@ pub fn verify_ledger(
     ledger: &Ledger,
     pinned_ledger_key: &[u8; 32],
 ) -> Result<VerifySummary, VerifyError> {
-    let txn = ledger
-        .database()
-        .begin_read()
-        .map_err(crate::error::StoreError::from)?;
+    let txn = ledger.begin_read()?;
     verify_snapshot(&txn, pinned_ledger_key)
 }
 
