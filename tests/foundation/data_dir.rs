@@ -63,8 +63,18 @@ fn init_refuses_a_data_dir_others_may_write_and_writes_nothing_into_it() {
         assert_eq!(mode(&app.data()), dir_mode, "{name}: left as it was");
         let entries: Vec<_> = std::fs::read_dir(app.data()).unwrap().collect();
         assert!(entries.is_empty(), "{name}: wrote {entries:?}");
-        // serve refuses it as well.
-        let out = app.cli(&["serve"]);
-        assert_eq!(out.status.code(), Some(4), "{name}: {}", text(&out.stderr));
     }
+
+    // An initialised data directory opened up later: serve refuses it before using it.
+    let app = TestAppliance::new("dd-opened");
+    let out = app.cli(&["init"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::set_permissions(app.data(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = app.cli(&["serve"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("writable by everyone (mode 1777)"),
+        "{stderr}"
+    );
 }
