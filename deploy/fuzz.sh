@@ -34,7 +34,10 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 build_start=$(date +%s)
-(cd fuzz && cargo build --locked --release --target "$HOST" --bins)
+# The main workspace's lock pins every shared crate; cargo only adds the fuzz-only ones
+# (libfuzzer-sys, arbitrary), pinned exactly in fuzz/Cargo.toml.
+cp Cargo.lock fuzz/Cargo.lock
+(cd fuzz && cargo build --release --target "$HOST" --bins)
 BIN="fuzz/target/$HOST/release"
 echo "credmint fuzz: built in $(($(date +%s) - build_start)) s" >&2
 
