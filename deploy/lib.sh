@@ -14,7 +14,7 @@ PKILINT_VERSION=0.13.3
 PKILINT_VENV="${CREDMINT_PKILINT_VENV:-/opt/credmint/pkilint-venv}"
 # Debian packages whose current versions the tests must run against (only the installed
 # ones are upgraded; libssl3t64 is the trixie name of libssl3).
-UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go)
+UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go systemd)
 
 _credmint_apt_updated=0
 _apt_update() {
@@ -65,6 +65,10 @@ ensure_test_deps() {
     command -v c++ >/dev/null || need+=(g++)
     command -v python3 >/dev/null || need+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
+    # The systemd unit test runs systemd-analyze verify/security on the installed unit.
+    command -v systemd-analyze >/dev/null || need+=(systemd)
+    # The install step creates the service user with useradd (passwd).
+    command -v useradd >/dev/null || need+=(passwd)
     _apt_install "${need[@]}"
 
     # Test against the current Debian versions, not whatever the image happened to ship.

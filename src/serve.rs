@@ -323,8 +323,11 @@ impl Running {
 pub async fn run(cfg: Config) -> Result<(), ServeError> {
     let signals = shutdown_signals();
     let running = start(cfg, None).await?;
+    // Only now is the appliance ready: listening, start-up checkpoint signed.
+    crate::notify::ready(running.addr);
     signals.await;
     tracing::info!("shutdown signal received, draining");
+    crate::notify::stopping();
     running.shutdown(Duration::from_secs(10)).await
 }
 

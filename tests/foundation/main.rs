@@ -10,4 +10,5 @@ mod errors;
 mod flood;
 mod health;
 mod serve;
+mod systemd;
 mod token_recovery;
