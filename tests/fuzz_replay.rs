@@ -239,16 +239,8 @@ async fn regenerate_fuzz_seeds() {
 
     // The checkpoint as served, and the export bundle (its checkpoints are signed notes too).
     let bundle = s.export_bundle().await;
-    let checkpoint = s
-        .anonymous()
-        .get(s.url("/v1/ledger/checkpoint"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    write_seed("signed_note", "served.note", checkpoint.as_bytes());
+    let checkpoint = common::fetch(&s.anonymous(), &s.url("/v1/ledger/checkpoint")).await;
+    write_seed("signed_note", "served.note", &checkpoint);
     write_seed("bundle", "appliance.bundle", &bundle);
     let small = Path::new(env!("CARGO_MANIFEST_DIR")).join("ledger/testdata/small.bundle");
     write_seed("bundle", "small.bundle", &std::fs::read(small).unwrap());

@@ -282,6 +282,12 @@ impl Served {
     }
 }
 
+/// `GET url` with `client`: the body of a response of any status (tests assert on it).
+pub async fn fetch(client: &reqwest::Client, url: &str) -> Vec<u8> {
+    let resp = client.get(url).send().await.unwrap();
+    resp.bytes().await.unwrap().to_vec()
+}
+
 pub fn client(ca_pem: &[u8], identity_pem: Option<&[u8]>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca_pem).unwrap()])

@@ -111,14 +111,9 @@ impl Campaign {
 
     /// The signed checkpoint's tree size.
     async fn checkpoint_size(&self) -> u64 {
-        let note = client(&self.ca_pem, None)
-            .get(format!("{}/v1/ledger/checkpoint", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let url = format!("{}/v1/ledger/checkpoint", self.base);
+        let note =
+            String::from_utf8(common::fetch(&client(&self.ca_pem, None), &url).await).unwrap();
         note.lines().nth(1).unwrap().parse().unwrap()
     }
 
@@ -357,15 +352,8 @@ async fn killed_at_random_moments_loses_nothing_acknowledged() {
     let health = campaign.wait_ready(&mut child, cycles + 1).await;
     let size = health["ledger_size"].as_u64().unwrap();
     assert_eq!(campaign.checkpoint_size().await, size, "unsigned tail");
-    let bundle = campaign
-        .operator()
-        .get(format!("{}/v1/admin/ledger/export", campaign.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let export = format!("{}/v1/admin/ledger/export", campaign.base);
+    let bundle = common::fetch(&campaign.operator(), &export).await;
     let data = campaign.app.data();
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -38,15 +38,7 @@ async fn json_status(s: &Served, serial: &str) -> String {
 }
 
 async fn crl_lists(s: &Served, serial: &str) -> bool {
-    let der = s
-        .anonymous()
-        .get(s.url("/crl"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let der = crate::common::fetch(&s.anonymous(), &s.url("/crl")).await;
     let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
     let listed = crl
         .iter_revoked_certificates()
