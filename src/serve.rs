@@ -164,6 +164,7 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     checkpointer: JoinHandle<()>,
     refresher: JoinHandle<()>,
+    renewer: JoinHandle<()>,
     prober: JoinHandle<()>,
     writer_thread: std::thread::JoinHandle<()>,
 }
@@ -251,6 +252,11 @@ pub async fn start_with_clock(
         crate::hsm::HEALTH_PROBE_INTERVAL,
         stop_rx.clone(),
     ));
+    let renewer = tokio::spawn(crate::rotation::listener::run(
+        state.clone(),
+        crate::rotation::listener::CHECK_INTERVAL,
+        stop_rx.clone(),
+    ));
     let refresher = tokio::spawn(crate::status::cache::run_refresher(state.clone(), stop_rx));
     tracing::info!(
         %addr,
@@ -269,6 +275,7 @@ pub async fn start_with_clock(
         server,
         checkpointer,
         refresher,
+        renewer,
         prober,
         writer_thread,
     })
@@ -297,6 +304,9 @@ impl Running {
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
         self.refresher
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?;
+        self.renewer
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
         self.prober

@@ -24,6 +24,7 @@
 //! Path builders tell the generations apart by key identifier, OCSP by issuer key hash.
 
 mod build;
+pub mod listener;
 mod rotate;
 
 use std::sync::{Arc, Mutex, RwLock};

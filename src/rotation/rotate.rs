@@ -319,13 +319,9 @@ pub async fn rotate(
 fn after_ca_rotation(state: &AppState, active: &Active, now: u64) -> Result<(), String> {
     let cfg = &state.config;
     write_ca_files(cfg, active, now).map_err(|e| e.to_string())?;
-    if let Some(tls) = state.keys.tls() {
-        let chain = std::fs::read_to_string(cfg.server_cert_path()).map_err(|e| e.to_string())?;
-        let key = std::fs::read_to_string(cfg.server_key_path()).map_err(|e| e.to_string())?;
-        let config = crate::tls::server_config(&chain, &key, &active.roots_der(now))
-            .map_err(|e| e.to_string())?;
-        tls.reload_from_config(config);
-    }
+    let chain = std::fs::read_to_string(cfg.server_cert_path()).map_err(|e| e.to_string())?;
+    let key = std::fs::read_to_string(cfg.server_key_path()).map_err(|e| e.to_string())?;
+    super::listener::reload(state, active, &chain, &key)?;
     state.status.ca_changed();
     Ok(())
 }

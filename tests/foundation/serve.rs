@@ -114,3 +114,61 @@ fn sigterm_stops_the_server_gracefully() {
         "{log:?}"
     );
 }
+
+/// The leaf certificate the listener on `port` presents (openssl s_client, no trust needed).
+fn served_leaf(port: u16) -> x509_parser::pem::Pem {
+    let (_, out) = crate::common::openssl(&[
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-servername",
+        "localhost",
+    ]);
+    let begin = out.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("{out}"));
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&out.as_bytes()[begin..]).unwrap();
+    pem
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_certificate_is_renewed_while_serving_when_due() {
+    let s = TestAppliance::new("srvrenew").serve().await;
+    let port = s.running.as_ref().unwrap().addr.port();
+    let before = served_leaf(port);
+    let state = s.state().clone();
+    // Not due: nothing issued, the same certificate is served.
+    assert!(!tokio::task::spawn_blocking({
+        let st = state.clone();
+        move || credmint::rotation::listener::renew_if_due(&st)
+    })
+    .await
+    .unwrap()
+    .unwrap());
+    // Four days later a 10-day certificate has fewer than 7 days left: renewed, and the
+    // running listener presents the new one without a restart.
+    s.clock.advance(4 * 86_400);
+    assert!(
+        tokio::task::spawn_blocking(move || credmint::rotation::listener::renew_if_due(&state))
+            .await
+            .unwrap()
+            .unwrap()
+    );
+    let after = served_leaf(port);
+    let (old, new) = (before.parse_x509().unwrap(), after.parse_x509().unwrap());
+    assert_ne!(
+        old.raw_serial(),
+        new.raw_serial(),
+        "a new certificate is served"
+    );
+    let gained = new.validity().not_after.timestamp() - old.validity().not_after.timestamp();
+    assert!(
+        (4 * 86_400 - 120..=4 * 86_400 + 120).contains(&gained),
+        "{gained}"
+    );
+    let on_disk = std::fs::read(s.app.data().join("server.pem")).unwrap();
+    let (_, disk) = x509_parser::pem::parse_x509_pem(&on_disk).unwrap();
+    assert_eq!(
+        disk.contents, after.contents,
+        "the renewed certificate is kept on disk"
+    );
+    s.stop().await;
+}
