@@ -1,5 +1,6 @@
 //! HTTP routes, merged in one place. `error.rs` is the only module that picks status codes.
 
+mod access_log;
 mod admin;
 mod error;
 mod export;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
             limit,
             reject_oversized,
         ))
+        .layer(axum::middleware::from_fn(access_log::log))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

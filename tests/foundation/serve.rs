@@ -124,7 +124,9 @@ fn served_leaf(port: u16) -> x509_parser::pem::Pem {
         "-servername",
         "localhost",
     ]);
-    let begin = out.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("{out}"));
+    let begin = out
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or_else(|| panic!("{out}"));
     let (_, pem) = x509_parser::pem::parse_x509_pem(&out.as_bytes()[begin..]).unwrap();
     pem
 }
