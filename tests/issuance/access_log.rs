@@ -41,13 +41,7 @@ async fn each_request_is_logged_with_route_status_peer_and_actor_never_a_secret(
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-    let resp = w
-        .client(&s)
-        .post(s.url("/v1/tokens"))
-        .json(&json!({"audience": "a", "scopes": ["deploy:read"]}))
-        .send()
-        .await
-        .unwrap();
+    let resp = w.mint_token(&s).await;
     assert_eq!(resp.status(), 201);
 
     let logs = captured_logs();

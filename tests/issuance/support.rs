@@ -71,6 +71,18 @@ impl Enrolled {
     pub fn client(&self, s: &Served) -> reqwest::Client {
         s.with_identity(&self.chain_pem, &self.csr.key_pem)
     }
+
+    /// `POST /v1/tokens` over this workload's mTLS for audience `a` with `deploy:read`.
+    /// (Not every test binary that includes this file mints.)
+    #[allow(dead_code)]
+    pub async fn mint_token(&self, s: &Served) -> reqwest::Response {
+        self.client(s)
+            .post(s.url("/v1/tokens"))
+            .json(&json!({"audience": "a", "scopes": ["deploy:read"]}))
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// Registers `name` and enrolls one workload with a fresh P-256 key.

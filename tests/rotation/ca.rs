@@ -221,13 +221,7 @@ async fn ca_rotation_keeps_both_generations_verifying_and_answering_status() {
     let (ok, out) = verify(&["-CAfile", &new_root, &renewed]);
     assert!(ok, "renewal is signed by the new CA: {out}");
     // A post-rotation certificate authenticates too.
-    let resp = keep1
-        .client(&s)
-        .post(s.url("/v1/tokens"))
-        .json(&json!({"audience": "a", "scopes": ["deploy:read"]}))
-        .send()
-        .await
-        .unwrap();
+    let resp = keep1.mint_token(&s).await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
 
     // Revoke one certificate of each generation (each through its own mTLS identity).
@@ -280,13 +274,7 @@ async fn ca_rotation_keeps_both_generations_verifying_and_answering_status() {
     let bundle_client = client(bundle_text.as_bytes(), None);
     let resp = bundle_client.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let resp = keep0
-        .client(&s)
-        .post(s.url("/v1/tokens"))
-        .json(&json!({"audience": "a", "scopes": ["deploy:read"]}))
-        .send()
-        .await
-        .unwrap();
+    let resp = keep0.mint_token(&s).await;
     assert_eq!(resp.status(), 201, "pre-rotation workload after restart");
     let later = registered_workload(&s, "later").await;
     let later_pem = write(dir, "later.pem", leaf_pem(&later.chain_pem));

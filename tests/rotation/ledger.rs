@@ -78,13 +78,7 @@ async fn ledger_rotation_is_followed_from_the_genesis_key_and_survives_restart()
     assert!(credmint_ledger::checkpoint::open(&note, &origin, &genesis_key).is_err());
 
     // More activity after the rotation, then checkpoints keep coming with the new key.
-    let tok = w
-        .client(&s)
-        .post(s.url("/v1/tokens"))
-        .json(&json!({"audience": "a", "scopes": ["deploy:read"]}))
-        .send()
-        .await
-        .unwrap();
+    let tok = w.mint_token(&s).await;
     assert_eq!(tok.status(), 201);
     let note = covered_checkpoint(&s).await;
     credmint_ledger::checkpoint::open(&note, &origin, &new_key).expect("new key signs");
