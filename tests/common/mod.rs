@@ -476,12 +476,16 @@ impl Drop for ServerProcess {
 impl Served {
     /// `GET /v1/status/token/{jti}`: the status code and JSON answer.
     pub async fn token_status(&self, jti: &str) -> (u16, serde_json::Value) {
-        let resp = self
-            .anonymous()
-            .get(self.url(&format!("/v1/status/token/{jti}")))
-            .send()
-            .await
-            .unwrap();
+        self.status_at(&format!("/v1/status/token/{jti}")).await
+    }
+
+    /// `GET /v1/status/{serial}`: the status code and JSON answer.
+    pub async fn certificate_status(&self, serial: &str) -> (u16, serde_json::Value) {
+        self.status_at(&format!("/v1/status/{serial}")).await
+    }
+
+    async fn status_at(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self.anonymous().get(self.url(path)).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or_default())
     }

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::common::{raw_tls, Served, TestAppliance};
 use crate::support::registered_workload;
@@ -25,15 +25,7 @@ fn ocsp_says(s: &Served, dir: &std::path::Path, leaf: &str) -> String {
 }
 
 async fn json_status(s: &Served, serial: &str) -> String {
-    let v: Value = s
-        .anonymous()
-        .get(s.url(&format!("/v1/status/{serial}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = s.certificate_status(serial).await;
     v["status"].as_str().unwrap_or_default().to_string()
 }
 

@@ -58,13 +58,7 @@ fn verify_evidence(s: &Served, body: &Value) -> Record {
 }
 
 async fn status(s: &Served, serial: &str) -> (u16, Value) {
-    let resp = s
-        .anonymous()
-        .get(s.url(&format!("/v1/status/{serial}")))
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    s.certificate_status(serial).await
 }
 
 async fn revoke(s: &Served, serial: &str, reason: &str) -> reqwest::Response {
