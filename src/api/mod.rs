@@ -9,6 +9,7 @@ mod governance;
 mod inventory;
 pub mod lifecycle;
 mod ocsp;
+mod openapi;
 mod operators;
 mod public;
 mod revocation;
@@ -25,6 +26,7 @@ use axum::Router;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use openapi::{json as openapi_json, ApiDoc};
 
 use crate::app::AppState;
 
