@@ -252,11 +252,8 @@ pub async fn show_change(
     let registry = Registry::open(&state.ledger)?;
     if let Some(p) = registry.pending_change(index)? {
         let current = registry.integration(&p.integration)?;
-        return Ok(Json(ChangeState::Pending(pending_view(
-            &state,
-            &p,
-            current.as_ref(),
-        ))));
+        let pending = pending_view(&state, &p, current.as_ref());
+        return Ok(Json(ChangeState::Pending(Box::new(pending))));
     }
     match registry.closed_change(index)? {
         Some((state_code, by)) => Ok(Json(ChangeState::Closed(ClosedChange {

@@ -112,7 +112,8 @@ fn entry(
         (pending_count > 0, FLAGS[6]),
     ]
     .into_iter()
-    .filter_map(|(on, name)| on.then(|| name.to_string()))
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_string())
     .collect();
     Ok(InventoryEntry {
         integration: views::integration_of(state, spec),

@@ -139,7 +139,7 @@ pub struct ClosedChange {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ChangeState {
-    Pending(PendingChange),
+    Pending(Box<PendingChange>),
     Closed(ClosedChange),
 }
 
