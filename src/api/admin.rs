@@ -107,7 +107,7 @@ pub async fn register(
 #[utoipa::path(
     get, path = "/v1/admin/integrations/{name}", tag = "integrations",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     responses((status = 200, description = "The integration", body = IntegrationView))
 )]
 pub async fn show_integration(
@@ -125,7 +125,7 @@ pub async fn show_integration(
 #[utoipa::path(
     post, path = "/v1/admin/integrations/{name}/enrollments", tag = "integrations",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     request_body(content = EnrollmentRequest, description = "Optional; empty means 900 seconds",
         example = json!({"ttl_secs": 600})),
     responses((status = 201, description = "Token created", body = EnrollmentToken, example = json!({

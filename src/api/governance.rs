@@ -92,7 +92,7 @@ fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<String> {
 #[utoipa::path(
     post, path = "/v1/admin/integrations/{name}/changes", tag = "governance",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     request_body(content = ChangeBody, example = json!({
         "scopes": ["deploy:read"], "reason": "CHG-1301: deploys are read-only now"
     })),
@@ -241,7 +241,7 @@ fn not_pending(registry: &Registry, index: u64) -> Result<ApiError, ApiError> {
 #[utoipa::path(
     get, path = "/v1/admin/changes/{index}", tag = "governance",
     security(("operator_mtls" = [])),
-    params(("index" = u64, Path, description = "Ledger index of the request", example = 7)),
+    params(super::openapi::IndexPath),
     responses((status = 200, description = "The request", body = ChangeState))
 )]
 pub async fn show_change(
@@ -273,7 +273,7 @@ pub async fn show_change(
 #[utoipa::path(
     post, path = "/v1/admin/changes/{index}/approve", tag = "governance",
     security(("operator_mtls" = [])),
-    params(("index" = u64, Path, description = "Ledger index of the request", example = 7)),
+    params(super::openapi::IndexPath),
     request_body(content = ApprovalBody, example = json!({"approval_ref": "CHG-1302"})),
     responses(
         (status = 200, description = "Applied", body = ChangeApproved),
@@ -341,7 +341,7 @@ pub async fn approve(
 #[utoipa::path(
     post, path = "/v1/admin/integrations/{name}/recertify", tag = "governance",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     request_body(content = RecertifyBody, example = json!({
         "review_by": "2027-09-30", "reference": "REV-2026-Q4"
     })),
@@ -381,7 +381,7 @@ pub async fn recertify(
 #[utoipa::path(
     post, path = "/v1/admin/integrations/{name}/decommission", tag = "governance",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     request_body(content = DecommissionBody, example = json!({"reason": "CHG-1400: service retired"})),
     responses(
         (status = 200, description = "Decommissioned", body = Decommissioned),

@@ -112,7 +112,7 @@ async fn set_status(
 #[utoipa::path(
     post, path = "/v1/admin/integrations/{name}/suspend", tag = "integrations",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     request_body(content = ReasonBody, example = json!({"reason": "INC-42: suspected misuse"})),
     responses(
         (status = 200, description = "Suspended (or already was: `unchanged`)", body = IntegrationUpdate),
@@ -139,7 +139,7 @@ pub async fn suspend(
 #[utoipa::path(
     post, path = "/v1/admin/integrations/{name}/resume", tag = "integrations",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     request_body(content = ReasonBody, example = json!({"reason": "INC-42 closed"})),
     responses(
         (status = 200, description = "Active again (or already was: `unchanged`)", body = IntegrationUpdate),

@@ -11,7 +11,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoParams, Modify, OpenApi};
 
 use super::{
     admin, export, governance, inventory, lifecycle, ocsp, operators, public, revocation, rotation,
@@ -45,7 +45,7 @@ use crate::wire::ErrorBody;
         ocsp::ocsp_post, ocsp::ocsp_get, ocsp::crl, ocsp::crl_of_generation,
         rotation::rotate_key, export::export, inventory::metrics,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody), responses(workload::CertChain)),
     modifiers(&Security, &SharedErrors),
     tags(
         (name = "public", description = "No authentication"),
@@ -60,6 +60,26 @@ use crate::wire::ErrorBody;
     )
 )]
 pub struct ApiDoc;
+
+/// `{name}` in a route: an integration.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NamePath {
+    /// Integration name.
+    #[param(example = "ci-deploy")]
+    #[allow(dead_code)]
+    name: String,
+}
+
+/// `{index}` in a route: a request recorded in the ledger.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IndexPath {
+    /// Ledger index of the request.
+    #[param(example = 7)]
+    #[allow(dead_code)]
+    index: u64,
+}
 
 /// The security schemes the routes name.
 struct Security;

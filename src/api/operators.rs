@@ -167,7 +167,7 @@ pub async fn list_requests(
 #[utoipa::path(
     post, path = "/v1/admin/operators/requests/{index}/approve", tag = "operators",
     security(("operator_mtls" = [])),
-    params(("index" = u64, Path, description = "Ledger index of the request", example = 9)),
+    params(super::openapi::IndexPath),
     request_body(content = ApproveOperator, example = json!({"approval_ref": "HR-881"})),
     responses(
         (status = 201, description = "The new operator's certificate chain", content_type = "application/pem-certificate-chain", body = String),

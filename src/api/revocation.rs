@@ -112,7 +112,7 @@ pub async fn admin_token(
 #[utoipa::path(
     post, path = "/v1/admin/integrations/{name}/revoke-all", tag = "revocation",
     security(("operator_mtls" = [])),
-    params(("name" = String, Path, description = "Integration name", example = "ci-deploy")),
+    params(super::openapi::NamePath),
     request_body(content = ReasonBody, example = json!({"reason": "keyCompromise"})),
     responses((status = 200, description = "What was revoked", body = IntegrationRevoked))
 )]

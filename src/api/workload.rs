@@ -27,6 +27,17 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tokens", post(token))
 }
 
+/// The certificate chain, leaf first; the headers name the new certificate.
+#[derive(utoipa::ToResponse)]
+#[response(
+    content_type = "application/pem-certificate-chain",
+    headers(
+        ("x-credmint-serial" = String, description = "Hex serial"),
+        ("x-credmint-ledger-index" = u64, description = "Ledger record of the issuance"),
+    )
+)]
+pub struct CertChain(#[allow(dead_code)] String);
+
 fn cert_response(cert: IssuedCert) -> impl IntoResponse {
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -87,9 +98,7 @@ pub async fn record_reuse_of_revoked(state: &AppState, peer: &PeerCert) {
     security(("enrollment_token" = [])),
     request_body(content = CertRequest, example = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIH...\n-----END CERTIFICATE REQUEST-----\n", "ttl_secs": 600})),
     responses(
-        (status = 201, description = "The certificate chain, leaf first; `X-Credmint-Serial` and `X-Credmint-Ledger-Index` name it",
-            content_type = "application/pem-certificate-chain", body = String,
-            headers(("x-credmint-serial" = String, description = "Hex serial"), ("x-credmint-ledger-index" = u64, description = "Ledger record of the issuance"))),
+        (status = 201, response = CertChain),
         (status = 401, description = "Token invalid, expired or already used", body = ErrorBody),
         (status = 403, description = "Policy denied (suspended, TTL above the cap, ...)", body = ErrorBody),
     )
@@ -167,9 +176,7 @@ pub async fn enroll(
     security(("workload_mtls" = [])),
     request_body(content = CertRequest, example = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIH...\n-----END CERTIFICATE REQUEST-----\n", "ttl_secs": 600})),
     responses(
-        (status = 201, description = "The certificate chain, leaf first",
-            content_type = "application/pem-certificate-chain", body = String,
-            headers(("x-credmint-serial" = String, description = "Hex serial"), ("x-credmint-ledger-index" = u64, description = "Ledger record of the issuance"))),
+        (status = 201, response = CertChain),
         (status = 403, description = "Policy denied", body = ErrorBody),
     )
 )]

@@ -3,19 +3,22 @@
 
 use crate::common::{date_in_days, free_port, text, TestAppliance};
 
-#[test]
-fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
-    let port = free_port();
-    let app = TestAppliance::with_listen("cli", &format!("127.0.0.1:{port}"));
-    let server = app.spawn_server();
-    let url = format!("https://localhost:{port}");
-    let register = app.cli(&[
+/// `credmint integration register` of `name` with `scopes`, a 600-second TTL cap and a
+/// review-by 300 days ahead.
+fn register_cli(
+    app: &TestAppliance,
+    url: &str,
+    name: &str,
+    scopes: &[&str],
+) -> std::process::Output {
+    let review_by = date_in_days(300);
+    let mut args = vec![
         "integration",
         "register",
         "--url",
-        &url,
+        url,
         "--name",
-        "backup-agent",
+        name,
         "--business-owner",
         "storage",
         "--technical-owner",
@@ -24,17 +27,26 @@ fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
         "nightly backups",
         "--environment",
         "prod",
-        "--scope",
-        "backup:write",
-        "--scope",
-        "backup:read",
         "--max-ttl",
         "600",
         "--review-by",
-        &date_in_days(300),
+        &review_by,
         "--approval-ref",
         "CHG-77",
-    ]);
+    ];
+    for scope in scopes {
+        args.extend(["--scope", scope]);
+    }
+    app.cli(&args)
+}
+
+#[test]
+fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
+    let port = free_port();
+    let app = TestAppliance::with_listen("cli", &format!("127.0.0.1:{port}"));
+    let server = app.spawn_server();
+    let url = format!("https://localhost:{port}");
+    let register = register_cli(&app, &url, "backup-agent", &["backup:write", "backup:read"]);
     assert!(register.status.success(), "{}", text(&register.stderr));
     let out: serde_json::Value = serde_json::from_slice(&register.stdout).unwrap();
     assert_eq!(
@@ -52,30 +64,7 @@ fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
     assert!(token.starts_with("cmt_") && token.len() > 40, "{token}");
 
     // A refused request exits 31 with the server's message.
-    let dup = app.cli(&[
-        "integration",
-        "register",
-        "--url",
-        &url,
-        "--name",
-        "backup-agent",
-        "--business-owner",
-        "x",
-        "--technical-owner",
-        "x",
-        "--purpose",
-        "x",
-        "--environment",
-        "prod",
-        "--scope",
-        "a",
-        "--max-ttl",
-        "60",
-        "--review-by",
-        &date_in_days(300),
-        "--approval-ref",
-        "x",
-    ]);
+    let dup = register_cli(&app, &url, "backup-agent", &["a"]);
     assert_eq!(dup.status.code(), Some(31), "{}", text(&dup.stderr));
     assert!(text(&dup.stderr).contains("already exists"));
 
@@ -176,30 +165,7 @@ fn cli_verbs_renew_mint_check_and_revoke_without_curl_for_the_operator() {
     let app = TestAppliance::with_listen("cli-cred", &format!("127.0.0.1:{port}"));
     let server = app.spawn_server();
     let url = format!("https://localhost:{port}");
-    let register = app.cli(&[
-        "integration",
-        "register",
-        "--url",
-        &url,
-        "--name",
-        "job-runner",
-        "--business-owner",
-        "platform",
-        "--technical-owner",
-        "dana",
-        "--purpose",
-        "batch jobs",
-        "--environment",
-        "prod",
-        "--scope",
-        "jobs:run",
-        "--max-ttl",
-        "600",
-        "--review-by",
-        &date_in_days(100),
-        "--approval-ref",
-        "CHG-9",
-    ]);
+    let register = register_cli(&app, &url, "job-runner", &["jobs:run"]);
     assert!(register.status.success(), "{}", text(&register.stderr));
     let enroll = app.cli(&["enroll", "job-runner", "--url", &url]);
     assert!(enroll.status.success(), "{}", text(&enroll.stderr));

@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::common::{date_in_days, openssl_csr, require_tool, text, Served, TestAppliance};
+use crate::common::{
+    assert_success, date_in_days, openssl_csr, require_tool, text, Served, TestAppliance,
+};
 use crate::support::{enroll, Enrolled};
 
 async fn document(s: &Served) -> Value {
@@ -47,12 +49,7 @@ async fn openapi_document_passes_the_independent_validator() {
         .arg(file.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(&out);
 
     // Every documented operation is a route the server has (not the 404/405 fallbacks),
     // and the schemes the routes name are defined.
