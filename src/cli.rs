@@ -5,7 +5,8 @@
 //! 14 key missing or mismatched, 15 other HSM failure, 16 PIN source unreadable,
 //! 4 local file I/O (names the path), 20 ledger error, 21 CA/TLS error, 22 refusing to
 //! fork an existing ledger, 23 refusing to write benchmark data into a real ledger,
-//! 30 appliance unreachable, 31 request refused (4xx), 32 appliance error (5xx),
+//! 30 appliance unreachable, 31 request refused (4xx), 32 appliance error (5xx) or an
+//! answer not of the documented shape,
 //! 1 anything else.
 
 mod credentials;
