@@ -300,6 +300,36 @@ async fn documented_examples_match_the_live_server() {
         None,
     )
     .await;
+    // Widening needs a second operator: request, look, approve (as admin2), look again.
+    let widen = json!({"scopes": ["deploy:read", "deploy:write"], "reason": "CHG-1303"});
+    let (st, pending) = x
+        .send(
+            &op,
+            "post",
+            "/v1/admin/integrations/{name}/changes",
+            &[],
+            Some(widen),
+        )
+        .await;
+    assert_eq!(st, 202, "{pending}");
+    let index = pending["request_index"].to_string();
+    let at = [("index", index.as_str())];
+    x.send(&op, "get", "/v1/admin/changes/{index}", &at, None)
+        .await;
+    let (st, _) = x
+        .send(
+            &s.operator2(),
+            "post",
+            "/v1/admin/changes/{index}/approve",
+            &at,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, closed) = x
+        .send(&op, "get", "/v1/admin/changes/{index}", &at, None)
+        .await;
+    assert_eq!(closed["status"], "approved");
     let mut recertify = x.example("/v1/admin/integrations/{name}/recertify", "post");
     recertify["review_by"] = json!(date_in_days(200));
     x.send(
