@@ -4,7 +4,7 @@
 #                   a C toolchain and Rust. Idempotent; no network when all is present.
 # ensure_test_deps  ensure_deps plus what the tests check against (test.sh, CI): Go (the
 #                   interop test builds a Go program), Python 3 + a venv with a pinned
-#                   pkilint, g++ (deploy/fuzz.sh builds libFuzzer), and the current
+#                   pkilint and openapi-spec-validator, g++ (deploy/fuzz.sh builds libFuzzer), and the current
 #                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go
 #                   (`--only-upgrade`, so CI tests what relying parties on current
 #                   Debian run).
@@ -12,6 +12,9 @@
 # pkilint release the lint tests are pinned to (PyPI), and the venv it lives in.
 PKILINT_VERSION=0.13.3
 PKILINT_VENV="${CREDMINT_PKILINT_VENV:-/opt/credmint/pkilint-venv}"
+# The independent OpenAPI 3.1 validator the API document is checked with (PyPI, same venv;
+# it brings the `jsonschema` package the example test validates live answers with).
+OPENAPI_VALIDATOR_VERSION=0.9.0
 # Debian packages whose current versions the tests must run against (only the installed
 # ones are upgraded; libssl3t64 is the trixie name of libssl3).
 UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go systemd)
@@ -88,6 +91,12 @@ ensure_test_deps() {
         python3 -m venv "$PKILINT_VENV"
         "$PKILINT_VENV/bin/python" -m pip install -q --disable-pip-version-check \
             "pkilint==$PKILINT_VERSION"
+    fi
+    if ! "$PKILINT_VENV/bin/python" -m pip show openapi-spec-validator 2>/dev/null \
+        | grep -qx "Version: $OPENAPI_VALIDATOR_VERSION"; then
+        echo "credmint: installing openapi-spec-validator $OPENAPI_VALIDATOR_VERSION into $PKILINT_VENV" >&2
+        "$PKILINT_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+            "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
     fi
     # The lint tests look the CLIs up on PATH (and fail when they are missing).
     export PATH="$PATH:$PKILINT_VENV/bin"

@@ -5,9 +5,11 @@
 //! 14 key missing or mismatched, 15 other HSM failure, 16 PIN source unreadable,
 //! 4 local file I/O (names the path), 20 ledger error, 21 CA/TLS error, 22 refusing to
 //! fork an existing ledger, 23 refusing to write benchmark data into a real ledger,
-//! 30 appliance unreachable, 31 request refused (4xx), 32 appliance error (5xx),
+//! 30 appliance unreachable, 31 request refused (4xx), 32 appliance error (5xx) or an
+//! answer not of the documented shape,
 //! 1 anything else.
 
+mod credentials;
 mod governance;
 mod health;
 mod monitor;
@@ -18,8 +20,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::{ClientError, OperatorClient, Target};
 use crate::config::{Config, ConfigError};
@@ -27,6 +28,9 @@ use crate::hsm::{Hsm, HsmError};
 use crate::init::InitError;
 use crate::keyset::KeySet;
 use crate::serve::ServeError;
+use crate::wire::{
+    AddOperator, ApproveOperator, EnrollmentRequest, EnrollmentToken, ReasonBody, Registration,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +73,7 @@ pub enum Command {
     Integrations(governance::IntegrationsCommand),
     /// Create a one-time enrollment token for an integration; printed once.
     Enroll {
+        /// Integration name.
         name: String,
         /// Token lifetime in seconds (at most 3600).
         #[arg(long, default_value_t = 900)]
@@ -95,6 +100,53 @@ pub enum Command {
     /// Read-only monitoring tokens for scrapers (Prometheus) and the console.
     #[command(subcommand)]
     Monitor(monitor::MonitorCommand),
+    /// Revoke a certificate (by hex serial) or a token (by jti) as an operator.
+    Revoke {
+        /// Certificate serial (hex, colons allowed) or token jti.
+        id: String,
+        /// RFC 5280 reason: keyCompromise, superseded, cessationOfOperation,
+        /// affiliationChanged, privilegeWithdrawn, unspecified.
+        #[arg(long)]
+        reason: String,
+        /// Say what ID names when it could be either (a 22-character hex string).
+        #[arg(long, value_enum)]
+        kind: Option<credentials::Kind>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Public status of a certificate (hex serial) or token (jti), with its ledger proof.
+    Status {
+        /// Certificate serial (hex, colons allowed) or token jti.
+        id: String,
+        /// Say what ID names when it could be either (a 22-character hex string).
+        #[arg(long, value_enum)]
+        kind: Option<credentials::Kind>,
+        /// Base URL (default: the config's public URL).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Workload: renew its certificate over mTLS with the current one (same key); needs
+    /// no appliance config.
+    Renew {
+        #[command(flatten)]
+        conn: credentials::WorkloadConn,
+        /// Lifetime of the new certificate in seconds (default: the integration's cap).
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<u64>,
+        /// Where the new chain is written (default: over --cert).
+        #[arg(long, value_name = "PEM")]
+        out: Option<PathBuf>,
+    },
+    /// Workload: mint a JWT over mTLS with its certificate; prints the token alone.
+    Token {
+        #[command(flatten)]
+        conn: credentials::WorkloadConn,
+        #[command(flatten)]
+        request: crate::wire::TokenRequest,
+        /// Print the whole JSON answer (token, jti, expires_at, ledger_index).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +154,7 @@ pub enum KeysCommand {
     /// Rotate the CA, token or ledger key: a new key is generated inside the HSM and
     /// introduced by a ledger event signed by the old and the new key.
     Rotate {
+        /// Which key: ca, token or ledger.
         #[arg(value_parser = ["ca", "token", "ledger"])]
         role: String,
         /// Why (logged by the appliance).
@@ -118,8 +171,10 @@ pub enum LedgerCommand {
     /// Streams from the running appliance; `--offline` reads the ledger file directly
     /// (appliance stopped: its final checkpoint covers everything).
     Export {
+        /// Bundle file to write (its directory must exist).
         #[arg(long)]
         out: PathBuf,
+        /// Read the ledger file directly (appliance stopped) instead of over HTTPS.
         #[arg(long)]
         offline: bool,
         #[command(flatten)]
@@ -152,34 +207,8 @@ impl Conn {
 
 #[derive(Debug, clap::Args)]
 pub struct RegisterArgs {
-    #[arg(long)]
-    name: String,
-    #[arg(long)]
-    business_owner: String,
-    #[arg(long)]
-    technical_owner: String,
-    #[arg(long)]
-    purpose: String,
-    #[arg(long)]
-    environment: String,
-    /// Allowed scope; repeat for several.
-    #[arg(long = "scope", required = true)]
-    scopes: Vec<String>,
-    /// routine or privileged.
-    #[arg(long, default_value = "routine")]
-    class: String,
-    #[arg(long)]
-    max_ttl: u64,
-    /// YYYY-MM-DD or RFC 3339.
-    #[arg(long)]
-    review_by: String,
-    #[arg(long)]
-    approval_ref: String,
-    /// DNS name certificates may carry; repeat for several.
-    #[arg(long = "dns")]
-    dns_names: Vec<String>,
-    #[arg(long)]
-    server_auth: bool,
+    #[command(flatten)]
+    registration: Registration,
     #[command(flatten)]
     conn: Conn,
 }
@@ -195,13 +224,16 @@ pub enum IntegrationCommand {
     },
     /// Show one integration.
     Show {
+        /// Integration name.
         name: String,
         #[command(flatten)]
         conn: Conn,
     },
     /// Suspend an integration (no issuance until resumed).
     Suspend {
+        /// Integration name.
         name: String,
+        /// Why (recorded in the ledger).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -209,7 +241,9 @@ pub enum IntegrationCommand {
     },
     /// Resume a suspended integration.
     Resume {
+        /// Integration name.
         name: String,
+        /// Why (recorded in the ledger).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -224,9 +258,12 @@ pub enum OperatorCommand {
     /// Request operator NAME for the key of a PEM CSR file (a second, independent
     /// operator approves it); for your own name, renews your certificate into OUT.
     Add {
+        /// Operator name (a-z, 0-9, '-').
         name: String,
+        /// PEM CSR file of the new operator's key.
         #[arg(long)]
         csr: PathBuf,
+        /// Ticket under which the operator is let in.
         #[arg(long)]
         approval_ref: String,
         /// Where a renewed certificate chain is written.
@@ -243,9 +280,12 @@ pub enum OperatorCommand {
     /// Approve the operator request at ledger index INDEX; writes the new operator's
     /// certificate chain to OUT (hand it to the new operator, who holds the key).
     Approve {
+        /// Ledger index of the operator request (see `operator requests`).
         index: u64,
+        /// Where the new operator's certificate chain is written.
         #[arg(long)]
         out: PathBuf,
+        /// Ticket under which you approve (default: the request's).
         #[arg(long)]
         approval_ref: Option<String>,
         #[command(flatten)]
@@ -257,19 +297,25 @@ pub enum OperatorCommand {
 pub enum BenchCommand {
     /// HSM signatures/s through the pool and in a bare C_Sign loop.
     Hsm {
+        /// Duration of each measurement, in seconds.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
+        /// Thread counts to measure with, comma-separated.
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2])]
         threads: Vec<usize>,
+        /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Certificates issued/s end to end over HTTPS against a running appliance.
     Issue {
+        /// Duration of the measurement, in seconds.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Renewals in flight at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Print the figure as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -279,6 +325,7 @@ pub enum BenchCommand {
     /// for status/OCSP load tests on a realistically sized ledger. Refuses any ledger not
     /// made by `credmint init --benchmark` (exit 23).
     Seed {
+        /// Synthetic certificates to append (count).
         #[arg(long, default_value_t = 100_000)]
         certs: u64,
         /// Write the seeded serials (hex, one per line) here, e.g. for a wrk script.
@@ -287,12 +334,16 @@ pub enum BenchCommand {
     },
     /// Durable ledger appends/s, single events and batches.
     Ledger {
+        /// Events appended one commit each (count).
         #[arg(long, default_value_t = 3000)]
         single: u64,
+        /// Events appended in batches (count).
         #[arg(long, default_value_t = 200_000)]
         batched: u64,
+        /// Events per batch (count).
         #[arg(long, default_value_t = 1000)]
         batch: u64,
+        /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -369,7 +420,8 @@ impl CliError {
             | CliError::Serve(ServeError::Tls(_)) => 21,
             CliError::Init(InitError::ForeignLedger { .. }) => 22,
             CliError::Client(ClientError::Refused { status, .. }) if *status < 500 => 31,
-            CliError::Client(ClientError::Refused { .. }) => 32,
+            CliError::Client(ClientError::Refused { .. })
+            | CliError::Client(ClientError::Decode { .. }) => 32,
             CliError::Client(_) => 30,
             _ => 1,
         }
@@ -377,8 +429,29 @@ impl CliError {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // The workload verbs run where no appliance config exists.
+    match &cli.command {
+        Command::Renew { conn, ttl, out } => {
+            let out = out.clone().unwrap_or_else(|| conn.cert.clone());
+            return block_on(credentials::renew(conn, *ttl, &out));
+        }
+        Command::Token {
+            conn,
+            request,
+            json,
+        } => return block_on(credentials::token(conn, request, *json)),
+        _ => {}
+    }
     let cfg = Config::load(&cli.config)?;
     match cli.command {
+        Command::Renew { .. } | Command::Token { .. } => Ok(()),
+        Command::Revoke {
+            id,
+            reason,
+            kind,
+            conn,
+        } => block_on(credentials::revoke(&cfg, &id, kind, reason, &conn)),
+        Command::Status { id, kind, url } => block_on(credentials::status(&cfg, &id, kind, url)),
         Command::Init { benchmark } => {
             let report = crate::init::run_with(&cfg, crate::init::InitOptions { benchmark })?;
             for step in &report.steps {
@@ -431,10 +504,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(KeysCommand::Rotate { role, reason, conn }) => block_on(async {
             let op = OperatorClient::new(&conn.target(&cfg))?;
             let v = op
-                .call(
-                    Method::POST,
+                .post(
                     &format!("/v1/admin/keys/{role}/rotate"),
-                    Some(&json!({ "reason": reason })),
+                    &ReasonBody { reason },
                 )
                 .await?;
             print_json(&v);
@@ -442,16 +514,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }),
         Command::Enroll { name, ttl, conn } => block_on(async {
             let op = OperatorClient::new(&conn.target(&cfg))?;
-            let v = op
-                .call(
-                    Method::POST,
+            let v: EnrollmentToken = op
+                .post_as(
                     &format!("/v1/admin/integrations/{name}/enrollments"),
-                    Some(&json!({ "ttl_secs": ttl })),
+                    &EnrollmentRequest {
+                        ttl_secs: Some(ttl),
+                    },
                 )
                 .await?;
             // The only place the token is ever shown: stdout, once.
-            println!("{}", v["token"].as_str().unwrap_or_default());
-            eprintln!("expires {}", v["expires_at"].as_str().unwrap_or_default());
+            println!("{}", v.token);
+            eprintln!("expires {}", v.expires_at);
             Ok(())
         }),
         Command::Operator(OperatorCommand::Add {
@@ -466,13 +539,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 source,
             })?;
             let op = OperatorClient::new(&conn.target(&cfg))?;
-            let answer = op
-                .call(
-                    Method::POST,
-                    "/v1/admin/operators",
-                    Some(&json!({ "name": name, "csr": csr, "approval_ref": approval_ref })),
-                )
-                .await?;
+            let request = AddOperator {
+                name: name.clone(),
+                csr,
+                approval_ref,
+            };
+            let answer = op.post("/v1/admin/operators", &request).await?;
             match (answer.as_str(), out) {
                 // A renewal of one's own certificate answers the chain at once.
                 (Some(chain), Some(out)) => {
@@ -489,9 +561,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }),
         Command::Operator(OperatorCommand::Requests { conn }) => block_on(async {
             let op = OperatorClient::new(&conn.target(&cfg))?;
-            let v = op
-                .call(Method::GET, "/v1/admin/operators/requests", None)
-                .await?;
+            let v = op.get("/v1/admin/operators/requests").await?;
             print_json(&v);
             Ok(())
         }),
@@ -503,10 +573,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }) => block_on(async {
             let op = OperatorClient::new(&conn.target(&cfg))?;
             let chain = op
-                .call(
-                    Method::POST,
+                .post(
                     &format!("/v1/admin/operators/requests/{index}/approve"),
-                    Some(&json!({ "approval_ref": approval_ref })),
+                    &ApproveOperator { approval_ref },
                 )
                 .await?;
             write_file(&out, chain.as_str().unwrap_or_default())?;
@@ -591,44 +660,18 @@ fn print_json(v: &Value) {
 async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliError> {
     let (op, result) = match &cmd {
         IntegrationCommand::Register(args) => {
-            let RegisterArgs {
-                name,
-                business_owner,
-                technical_owner,
-                purpose,
-                environment,
-                scopes,
-                class,
-                max_ttl,
-                review_by,
-                approval_ref,
-                dns_names,
-                server_auth,
-                conn,
-            } = args.as_ref();
-            let op = OperatorClient::new(&conn.target(cfg))?;
-            let body = json!({
-                "name": name, "business_owner": business_owner,
-                "technical_owner": technical_owner, "purpose": purpose,
-                "environment": environment, "scopes": scopes, "privilege_class": class,
-                "max_ttl_secs": max_ttl, "review_by": review_by, "approval_ref": approval_ref,
-                "dns_names": dns_names, "allow_server_auth": server_auth,
-            });
-            let r = op
-                .call(Method::POST, "/v1/admin/integrations", Some(&body))
-                .await;
+            let op = OperatorClient::new(&args.conn.target(cfg))?;
+            let r = op.post("/v1/admin/integrations", &args.registration).await;
             (op, r)
         }
         IntegrationCommand::List { conn } => {
             let op = OperatorClient::new(&conn.target(cfg))?;
-            let r = op.call(Method::GET, "/v1/admin/integrations", None).await;
+            let r = op.get("/v1/admin/integrations").await;
             (op, r)
         }
         IntegrationCommand::Show { name, conn } => {
             let op = OperatorClient::new(&conn.target(cfg))?;
-            let r = op
-                .call(Method::GET, &format!("/v1/admin/integrations/{name}"), None)
-                .await;
+            let r = op.get(&format!("/v1/admin/integrations/{name}")).await;
             (op, r)
         }
         IntegrationCommand::Governance(g) => return governance::run(cfg, g).await,
@@ -640,12 +683,11 @@ async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliErr
                 "resume"
             };
             let op = OperatorClient::new(&conn.target(cfg))?;
+            let body = ReasonBody {
+                reason: reason.clone(),
+            };
             let r = op
-                .call(
-                    Method::POST,
-                    &format!("/v1/admin/integrations/{name}/{verb}"),
-                    Some(&json!({ "reason": reason })),
-                )
+                .post(&format!("/v1/admin/integrations/{name}/{verb}"), &body)
                 .await;
             (op, r)
         }
@@ -744,4 +786,31 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every verb says what it is (`--help`).
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "credmint".into(), &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
 }

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
@@ -21,6 +23,9 @@ pub enum ClientError {
     Transport { url: String, reason: String },
     #[error("{status}: {message}")]
     Refused { status: u16, message: String },
+    /// A 2xx answer whose body is not the documented shape (`crate::wire`).
+    #[error("unexpected answer from {url}: {reason}")]
+    Decode { url: String, reason: String },
 }
 
 /// Where to reach the appliance and with which identity.
@@ -63,7 +68,8 @@ pub fn build(ca_pem: &[u8], identity_pem: Option<&[u8]>) -> Result<reqwest::Clie
     builder.build().map_err(tls)
 }
 
-/// Operator session against one appliance.
+/// Session against one appliance, as an operator (most verbs), a workload (`renew`,
+/// `token`) or anonymously (`status`).
 pub struct OperatorClient {
     pub base: String,
     http: reqwest::Client,
@@ -71,20 +77,72 @@ pub struct OperatorClient {
 
 impl OperatorClient {
     pub fn new(target: &Target) -> Result<OperatorClient, ClientError> {
-        let mut identity = read(&target.cert)?;
-        identity.extend(read(&target.key)?);
+        OperatorClient::connect(&target.base, &target.ca, Some((&target.cert, &target.key)))
+    }
+
+    /// A session trusting the CA file `ca`, presenting the certificate chain and key files
+    /// of `identity` (an operator's or a workload's), or none for the public routes.
+    pub fn connect(
+        base: &str,
+        ca: &Path,
+        identity: Option<(&Path, &Path)>,
+    ) -> Result<OperatorClient, ClientError> {
+        let identity = match identity {
+            Some((cert, key)) => {
+                let mut pem = read(cert)?;
+                pem.extend(read(key)?);
+                Some(pem)
+            }
+            None => None,
+        };
         Ok(OperatorClient {
-            base: target.base.trim_end_matches('/').to_string(),
-            http: build(&read(&target.ca)?, Some(&identity))?,
+            base: base.trim_end_matches('/').to_string(),
+            http: build(&read(ca)?, identity.as_deref())?,
+        })
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call::<()>(reqwest::Method::GET, path, None).await
+    }
+
+    /// `POST path` with a JSON body (a `crate::wire` request).
+    pub async fn post<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Value, ClientError> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `POST path` and decode the answer as `R` (a `crate::wire` response).
+    pub async fn post_as<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let v = self.post(path, body).await?;
+        serde_json::from_value(v).map_err(|e| ClientError::Decode {
+            url: format!("{}{path}", self.base),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `GET path` and decode the answer as `R`.
+    pub async fn get_as<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        let v = self.get(path).await?;
+        serde_json::from_value(v).map_err(|e| ClientError::Decode {
+            url: format!("{}{path}", self.base),
+            reason: e.to_string(),
         })
     }
 
     /// Sends a request; non-2xx answers become `Refused` with the server's message.
-    pub async fn call(
+    pub async fn call<B: Serialize + ?Sized>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);

@@ -122,24 +122,7 @@ impl GovernanceConfig {
     }
 }
 
-/// A proposed change as an operator sends it: only the fields to change.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChangeBody {
-    pub scopes: Option<Vec<String>>,
-    pub max_ttl_secs: Option<u64>,
-    pub privilege_class: Option<String>,
-    pub dns_names: Option<Vec<String>>,
-    pub allow_server_auth: Option<bool>,
-    pub business_owner: Option<String>,
-    pub technical_owner: Option<String>,
-    pub purpose: Option<String>,
-    /// Ticket under which the new state is approved; becomes the spec's `approval_ref`
-    /// (default: unchanged).
-    pub approval_ref: Option<String>,
-    /// Why: recorded as the event's reference (immediate changes) or the request's reason.
-    pub reason: Option<String>,
-}
+pub use crate::wire::ChangeBody;
 
 /// What a proposed state is, compared with the current one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,3 +38,4 @@ pub mod status;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod wire;

@@ -7,15 +7,16 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use credmint_ledger::event::EnrollmentCreated;
-use serde::Deserialize;
-use serde_json::json;
 
 use super::error::echo;
 use super::extract::{ApiBytes, ApiJson, ApiPath, Operator, Reader};
 use super::{views, ApiError};
 use crate::app::AppState;
-use crate::registry::{check_identifier, validate, Registration, Registry};
+use crate::registry::{check_identifier, validate, Registry};
 use crate::sequencer::{Command, Op};
+use crate::wire::{
+    EnrollmentRequest, EnrollmentToken, ErrorBody, IntegrationUpdate, IntegrationView, Registration,
+};
 
 /// Longest lifetime of an enrollment token.
 pub const MAX_ENROLLMENT_TTL_SECS: u64 = 3600;
@@ -51,7 +52,31 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::monitors::router())
 }
 
-async fn register(
+/// Registers an integration: an owned non-human identity with its scopes and caps.
+#[utoipa::path(
+    post, path = "/v1/admin/integrations", tag = "integrations",
+    security(("operator_mtls" = [])),
+    request_body(content = Registration, example = json!({
+        "name": "ci-deploy", "business_owner": "payments", "technical_owner": "alice@example.com",
+        "purpose": "deploys the payments service", "environment": "prod",
+        "scopes": ["deploy:read", "deploy:write"], "privilege_class": "routine",
+        "max_ttl_secs": 900, "review_by": "2027-06-30", "approval_ref": "CHG-1234",
+        "dns_names": ["ci-deploy.internal.example"]
+    })),
+    responses(
+        (status = 201, description = "Registered", body = IntegrationUpdate, example = json!({
+            "name": "ci-deploy", "spiffe_id": "spiffe://example.org/prod/ci-deploy",
+            "business_owner": "payments", "technical_owner": "alice@example.com",
+            "purpose": "deploys the payments service", "environment": "prod",
+            "scopes": ["deploy:read", "deploy:write"], "privilege_class": "routine",
+            "max_ttl_secs": 900, "review_by": "2027-06-30T23:59:59Z", "approval_ref": "CHG-1234",
+            "allow_server_auth": false, "dns_names": ["ci-deploy.internal.example"],
+            "status": "active", "ledger_index": 5
+        })),
+        (status = 409, description = "An integration of that name exists", body = ErrorBody),
+    )
+)]
+pub async fn register(
     State(state): State<AppState>,
     operator: Operator,
     ApiJson(reg): ApiJson<Registration>,
@@ -68,12 +93,22 @@ async fn register(
         .submit(Command::new(operator.actor(), Op::Register(spec.clone())))
         .await?;
     tracing::info!(integration = %name, operator = %operator.name, "integration registered");
-    let mut body = views::integration_of(&state, &spec);
-    body["ledger_index"] = json!(receipt.first_index());
+    let body = IntegrationUpdate {
+        integration: views::integration_of(&state, &spec),
+        ledger_index: receipt.first_index(),
+        unchanged: None,
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-async fn show_integration(
+/// One integration.
+#[utoipa::path(
+    get, path = "/v1/admin/integrations/{name}", tag = "integrations",
+    security(("operator_mtls" = []), ("monitor_token" = [])),
+    params(super::openapi::NamePath),
+    responses((status = 200, description = "The integration", body = IntegrationView))
+)]
+pub async fn show_integration(
     State(state): State<AppState>,
     _reader: Reader,
     ApiPath(name): ApiPath<String>,
@@ -84,13 +119,19 @@ async fn show_integration(
     Ok(Json(views::integration_of(&state, &spec)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrollmentRequest {
-    ttl_secs: Option<u64>,
-}
-
-async fn create_enrollment(
+/// A one-time enrollment token for a new workload of the integration, shown once.
+#[utoipa::path(
+    post, path = "/v1/admin/integrations/{name}/enrollments", tag = "integrations",
+    security(("operator_mtls" = [])),
+    params(super::openapi::NamePath),
+    request_body(content = EnrollmentRequest, description = "Optional; empty means 900 seconds",
+        example = json!({"ttl_secs": 600})),
+    responses((status = 201, description = "Token created", body = EnrollmentToken, example = json!({
+        "integration": "ci-deploy", "token": "cmt_q3JxV0Zr1yS9dO4nT2bKc8uE5wA7hL6mP0gR3sY1vXz",
+        "expires_at": "2026-12-03T07:10:00Z", "ledger_index": 6
+    })))
+)]
+pub async fn create_enrollment(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
@@ -99,7 +140,7 @@ async fn create_enrollment(
     check_identifier("name", &name)?;
     // The body is optional: empty means the default lifetime.
     let req: EnrollmentRequest = if body.is_empty() {
-        EnrollmentRequest { ttl_secs: None }
+        EnrollmentRequest::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
@@ -129,11 +170,11 @@ async fn create_enrollment(
     tracing::info!(integration = %name, operator = %operator.name, token_hash = %hex::encode(token_hash), "enrollment token created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "integration": name,
-            "token": token,
-            "expires_at": views::rfc3339(expires_at),
-            "ledger_index": receipt.first_index(),
-        })),
+        Json(EnrollmentToken {
+            integration: name,
+            token,
+            expires_at: views::rfc3339(expires_at),
+            ledger_index: receipt.first_index(),
+        }),
     ))
 }

@@ -36,7 +36,14 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-async fn export(
+/// The self-contained audit bundle (records, checkpoints, key history), streamed; check it
+/// offline with `credmint-audit`.
+#[utoipa::path(
+    get, path = "/v1/admin/ledger/export", tag = "ledger",
+    security(("operator_mtls" = [])),
+    responses((status = 200, description = "Export bundle (ledger/FORMAT.md)", content_type = "application/octet-stream", body = Vec<u8>))
+)]
+pub async fn export(
     State(state): State<AppState>,
     operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {

@@ -11,8 +11,6 @@ use axum::{Json, Router};
 use credmint_ledger::event::{
     ChangeKind, ChangeRequested, IntegrationChanged, IntegrationSpec, IntegrationStatus,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::extract::{ApiJson, ApiPath, Operator};
 use super::lifecycle::{load, record_change, submit_change};
@@ -25,6 +23,11 @@ use crate::registry::{
     parse_review_by, FieldError, PendingChange, Registry, CHANGE_APPROVED, CHANGE_SUPERSEDED,
 };
 use crate::sequencer::{spec_hash, Change, Command, Op, Refusal, SequenceError};
+use crate::wire::{
+    ApprovalBody, ChangeApplied, ChangeApproved, ChangeList, ChangeOutcome,
+    ChangeRequested as RequestedView, ChangeState, ChangeStatus, ChangeUnchanged, ClosedChange,
+    DecommissionBody, Decommissioned, ErrorBody, IntegrationUpdate, RecertifyBody,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,11 +63,11 @@ fn refuse_decommissioned(spec: &IntegrationSpec) -> Result<(), ApiError> {
 }
 
 /// Names of the fields that differ between two states.
-fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<&'static str> {
+fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<String> {
     let mut out = Vec::new();
     let mut diff = |changed: bool, name| {
         if changed {
-            out.push(name)
+            out.push(String::from(name))
         }
     };
     diff(a.scopes != b.scopes, "scopes");
@@ -84,8 +87,22 @@ fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<&'static str> {
     out
 }
 
-/// `POST /v1/admin/integrations/{name}/changes`.
-async fn change(
+/// Changes an integration: narrowing and owner changes apply at once (200); an increase
+/// of authority or a new purpose becomes a request a second operator approves (202).
+#[utoipa::path(
+    post, path = "/v1/admin/integrations/{name}/changes", tag = "governance",
+    security(("operator_mtls" = [])),
+    params(super::openapi::NamePath),
+    request_body(content = ChangeBody, example = json!({
+        "scopes": ["deploy:read"], "reason": "CHG-1301: deploys are read-only now"
+    })),
+    responses(
+        (status = 200, description = "Applied at once, or `unchanged`", body = ChangeOutcome),
+        (status = 202, description = "Recorded as a request awaiting a second operator", body = RequestedView),
+        (status = 409, description = "Decommissioned, or changed concurrently", body = ErrorBody),
+    )
+)]
+pub async fn change(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
@@ -97,9 +114,11 @@ async fn change(
     let next = propose(&before, &body, &state.config.ttl)?;
     let (narrowed, owners) = match classify(&before, &next) {
         Classification::Unchanged => {
-            let mut v = views::integration_of(&state, &before);
-            v["unchanged"] = json!(true);
-            return Ok((StatusCode::OK, Json(v)));
+            let unchanged = ChangeUnchanged {
+                integration: views::integration_of(&state, &before),
+                unchanged: true,
+            };
+            return Ok((StatusCode::OK, Json(ChangeOutcome::Unchanged(unchanged))));
         }
         Classification::NeedsApproval(why) => {
             let request = Change::Request(Box::new(ChangeRequested {
@@ -109,18 +128,19 @@ async fn change(
             let receipt = submit_change(&state, &operator, &before, request).await?;
             let index = receipt.first_index().unwrap_or_default();
             tracing::info!(integration = %name, operator = %operator.name, request_index = index, %why, "change requested; awaiting a second operator");
+            let requested = RequestedView {
+                status: ChangeStatus::Pending,
+                request_index: index,
+                integration: name,
+                requested_by: operator.actor_name(),
+                needs_approval_because: why,
+                changes: differences(&before, &next),
+                proposed: views::integration_of(&state, &next),
+                ledger_index: index,
+            };
             return Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({
-                    "status": "pending",
-                    "request_index": index,
-                    "integration": name,
-                    "requested_by": operator.actor_name(),
-                    "needs_approval_because": why,
-                    "changes": differences(&before, &next),
-                    "proposed": views::integration_of(&state, &next),
-                    "ledger_index": index,
-                })),
+                Json(ChangeOutcome::Requested(requested)),
             ));
         }
         Classification::Immediate { narrowed, owners } => (narrowed, owners),
@@ -148,35 +168,50 @@ async fn change(
     }
     let receipt = submit_change(&state, &operator, &before, Change::Apply(events)).await?;
     tracing::info!(integration = %name, operator = %operator.name, narrowed, owners, "integration changed at once");
-    let mut v = views::integration_of(&state, &next);
-    v["status_of_change"] = json!("applied");
-    v["applied"] = json!([
+    let applied = [
         narrowed.then_some("narrowed"),
-        owners.then_some("owner_changed")
+        owners.then_some("owner_changed"),
     ]
     .into_iter()
     .flatten()
-    .collect::<Vec<_>>());
-    v["changes"] = json!(differences(&before, &next));
-    v["ledger_index"] = json!(receipt.last_index());
-    Ok((StatusCode::OK, Json(v)))
+    .map(String::from)
+    .collect();
+    let body = ChangeApplied {
+        integration: views::integration_of(&state, &next),
+        status_of_change: "applied".into(),
+        applied,
+        changes: differences(&before, &next),
+        ledger_index: receipt.last_index(),
+    };
+    Ok((StatusCode::OK, Json(ChangeOutcome::Applied(body))))
 }
 
-fn pending_view(state: &AppState, p: &PendingChange, current: Option<&IntegrationSpec>) -> Value {
-    json!({
-        "request_index": p.index,
-        "integration": p.integration,
-        "requested_by": p.requester,
-        "reason": p.reason,
-        "requested_at": views::rfc3339(p.requested_at),
-        "changes": current.map(|c| differences(c, &p.proposed)).unwrap_or_default(),
-        "proposed": views::integration_of(state, &p.proposed),
-        "status": "pending",
-    })
+fn pending_view(
+    state: &AppState,
+    p: &PendingChange,
+    current: Option<&IntegrationSpec>,
+) -> crate::wire::PendingChange {
+    crate::wire::PendingChange {
+        request_index: p.index,
+        integration: p.integration.clone(),
+        requested_by: p.requester.clone(),
+        reason: p.reason.clone(),
+        requested_at: views::rfc3339(p.requested_at),
+        changes: current
+            .map(|c| differences(c, &p.proposed))
+            .unwrap_or_default(),
+        proposed: views::integration_of(state, &p.proposed),
+        status: ChangeStatus::Pending,
+    }
 }
 
-/// `GET /v1/admin/changes`: requests awaiting a second operator.
-async fn list_changes(
+/// Change requests awaiting a second operator.
+#[utoipa::path(
+    get, path = "/v1/admin/changes", tag = "governance",
+    security(("operator_mtls" = [])),
+    responses((status = 200, description = "Pending requests", body = ChangeList))
+)]
+pub async fn list_changes(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -186,7 +221,7 @@ async fn list_changes(
         let current = registry.integration(&p.integration)?;
         items.push(pending_view(&state, &p, current.as_ref()));
     }
-    Ok(Json(json!({ "changes": items })))
+    Ok(Json(ChangeList { changes: items }))
 }
 
 /// Why a request that is not pending cannot be approved: 409 if it was, 404 if it never was.
@@ -202,8 +237,14 @@ fn not_pending(registry: &Registry, index: u64) -> Result<ApiError, ApiError> {
     })
 }
 
-/// `GET /v1/admin/changes/{index}`.
-async fn show_change(
+/// One change request, pending or closed.
+#[utoipa::path(
+    get, path = "/v1/admin/changes/{index}", tag = "governance",
+    security(("operator_mtls" = [])),
+    params(super::openapi::IndexPath),
+    responses((status = 200, description = "The request", body = ChangeState))
+)]
+pub async fn show_change(
     State(state): State<AppState>,
     _operator: Operator,
     ApiPath(index): ApiPath<u64>,
@@ -211,27 +252,36 @@ async fn show_change(
     let registry = Registry::open(&state.ledger)?;
     if let Some(p) = registry.pending_change(index)? {
         let current = registry.integration(&p.integration)?;
-        return Ok(Json(pending_view(&state, &p, current.as_ref())));
+        let pending = pending_view(&state, &p, current.as_ref());
+        return Ok(Json(ChangeState::Pending(Box::new(pending))));
     }
     match registry.closed_change(index)? {
-        Some((state_code, by)) => Ok(Json(json!({
-            "request_index": index,
-            "status": if state_code == CHANGE_APPROVED { "approved" } else { "superseded" },
-            "closed_by_ledger_index": by,
+        Some((state_code, by)) => Ok(Json(ChangeState::Closed(ClosedChange {
+            request_index: index,
+            status: if state_code == CHANGE_APPROVED {
+                ChangeStatus::Approved
+            } else {
+                ChangeStatus::Superseded
+            },
+            closed_by_ledger_index: by,
         }))),
         None => Err(not_pending(&registry, index)?),
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApprovalBody {
-    approval_ref: Option<String>,
-}
-
-/// `POST /v1/admin/changes/{index}/approve`: a different operator applies the proposed
-/// state exactly as requested.
-async fn approve(
+/// A different operator applies the proposed state exactly as requested.
+#[utoipa::path(
+    post, path = "/v1/admin/changes/{index}/approve", tag = "governance",
+    security(("operator_mtls" = [])),
+    params(super::openapi::IndexPath),
+    request_body(content = ApprovalBody, example = json!({"approval_ref": "CHG-1302"})),
+    responses(
+        (status = 200, description = "Applied", body = ChangeApproved),
+        (status = 403, description = "Self-approval, or an approver not independent of the requester", body = ErrorBody),
+        (status = 409, description = "Already approved, or stale", body = ErrorBody),
+    )
+)]
+pub async fn approve(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(index): ApiPath<u64>,
@@ -277,24 +327,27 @@ async fn approve(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(integration = %request.integration, approver = %operator.name, requester = %request.requester, request_index = index, "change approved");
-    let mut v = views::integration_of(&state, &request.proposed);
-    v["request_index"] = json!(index);
-    v["approved_by"] = json!(operator.actor_name());
-    v["requested_by"] = json!(request.requester);
-    v["ledger_index"] = json!(receipt.first_index());
-    Ok(Json(v))
+    Ok(Json(ChangeApproved {
+        integration: views::integration_of(&state, &request.proposed),
+        request_index: index,
+        approved_by: operator.actor_name(),
+        requested_by: request.requester,
+        ledger_index: receipt.first_index(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecertifyBody {
-    review_by: Option<String>,
-    reference: Option<String>,
-}
-
-/// `POST /v1/admin/integrations/{name}/recertify`: the owner (through an operator)
-/// confirms the integration is still needed and moves review-by.
-async fn recertify(
+/// The owner (through an operator) confirms the integration is still needed and moves
+/// review-by.
+#[utoipa::path(
+    post, path = "/v1/admin/integrations/{name}/recertify", tag = "governance",
+    security(("operator_mtls" = [])),
+    params(super::openapi::NamePath),
+    request_body(content = RecertifyBody, example = json!({
+        "review_by": "2027-09-30", "reference": "REV-2026-Q4"
+    })),
+    responses((status = 200, description = "Recertified", body = IntegrationUpdate))
+)]
+pub async fn recertify(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
@@ -324,15 +377,18 @@ async fn recertify(
     Ok(Json(body))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DecommissionBody {
-    reason: Option<String>,
-}
-
-/// `POST /v1/admin/integrations/{name}/decommission`: revokes every live credential and
-/// retires the name, in one ledger batch.
-async fn decommission(
+/// Revokes every live credential and retires the name for good, in one ledger batch.
+#[utoipa::path(
+    post, path = "/v1/admin/integrations/{name}/decommission", tag = "governance",
+    security(("operator_mtls" = [])),
+    params(super::openapi::NamePath),
+    request_body(content = DecommissionBody, example = json!({"reason": "CHG-1400: service retired"})),
+    responses(
+        (status = 200, description = "Decommissioned", body = Decommissioned),
+        (status = 409, description = "Already decommissioned", body = ErrorBody),
+    )
+)]
+pub async fn decommission(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
@@ -347,9 +403,10 @@ async fn decommission(
     tracing::info!(integration = %name, operator = %operator.name, certificates, tokens, "integration decommissioned");
     let mut after = before.clone();
     after.status = IntegrationStatus::Decommissioned;
-    let mut v = views::integration_of(&state, &after);
-    v["revoked_certificates"] = json!(certificates);
-    v["revoked_tokens"] = json!(tokens);
-    v["ledger_index"] = json!(receipt.last_index());
-    Ok(Json(v))
+    Ok(Json(Decommissioned {
+        integration: views::integration_of(&state, &after),
+        revoked_certificates: certificates as u64,
+        revoked_tokens: tokens as u64,
+        ledger_index: receipt.last_index(),
+    }))
 }

@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
-use serde_json::{json, Value};
 
 use super::extract::Reader;
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::governance::{review_state, ReviewState};
 use crate::registry::{FieldError, Registry};
+use crate::wire::{Inventory, InventoryEntry, ReviewStateName};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -88,7 +88,7 @@ fn entry(
     spec: &IntegrationSpec,
     pending: &HashMap<String, usize>,
     now: u64,
-) -> Result<Value, ApiError> {
+) -> Result<InventoryEntry, ApiError> {
     let gov = &state.config.governance;
     let (live_certs, live_tokens) = registry.live_credentials(&spec.name, now)?;
     let activity = registry.activity(&spec.name)?;
@@ -102,7 +102,7 @@ fn entry(
     let dormant =
         !retired && now.saturating_sub(last_use) > state.config.signals.dormant_after_days * 86_400;
     let pending_count = pending.get(&spec.name).copied().unwrap_or(0);
-    let flags: Vec<&str> = [
+    let flags: Vec<String> = [
         (!retired && review == ReviewState::Overdue, FLAGS[0]),
         (!retired && review == ReviewState::DueSoon, FLAGS[1]),
         (dormant, FLAGS[2]),
@@ -112,25 +112,38 @@ fn entry(
         (pending_count > 0, FLAGS[6]),
     ]
     .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_string())
     .collect();
-    let mut v = views::integration_of(state, spec);
-    v["live_certificates"] = json!(live_certs);
-    v["live_tokens"] = json!(live_tokens);
-    v["issued_total"] = json!(activity.map_or(0, |a| a.issued));
-    v["last_issuance"] = json!(activity.map(|a| views::rfc3339(a.last_issuance)));
-    v["registered_at"] = json!(registered.map(views::rfc3339));
-    v["review_state"] = json!(match review {
-        ReviewState::Ok => "ok",
-        ReviewState::DueSoon => "due_soon",
-        ReviewState::Overdue => "overdue",
-    });
-    v["pending_changes"] = json!(pending_count);
-    v["flags"] = json!(flags);
-    Ok(v)
+    Ok(InventoryEntry {
+        integration: views::integration_of(state, spec),
+        live_certificates: live_certs as u64,
+        live_tokens: live_tokens as u64,
+        issued_total: activity.map_or(0, |a| a.issued),
+        last_issuance: activity.map(|a| views::rfc3339(a.last_issuance)),
+        registered_at: registered.map(views::rfc3339),
+        review_state: match review {
+            ReviewState::Ok => ReviewStateName::Ok,
+            ReviewState::DueSoon => ReviewStateName::DueSoon,
+            ReviewState::Overdue => ReviewStateName::Overdue,
+        },
+        pending_changes: pending_count as u64,
+        flags,
+    })
 }
 
-/// `GET /v1/admin/integrations`: the inventory, optionally filtered.
+/// The inventory, optionally filtered: each filter keeps the integrations whose flag is
+/// present (true) or absent (false).
+#[utoipa::path(
+    get, path = "/v1/admin/integrations", tag = "integrations",
+    security(("operator_mtls" = []), ("monitor_token" = [])),
+    params(
+        ("overdue" = Option<bool>, Query, description = "Flag review_overdue"),
+        ("dormant" = Option<bool>, Query, description = "Flag dormant (no issuance for signals.dormant_after_days)"),
+        ("privileged" = Option<bool>, Query, description = "Flag privileged"),
+    ),
+    responses((status = 200, description = "The inventory", body = Inventory))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _reader: Reader,
@@ -146,21 +159,24 @@ pub async fn list(
     let mut items = Vec::new();
     for spec in registry.integrations()? {
         let v = entry(&state, &registry, &spec, &pending, now)?;
-        let has = |flag: &str| {
-            v["flags"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|x| x == flag))
-        };
+        let has = |flag: &str| v.flags.iter().any(|x| x == flag);
         if filters.0.iter().all(|(flag, want)| has(flag) == *want) {
             items.push(v);
         }
     }
-    Ok(Json(json!({ "integrations": items })))
+    Ok(Json(Inventory {
+        integrations: items,
+    }))
 }
 
-/// `GET /metrics`: Prometheus text format; an operator certificate or a monitoring token
-/// (the counters tell whether misuse was noticed).
-async fn metrics(State(state): State<AppState>, _reader: Reader) -> impl IntoResponse {
+/// Prometheus text format; an operator certificate or a monitoring token (the counters
+/// tell whether misuse was noticed).
+#[utoipa::path(
+    get, path = "/metrics", tag = "ledger",
+    security(("operator_mtls" = []), ("monitor_token" = [])),
+    responses((status = 200, description = "Prometheus exposition format 0.0.4", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>, _reader: Reader) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.signals.render_metrics(state.ledger.size()),

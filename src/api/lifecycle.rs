@@ -1,31 +1,23 @@
 //! Integration lifecycle changes that need no second approver: suspend and resume.
 //! Each is an `integration-changed` ledger event carrying the acting operator and reason.
 
-use axum::extract::State;
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
-use credmint_ledger::event::{ChangeKind, IntegrationChanged, IntegrationSpec, IntegrationStatus};
-use serde::Deserialize;
-use serde_json::json;
-
 use super::error::echo;
 use super::extract::{ApiJson, ApiPath, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::registry::Registry;
 use crate::sequencer::{spec_hash, Change, Command, Op, Receipt};
+use crate::wire::{IntegrationUpdate, ReasonBody};
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use credmint_ledger::event::{ChangeKind, IntegrationChanged, IntegrationSpec, IntegrationStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/integrations/{name}/suspend", post(suspend))
         .route("/v1/admin/integrations/{name}/resume", post(resume))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reason {
-    reason: String,
 }
 
 /// Loads an integration or answers 404.
@@ -55,7 +47,7 @@ pub async fn submit_change(
 }
 
 /// Records an `IntegrationChanged` from `before` to `after` that applies at once.
-/// Returns the JSON view of the new state.
+/// Returns the new state.
 pub async fn record_change(
     state: &AppState,
     operator: &Operator,
@@ -63,7 +55,7 @@ pub async fn record_change(
     before: &IntegrationSpec,
     after: IntegrationSpec,
     reference: String,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<IntegrationUpdate, ApiError> {
     let event = IntegrationChanged {
         kind,
         spec: after.clone(),
@@ -72,9 +64,11 @@ pub async fn record_change(
     };
     let receipt = submit_change(state, operator, before, Change::Apply(vec![event])).await?;
     tracing::info!(integration = %after.name, operator = %operator.name, change = ?kind, "integration changed");
-    let mut body = views::integration_of(state, &after);
-    body["ledger_index"] = json!(receipt.first_index());
-    Ok(body)
+    Ok(IntegrationUpdate {
+        integration: views::integration_of(state, &after),
+        ledger_index: receipt.first_index(),
+        unchanged: None,
+    })
 }
 
 async fn set_status(
@@ -83,7 +77,7 @@ async fn set_status(
     name: String,
     reason: String,
     to: IntegrationStatus,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<IntegrationUpdate>, ApiError> {
     if reason.trim().is_empty() {
         return Err(ApiError::Field(crate::registry::FieldError {
             field: "reason",
@@ -97,9 +91,11 @@ async fn set_status(
         )));
     }
     if before.status == to {
-        let mut body = views::integration_of(&state, &before);
-        body["unchanged"] = json!(true);
-        return Ok(Json(body));
+        return Ok(Json(IntegrationUpdate {
+            integration: views::integration_of(&state, &before),
+            ledger_index: None,
+            unchanged: Some(true),
+        }));
     }
     let kind = match to {
         IntegrationStatus::Suspended => ChangeKind::Suspended,
@@ -112,11 +108,22 @@ async fn set_status(
     ))
 }
 
-async fn suspend(
+/// Stops all issuance to the integration until it is resumed (live credentials stay).
+#[utoipa::path(
+    post, path = "/v1/admin/integrations/{name}/suspend", tag = "integrations",
+    security(("operator_mtls" = [])),
+    params(super::openapi::NamePath),
+    request_body(content = ReasonBody, example = json!({"reason": "INC-42: suspected misuse"})),
+    responses(
+        (status = 200, description = "Suspended (or already was: `unchanged`)", body = IntegrationUpdate),
+        (status = 409, description = "Decommissioned", body = crate::wire::ErrorBody),
+    )
+)]
+pub async fn suspend(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
-    ApiJson(r): ApiJson<Reason>,
+    ApiJson(r): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     set_status(
         state,
@@ -128,11 +135,22 @@ async fn suspend(
     .await
 }
 
-async fn resume(
+/// Lets a suspended integration receive credentials again.
+#[utoipa::path(
+    post, path = "/v1/admin/integrations/{name}/resume", tag = "integrations",
+    security(("operator_mtls" = [])),
+    params(super::openapi::NamePath),
+    request_body(content = ReasonBody, example = json!({"reason": "INC-42 closed"})),
+    responses(
+        (status = 200, description = "Active again (or already was: `unchanged`)", body = IntegrationUpdate),
+        (status = 409, description = "Decommissioned", body = crate::wire::ErrorBody),
+    )
+)]
+pub async fn resume(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
-    ApiJson(r): ApiJson<Reason>,
+    ApiJson(r): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     set_status(state, operator, name, r.reason, IntegrationStatus::Active).await
 }

@@ -10,6 +10,7 @@ mod inventory;
 pub mod lifecycle;
 pub mod monitors;
 mod ocsp;
+mod openapi;
 mod operators;
 mod public;
 mod revocation;
@@ -26,6 +27,7 @@ use axum::Router;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use openapi::{json as openapi_json, ApiDoc};
 
 use crate::app::AppState;
 

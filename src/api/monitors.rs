@@ -9,14 +9,15 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use credmint_ledger::event::MonitorTokenCreated;
-use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{ApiJson, ApiPath, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::registry::{check_identifier, FieldError, MonitorRow, Registry};
 use crate::sequencer::{Command, Op};
+use crate::wire::{
+    ErrorBody, MonitorGrant, MonitorList, MonitorToken, MonitorView, MonitorWithdrawn,
+};
 
 /// Prefix of monitoring tokens: tells them from enrollment tokens (`cmt_`) at a glance
 /// and lets the admin routes say why such a token opens nothing there.
@@ -32,27 +33,34 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/monitors/{name}", delete(withdraw))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantRequest {
-    name: String,
-    ttl_days: Option<u64>,
+fn view(row: &MonitorRow, now: u64) -> MonitorView {
+    MonitorView {
+        name: row.name.clone(),
+        token_sha256: hex::encode(row.token_hash),
+        expires_at: views::rfc3339(row.expires_at),
+        live: row.live(now),
+    }
 }
 
-fn view(row: &MonitorRow, now: u64) -> serde_json::Value {
-    json!({
-        "name": row.name,
-        "token_sha256": hex::encode(row.token_hash),
-        "expires_at": views::rfc3339(row.expires_at),
-        "live": row.live(now),
-    })
-}
-
-/// `POST /v1/admin/monitors`: a new token for scraper `name`; the only time it is shown.
-async fn grant(
+/// A new read-only token for scraper `name`; the only time it is shown.
+#[utoipa::path(
+    post, path = "/v1/admin/monitors", tag = "monitoring", operation_id = "grant_monitor",
+    security(("operator_mtls" = [])),
+    request_body(content = MonitorGrant, example = json!({"name": "prometheus", "ttl_days": 90})),
+    responses(
+        (status = 201, description = "Token granted (shown once)", body = MonitorToken, example = json!({
+            "name": "prometheus",
+            "token": "cmm_hXk3Jr2mZ0b9Qe1VtYw7LpNs4UaCdGfHiKoRxEy6TzW",
+            "token_sha256": "5b1f0c8e2d6a4f9b3c7e1d0a8b6f4e2c9d7a5b3f1e0c8d6a4b2f9e7d5c3a1b0f",
+            "expires_at": "2027-03-03T07:00:00Z", "ledger_index": 9
+        })),
+        (status = 409, description = "The name has a live token", body = ErrorBody),
+    )
+)]
+pub async fn grant(
     State(state): State<AppState>,
     operator: Operator,
-    ApiJson(req): ApiJson<GrantRequest>,
+    ApiJson(req): ApiJson<MonitorGrant>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_identifier("name", &req.name)?;
     let days = req.ttl_days.unwrap_or(DEFAULT_MONITOR_TTL_DAYS);
@@ -78,30 +86,44 @@ async fn grant(
     tracing::info!(monitor = %req.name, operator = %operator.name, token_hash = %hex::encode(token_hash), "monitoring token granted");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "name": req.name,
-            "token": token,
-            "token_sha256": hex::encode(token_hash),
-            "expires_at": views::rfc3339(expires_at),
-            "ledger_index": receipt.first_index(),
-        })),
+        Json(MonitorToken {
+            name: req.name,
+            token,
+            token_sha256: hex::encode(token_hash),
+            expires_at: views::rfc3339(expires_at),
+            ledger_index: receipt.first_index(),
+        }),
     ))
 }
 
-/// `GET /v1/admin/monitors`: every grant not withdrawn (expired ones show `live: false`).
-async fn list(
+/// Every grant not withdrawn (expired ones show `live: false`); hashes only.
+#[utoipa::path(
+    get, path = "/v1/admin/monitors", tag = "monitoring", operation_id = "list_monitors",
+    security(("operator_mtls" = [])),
+    responses((status = 200, description = "The grants", body = MonitorList))
+)]
+pub async fn list(
     State(state): State<AppState>,
     _operator: Operator,
 ) -> Result<impl IntoResponse, ApiError> {
     let now = state.clock.unix();
     let rows = Registry::open(&state.ledger)?.monitors()?;
-    let items: Vec<_> = rows.iter().map(|r| view(r, now)).collect();
-    Ok(Json(json!({ "monitors": items })))
+    let monitors = rows.iter().map(|r| view(r, now)).collect();
+    Ok(Json(MonitorList { monitors }))
 }
 
-/// `DELETE /v1/admin/monitors/{name}`: withdraws the grant; the token stops working at
-/// once (every request looks the hash up in the committed projection).
-async fn withdraw(
+/// Withdraws the grant; the token stops working at once (every request looks the hash
+/// up in the committed projection).
+#[utoipa::path(
+    delete, path = "/v1/admin/monitors/{name}", tag = "monitoring", operation_id = "withdraw_monitor",
+    security(("operator_mtls" = [])),
+    params(("name" = String, Path, description = "The grant's name", example = "prometheus")),
+    responses(
+        (status = 200, description = "Withdrawn", body = MonitorWithdrawn),
+        (status = 404, description = "No live token of that name", body = ErrorBody),
+    )
+)]
+pub async fn withdraw(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
@@ -115,9 +137,9 @@ async fn withdraw(
         ))
         .await?;
     tracing::info!(monitor = %name, operator = %operator.name, "monitoring token withdrawn");
-    Ok(Json(json!({
-        "name": name,
-        "withdrawn": true,
-        "ledger_index": receipt.first_index(),
-    })))
+    Ok(Json(MonitorWithdrawn {
+        name,
+        withdrawn: true,
+        ledger_index: receipt.first_index(),
+    }))
 }

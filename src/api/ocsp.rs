@@ -103,7 +103,13 @@ fn ocsp_reply(
     (headers, answer.der).into_response()
 }
 
-async fn ocsp_post(
+/// OCSP (RFC 6960) over POST: a DER OCSPRequest in, a signed OCSPResponse out.
+#[utoipa::path(
+    post, path = "/ocsp", tag = "status",
+    request_body(content = Vec<u8>, content_type = "application/ocsp-request"),
+    responses((status = 200, description = "OCSPResponse (also for malformedRequest, tryLater, unauthorized)", content_type = "application/ocsp-response", body = Vec<u8>))
+)]
+pub async fn ocsp_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<ApiBytes, ApiError>,
@@ -130,7 +136,16 @@ async fn ocsp_post(
 }
 
 /// RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER OCSPRequest}.
-async fn ocsp_get(
+/// OCSP over GET (RFC 6960 A.1): the base64 DER request in the path; cacheable (RFC 5019).
+#[utoipa::path(
+    get, path = "/ocsp/{request}", tag = "status",
+    params(("request" = String, Path, description = "URL-encoded base64 of the DER OCSPRequest")),
+    responses(
+        (status = 200, description = "OCSPResponse with RFC 5019 caching headers", content_type = "application/ocsp-response", body = Vec<u8>),
+        (status = 304, description = "`If-None-Match` matched the current answer"),
+    )
+)]
+pub async fn ocsp_get(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(request): ApiPath<String>,
@@ -149,12 +164,23 @@ async fn ocsp_get(
 }
 
 /// The CRL of the genesis CA (generation 0); its leaves name `/crl`.
-async fn crl(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+/// The current CRL (RFC 5280), DER, of the CA generation in force.
+#[utoipa::path(
+    get, path = "/crl", tag = "status",
+    responses((status = 200, description = "CRL, DER", content_type = "application/pkix-crl", body = Vec<u8>))
+)]
+pub async fn crl(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     crl_reply(&state, 0).await
 }
 
 /// `/crl/rN`: the CRL of the CA created by the N-th CA rotation (its leaves name this URL).
-async fn crl_of_generation(
+/// The CRL of one CA generation (older generations stay served during their overlap).
+#[utoipa::path(
+    get, path = "/crl/{generation}", tag = "status",
+    params(("generation" = u32, Path, description = "CA generation", example = 1)),
+    responses((status = 200, description = "CRL, DER", content_type = "application/pkix-crl", body = Vec<u8>))
+)]
+pub async fn crl_of_generation(
     State(state): State<AppState>,
     ApiPath(generation): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {

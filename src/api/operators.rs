@@ -9,8 +9,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use credmint_ledger::event::{Event, OperatorApproved, OperatorRequested};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{ApiJson, ApiPath, Operator};
 use super::{views, ApiError};
@@ -20,22 +18,9 @@ use crate::issue::parse_csr;
 use crate::operator::{operator_leaf, OperatorLeaf};
 use crate::registry::{check_identifier, FieldError, Registry};
 use crate::sequencer::{Command, Op};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddOperator {
-    name: String,
-    /// PEM PKCS#10 request; the new operator keeps the private key.
-    csr: String,
-    approval_ref: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveOperator {
-    /// Ticket under which the approver lets the new operator in (default: the request's).
-    approval_ref: Option<String>,
-}
+use crate::wire::{
+    AddOperator, ApproveOperator, ErrorBody, OperatorPending, OperatorRequestView, OperatorRequests,
+};
 
 fn required(field: &'static str, v: &str) -> Result<(), ApiError> {
     if v.trim().is_empty() {
@@ -89,6 +74,20 @@ fn chain_response(chain: String) -> Response {
         .into_response()
 }
 
+/// Requests a new operator (recorded; a second, independent operator approves it), or,
+/// for the caller's own name, renews the caller's certificate at once.
+#[utoipa::path(
+    post, path = "/v1/admin/operators", tag = "operators",
+    security(("operator_mtls" = [])),
+    request_body(content = AddOperator, example = json!({
+        "name": "carol", "csr": "-----BEGIN CERTIFICATE REQUEST-----\n...\n-----END CERTIFICATE REQUEST-----\n",
+        "approval_ref": "HR-881"
+    })),
+    responses(
+        (status = 201, description = "Own certificate renewed: the chain", content_type = "application/pem-certificate-chain", body = String),
+        (status = 202, description = "Request recorded", body = OperatorPending),
+    )
+)]
 pub async fn add_operator(
     State(state): State<AppState>,
     operator: Operator,
@@ -123,19 +122,24 @@ pub async fn add_operator(
     tracing::info!(new_operator = %req.name, by = %operator.name, request_index = index, "operator requested; awaiting a second operator");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "pending",
-            "request_index": index,
-            "name": req.name,
-            "requested_by": operator.actor_name(),
-            "approve_at": format!("/v1/admin/operators/requests/{index}/approve"),
-            "ledger_index": index,
-        })),
+        Json(OperatorPending {
+            status: "pending".into(),
+            request_index: index,
+            name: req.name,
+            requested_by: operator.actor_name(),
+            approve_at: format!("/v1/admin/operators/requests/{index}/approve"),
+            ledger_index: index,
+        }),
     )
         .into_response())
 }
 
-/// `GET /v1/admin/operators/requests`: operator requests awaiting approval.
+/// Operator requests awaiting approval.
+#[utoipa::path(
+    get, path = "/v1/admin/operators/requests", tag = "operators",
+    security(("operator_mtls" = [])),
+    responses((status = 200, description = "Pending requests", body = OperatorRequests))
+)]
 pub async fn list_requests(
     State(state): State<AppState>,
     _operator: Operator,
@@ -143,23 +147,33 @@ pub async fn list_requests(
     let requests = Registry::open(&state.ledger)?.operator_requests()?;
     let items: Vec<_> = requests
         .iter()
-        .map(|r| {
-            json!({
-                "request_index": r.index,
-                "name": r.name,
-                "requested_by": format!("operator:{}", r.requester),
-                "approval_ref": r.approval_ref,
-                "requested_at": views::rfc3339(r.requested_at),
-                "key_fingerprint": hex::encode(credmint_ledger::event::OperatorRequested::new(
-                    r.name.clone(), r.spki_der.clone(), r.approval_ref.clone()).key_fingerprint),
-            })
+        .map(|r| OperatorRequestView {
+            request_index: r.index,
+            name: r.name.clone(),
+            requested_by: format!("operator:{}", r.requester),
+            approval_ref: r.approval_ref.clone(),
+            requested_at: views::rfc3339(r.requested_at),
+            key_fingerprint: hex::encode(
+                OperatorRequested::new(r.name.clone(), r.spki_der.clone(), r.approval_ref.clone())
+                    .key_fingerprint,
+            ),
         })
         .collect();
-    Ok(Json(json!({ "requests": items })))
+    Ok(Json(OperatorRequests { requests: items }))
 }
 
-/// `POST /v1/admin/operators/requests/{index}/approve`: signs and records the requested
-/// operator's certificate; the response is its chain (hand it to the new operator).
+/// Signs and records the requested operator's certificate; the answer is its chain (hand
+/// it to the new operator, who holds the key).
+#[utoipa::path(
+    post, path = "/v1/admin/operators/requests/{index}/approve", tag = "operators",
+    security(("operator_mtls" = [])),
+    params(super::openapi::IndexPath),
+    request_body(content = ApproveOperator, example = json!({"approval_ref": "HR-881"})),
+    responses(
+        (status = 201, description = "The new operator's certificate chain", content_type = "application/pem-certificate-chain", body = String),
+        (status = 403, description = "Self-approval, or an approver not independent of the requester", body = ErrorBody),
+    )
+)]
 pub async fn approve_request(
     State(state): State<AppState>,
     operator: Operator,

@@ -1,14 +1,13 @@
 //! Public, unauthenticated routes: health, the signed checkpoint, the CA certificate.
 
+use super::ApiError;
+use crate::app::AppState;
+use crate::wire::{ErrorBody, Health, Jwks};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
-
-use super::ApiError;
-use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -16,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/ledger/checkpoint", get(checkpoint))
         .route("/v1/ca.pem", get(ca_pem))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/v1/openapi.json", get(super::openapi::document))
 }
 
 /// 200 when the HSM is usable and the ledger takes writes, 503 otherwise; always reports
@@ -24,7 +24,16 @@ pub fn router() -> Router<AppState> {
 /// probe, refreshed every `HEALTH_PROBE_INTERVAL`): an anonymous request never takes an
 /// HSM session. A probe result older than two intervals past the one due (the prober is
 /// stuck in the HSM) counts as degraded.
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(
+    get, path = "/healthz", tag = "public",
+    responses(
+        (status = 200, description = "HSM usable and ledger writable", body = Health, example = json!({
+            "status": "ok", "hsm": "ok", "ledger": "ok", "ledger_size": 12
+        })),
+        (status = 503, description = "Degraded: `hsm` or `ledger` says why", body = Health),
+    )
+)]
+pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let hsm_state = match (state.hsm.unavailable(), state.hsm.last_probe()) {
         (Some(down), _) => Err(down.cause()),
         (None, None) => Err("probe_pending"),
@@ -42,17 +51,29 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         (status, "ok")
     };
-    let body = json!({
-        "status": if status == StatusCode::OK { "ok" } else { "degraded" },
-        "hsm": hsm,
-        "ledger": ledger_state,
-        "ledger_size": state.ledger.size(),
-    });
+    let body = Health {
+        status: if status == StatusCode::OK {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
+        hsm: hsm.into(),
+        ledger: ledger_state.into(),
+        ledger_size: state.ledger.size(),
+    };
     (status, Json(body))
 }
 
 /// The latest signed checkpoint (C2SP signed note), as text.
-async fn checkpoint(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+#[utoipa::path(
+    get, path = "/v1/ledger/checkpoint", tag = "public",
+    responses(
+        (status = 200, description = "Signed note: origin, tree size, root hash, signatures", content_type = "text/plain", body = String),
+        (status = 503, description = "No checkpoint signed yet", body = ErrorBody),
+    )
+)]
+pub async fn checkpoint(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let note = state.latest_checkpoint().ok_or(ApiError::Unavailable {
         what: "checkpoint",
         detail: "no checkpoint signed yet".into(),
@@ -62,7 +83,11 @@ async fn checkpoint(State(state): State<AppState>) -> Result<impl IntoResponse, 
 
 /// The CA roots relying parties should trust: one before any CA rotation, every CA
 /// generation still in its overlap (oldest first) after one.
-async fn ca_pem(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(
+    get, path = "/v1/ca.pem", tag = "public",
+    responses((status = 200, description = "CA certificates, PEM", content_type = "application/x-pem-file", body = String))
+)]
+pub async fn ca_pem(State(state): State<AppState>) -> impl IntoResponse {
     let active = state.keys.current();
     let body = if active.cas.len() == 1 {
         active.cas[0].root.pem.clone()
@@ -74,10 +99,14 @@ async fn ca_pem(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Token verification keys (JWKS, RFC 7517). Public keys only; cacheable. After a token
 /// key rotation the old key stays listed until the longest token it signed has expired.
-async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "public",
+    responses((status = 200, description = "Public token keys", body = Jwks))
+)]
+pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let keys = state.keys.current().jwks(state.clock.unix());
-    Ok((
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(crate::token::jwks(&keys)),
-    ))
+    // Through the typed shape: a member it does not name (a private one) cannot pass.
+    let jwks: Jwks = serde_json::from_value(crate::token::jwks(&keys))
+        .map_err(|e| ApiError::Internal(format!("JWKS shape: {e}")))?;
+    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(jwks)))
 }

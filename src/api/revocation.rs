@@ -5,8 +5,6 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{ApiJson, ApiPath, Operator, Workload};
 use super::ApiError;
@@ -14,6 +12,7 @@ use crate::app::AppState;
 use crate::revoke::{
     parse_reason, parse_serial, reason_name, revoke_integration, revoke_one, Revocation, Target,
 };
+use crate::wire::{IntegrationRevoked, ReasonBody, Revoked, SelfRevoke, StatusName};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,28 +28,44 @@ pub fn router() -> Router<AppState> {
         .route("/v1/revoke", post(self_revoke))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    reason: String,
-}
-
 /// A serial from the path or body; malformed is a 400 `bad_request`.
 fn serial_param(s: &str) -> Result<Vec<u8>, ApiError> {
     parse_serial(s).map_err(|e| ApiError::BadRequest(e.message))
 }
 
-fn answer(id_key: &str, id: String, reason: u8, r: Revocation) -> Json<serde_json::Value> {
-    Json(json!({
-        id_key: id,
-        "status": "revoked",
-        "reason": reason_name(reason),
-        "ledger_index": r.ledger_index,
-        "already_revoked": r.already_revoked,
-    }))
+/// What was revoked: a certificate (`serial`) or a token (`jti`).
+enum Revokee {
+    Serial(String),
+    Jti(String),
 }
 
-async fn admin_certificate(
+fn answer(id: Revokee, reason: u8, r: Revocation) -> Json<Revoked> {
+    let (serial, jti) = match id {
+        Revokee::Serial(s) => (Some(s), None),
+        Revokee::Jti(j) => (None, Some(j)),
+    };
+    Json(Revoked {
+        serial,
+        jti,
+        status: StatusName::Revoked,
+        reason: reason_name(reason).to_string(),
+        ledger_index: r.ledger_index,
+        already_revoked: r.already_revoked,
+    })
+}
+
+/// Revokes a certificate (workload or operator); idempotent.
+#[utoipa::path(
+    post, path = "/v1/admin/certificates/{serial}/revoke", tag = "revocation",
+    security(("operator_mtls" = [])),
+    params(("serial" = String, Path, description = "Hex serial", example = "5f1c2a9e0b7d4c3a8e6f1b2d3c4a5e6f")),
+    request_body(content = ReasonBody, example = json!({"reason": "keyCompromise"})),
+    responses((status = 200, description = "Revoked (or already was)", body = Revoked, example = json!({
+        "serial": "5f1c2a9e0b7d4c3a8e6f1b2d3c4a5e6f", "status": "revoked", "reason": "keyCompromise",
+        "ledger_index": 14, "already_revoked": false
+    })))
+)]
+pub async fn admin_certificate(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(serial): ApiPath<String>,
@@ -65,10 +80,18 @@ async fn admin_certificate(
         operator.actor(),
     )
     .await?;
-    Ok(answer("serial", hex::encode(&serial), reason, r))
+    Ok(answer(Revokee::Serial(hex::encode(&serial)), reason, r))
 }
 
-async fn admin_token(
+/// Revokes a token by its jti; idempotent.
+#[utoipa::path(
+    post, path = "/v1/admin/tokens/{jti}/revoke", tag = "revocation",
+    security(("operator_mtls" = [])),
+    params(("jti" = String, Path, description = "The token's jti", example = "01J9Z8W6QK0H6M1T2V3X4Y5Z6A")),
+    request_body(content = ReasonBody, example = json!({"reason": "keyCompromise"})),
+    responses((status = 200, description = "Revoked (or already was)", body = Revoked))
+)]
+pub async fn admin_token(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(jti): ApiPath<String>,
@@ -82,10 +105,18 @@ async fn admin_token(
         operator.actor(),
     )
     .await?;
-    Ok(answer("jti", jti, reason, r))
+    Ok(answer(Revokee::Jti(jti), reason, r))
 }
 
-async fn admin_integration(
+/// Revokes every live credential of an integration (it stays registered).
+#[utoipa::path(
+    post, path = "/v1/admin/integrations/{name}/revoke-all", tag = "revocation",
+    security(("operator_mtls" = [])),
+    params(super::openapi::NamePath),
+    request_body(content = ReasonBody, example = json!({"reason": "keyCompromise"})),
+    responses((status = 200, description = "What was revoked", body = IntegrationRevoked))
+)]
+pub async fn admin_integration(
     State(state): State<AppState>,
     operator: Operator,
     ApiPath(name): ApiPath<String>,
@@ -94,23 +125,25 @@ async fn admin_integration(
     let reason = parse_reason(&body.reason)?;
     crate::api::lifecycle::load(&state, &name)?;
     let r = revoke_integration(&state.sequencer, &name, reason, operator.actor()).await?;
-    Ok(Json(json!({
-        "integration": name,
-        "revoked_certificates": r.certificates,
-        "revoked_tokens": r.tokens,
-        "reason": reason_name(reason),
-    })))
+    Ok(Json(IntegrationRevoked {
+        integration: name,
+        revoked_certificates: r.certificates as u64,
+        revoked_tokens: r.tokens as u64,
+        reason: reason_name(reason).to_string(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SelfRevoke {
-    /// Must be the presented certificate's serial (default: it).
-    serial: Option<String>,
-    reason: Option<String>,
-}
-
-async fn self_revoke(
+/// A workload revokes the certificate it presents (and only that), e.g. when its job ends.
+#[utoipa::path(
+    post, path = "/v1/revoke", tag = "revocation",
+    security(("workload_mtls" = [])),
+    request_body(content = SelfRevoke, example = json!({"reason": "cessationOfOperation"})),
+    responses(
+        (status = 200, description = "Revoked (or already was)", body = Revoked),
+        (status = 403, description = "Not the presented certificate", body = crate::wire::ErrorBody),
+    )
+)]
+pub async fn self_revoke(
     State(state): State<AppState>,
     workload: Workload,
     ApiJson(body): ApiJson<SelfRevoke>,
@@ -132,5 +165,5 @@ async fn self_revoke(
         workload.actor(),
     )
     .await?;
-    Ok(answer("serial", hex::encode(&serial), reason, r))
+    Ok(answer(Revokee::Serial(hex::encode(&serial)), reason, r))
 }

@@ -6,8 +6,6 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use credmint_ledger::event::{ReuseDetected, ReuseKind};
-use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::extract::{ApiJson, Bearer, PeerCert, Workload};
@@ -20,6 +18,7 @@ use crate::policy::{decide_certificate, decide_token};
 use crate::registry::Registry;
 use crate::sequencer::{Actor, Command, Op, Refusal, SequenceError};
 use crate::signals::current_peer;
+use crate::wire::{CertRequest, ErrorBody, IssuedToken, TokenRequest};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,13 +27,16 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tokens", post(token))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CertRequest {
-    /// PEM PKCS#10 certificate request.
-    csr: String,
-    ttl_secs: Option<u64>,
-}
+/// The certificate chain, leaf first; the headers name the new certificate.
+#[derive(utoipa::ToResponse)]
+#[response(
+    content_type = "application/pem-certificate-chain",
+    headers(
+        ("x-credmint-serial" = String, description = "Hex serial"),
+        ("x-credmint-ledger-index" = u64, description = "Ledger record of the issuance"),
+    )
+)]
+pub struct CertChain(#[allow(dead_code)] String);
 
 fn cert_response(cert: IssuedCert) -> impl IntoResponse {
     let mut headers = HeaderMap::new();
@@ -90,7 +92,18 @@ pub async fn record_reuse_of_revoked(state: &AppState, peer: &PeerCert) {
     .await;
 }
 
-async fn enroll(
+/// A workload's first certificate, for a one-time enrollment token.
+#[utoipa::path(
+    post, path = "/v1/enroll", tag = "workloads",
+    security(("enrollment_token" = [])),
+    request_body(content = CertRequest, example = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIH...\n-----END CERTIFICATE REQUEST-----\n", "ttl_secs": 600})),
+    responses(
+        (status = 201, response = CertChain),
+        (status = 401, description = "Token invalid, expired or already used", body = ErrorBody),
+        (status = 403, description = "Policy denied (suspended, TTL above the cap, ...)", body = ErrorBody),
+    )
+)]
+pub async fn enroll(
     State(state): State<AppState>,
     Bearer(token): Bearer,
     ApiJson(req): ApiJson<CertRequest>,
@@ -157,7 +170,17 @@ async fn enroll(
     Ok(cert_response(result?))
 }
 
-async fn renew(
+/// A fresh certificate for the workload presenting its current one (mTLS).
+#[utoipa::path(
+    post, path = "/v1/renew", tag = "workloads",
+    security(("workload_mtls" = [])),
+    request_body(content = CertRequest, example = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIH...\n-----END CERTIFICATE REQUEST-----\n", "ttl_secs": 600})),
+    responses(
+        (status = 201, response = CertChain),
+        (status = 403, description = "Policy denied", body = ErrorBody),
+    )
+)]
+pub async fn renew(
     State(state): State<AppState>,
     workload: Workload,
     ApiJson(req): ApiJson<CertRequest>,
@@ -183,15 +206,22 @@ async fn renew(
     Ok(cert_response(cert))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenRequest {
-    audience: String,
-    scopes: Vec<String>,
-    ttl_secs: Option<u64>,
-}
-
-async fn token(
+/// A JWT for the workload presenting its certificate (mTLS).
+#[utoipa::path(
+    post, path = "/v1/tokens", operation_id = "mint_token", tag = "workloads",
+    security(("workload_mtls" = [])),
+    request_body(content = TokenRequest, example = json!({
+        "audience": "billing", "scopes": ["deploy:read"], "ttl_secs": 300
+    })),
+    responses(
+        (status = 201, description = "Minted", body = IssuedToken, example = json!({
+            "token": "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9.eyJ...", "jti": "01J9Z8W6QK0H6M1T2V3X4Y5Z6A",
+            "expires_at": "2026-12-03T07:05:00Z", "ledger_index": 12
+        })),
+        (status = 403, description = "Scope or audience not allowed, TTL above the cap", body = ErrorBody),
+    )
+)]
+pub async fn token(
     State(state): State<AppState>,
     workload: Workload,
     ApiJson(req): ApiJson<TokenRequest>,
@@ -208,11 +238,11 @@ async fn token(
     let issued = issue_token(&state.issuer(), &grant, workload.actor(), current_peer()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "token": issued.jwt,
-            "jti": issued.jti,
-            "expires_at": views::rfc3339(issued.expires_at),
-            "ledger_index": issued.ledger_index,
-        })),
+        Json(IssuedToken {
+            token: issued.jwt,
+            jti: issued.jti,
+            expires_at: views::rfc3339(issued.expires_at),
+            ledger_index: issued.ledger_index,
+        }),
     ))
 }

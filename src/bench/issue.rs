@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::wire::{CertRequest, EnrollmentRequest, EnrollmentToken, Registration};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::client::{build, ClientError, OperatorClient};
 
@@ -44,26 +44,29 @@ pub async fn issue(
 ) -> Result<IssueFigure, ClientError> {
     let name = format!("bench-{}-{}", std::process::id(), rand::random::<u16>());
     let review_by = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let registration = Registration {
+        name: Some(name.clone()),
+        business_owner: Some("bench".into()),
+        technical_owner: Some("bench".into()),
+        purpose: Some("throughput benchmark".into()),
+        environment: Some("bench".into()),
+        scopes: Some(vec!["bench".into()]),
+        privilege_class: Some("routine".into()),
+        max_ttl_secs: Some(900),
+        review_by: Some(review_by.date().to_string()),
+        approval_ref: Some("bench".into()),
+        ..Registration::default()
+    };
     operator
-        .call(
-            reqwest::Method::POST,
-            "/v1/admin/integrations",
-            Some(&json!({
-                "name": name, "business_owner": "bench", "technical_owner": "bench",
-                "purpose": "throughput benchmark", "environment": "bench", "scopes": ["bench"],
-                "privilege_class": "routine", "max_ttl_secs": 900,
-                "review_by": review_by.date().to_string(), "approval_ref": "bench",
-            })),
-        )
+        .post("/v1/admin/integrations", &registration)
         .await?;
-    let enrollment = operator
-        .call(
-            reqwest::Method::POST,
+    let enrollment: EnrollmentToken = operator
+        .post_as(
             &format!("/v1/admin/integrations/{name}/enrollments"),
-            None,
+            &EnrollmentRequest::default(),
         )
         .await?;
-    let token = enrollment["token"].as_str().unwrap_or_default().to_string();
+    let token = enrollment.token;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(other)?;
     let csr = rcgen::CertificateParams::default()
         .serialize_request(&key)
@@ -74,7 +77,10 @@ pub async fn issue(
     let resp = anon
         .post(format!("{}/v1/enroll", operator.base))
         .bearer_auth(&token)
-        .json(&json!({ "csr": csr }))
+        .json(&CertRequest {
+            csr: csr.clone(),
+            ttl_secs: None,
+        })
         .send()
         .await
         .map_err(other)?;
@@ -86,7 +92,10 @@ pub async fn issue(
     }
     let chain = resp.text().await.map_err(other)?;
     let identity = format!("{chain}{}", key.serialize_pem());
-    let body = Arc::new(json!({ "csr": csr }));
+    let body = Arc::new(CertRequest {
+        csr: csr.clone(),
+        ttl_secs: None,
+    });
     let url = Arc::new(format!("{}/v1/renew", operator.base));
     let issued = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));

@@ -2,12 +2,11 @@
 //! `credmint integration change|changes|approve|recertify|decommission`.
 
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{json, Map, Value};
 
 use super::{print_json, CliError, Conn};
 use crate::client::OperatorClient;
 use crate::config::Config;
+use crate::wire::{ApprovalBody, ChangeBody, DecommissionBody, Inventory, RecertifyBody};
 
 #[derive(Debug, Subcommand)]
 pub enum GovernanceCommand {
@@ -21,7 +20,9 @@ pub enum GovernanceCommand {
     },
     /// Approve another operator's change request (by its ledger index).
     Approve {
+        /// Ledger index of the change request (see `integration changes`).
         index: u64,
+        /// Ticket under which you approve.
         #[arg(long)]
         approval_ref: String,
         #[command(flatten)]
@@ -29,10 +30,12 @@ pub enum GovernanceCommand {
     },
     /// Confirm the integration is still needed and move its review-by date.
     Recertify {
+        /// Integration name.
         name: String,
         /// YYYY-MM-DD or RFC 3339; at most the class limit from now.
         #[arg(long)]
         review_by: String,
+        /// Ticket or note recording the owner's confirmation.
         #[arg(long)]
         reference: String,
         #[command(flatten)]
@@ -40,7 +43,9 @@ pub enum GovernanceCommand {
     },
     /// Revoke every live credential and retire the name for good.
     Decommission {
+        /// Integration name.
         name: String,
+        /// Why (recorded in the ledger).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -50,35 +55,13 @@ pub enum GovernanceCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ChangeArgs {
+    /// Integration name.
     name: String,
-    /// Why (recorded in the ledger).
-    #[arg(long)]
-    reason: String,
-    /// New scope list; repeat for several.
-    #[arg(long = "scope")]
-    scopes: Vec<String>,
-    #[arg(long)]
-    max_ttl: Option<u64>,
-    /// routine or privileged.
-    #[arg(long)]
-    class: Option<String>,
-    /// New DNS name list; repeat for several.
-    #[arg(long = "dns")]
-    dns_names: Vec<String>,
+    #[command(flatten)]
+    body: ChangeBody,
     /// Remove every DNS name.
     #[arg(long, conflicts_with = "dns_names")]
     no_dns: bool,
-    /// Allow (true) or forbid (false) serverAuth.
-    #[arg(long)]
-    server_auth: Option<bool>,
-    #[arg(long)]
-    business_owner: Option<String>,
-    #[arg(long)]
-    technical_owner: Option<String>,
-    #[arg(long)]
-    purpose: Option<String>,
-    #[arg(long)]
-    approval_ref: Option<String>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -112,56 +95,24 @@ fn client(cfg: &Config, conn: &Conn) -> Result<OperatorClient, CliError> {
 pub async fn run(cfg: &Config, cmd: &GovernanceCommand) -> Result<(), CliError> {
     let v = match cmd {
         GovernanceCommand::Change(args) => {
-            let a = args.as_ref();
-            let mut body = Map::new();
-            body.insert("reason".into(), json!(a.reason));
-            if !a.scopes.is_empty() {
-                body.insert("scopes".into(), json!(a.scopes));
+            let mut body = args.body.clone();
+            if args.no_dns {
+                body.dns_names = Some(Vec::new());
             }
-            if !a.dns_names.is_empty() || a.no_dns {
-                body.insert("dns_names".into(), json!(a.dns_names));
-            }
-            let optional = [
-                ("max_ttl_secs", a.max_ttl.map(|v| json!(v))),
-                ("privilege_class", a.class.as_ref().map(|v| json!(v))),
-                ("allow_server_auth", a.server_auth.map(|v| json!(v))),
-                (
-                    "business_owner",
-                    a.business_owner.as_ref().map(|v| json!(v)),
-                ),
-                (
-                    "technical_owner",
-                    a.technical_owner.as_ref().map(|v| json!(v)),
-                ),
-                ("purpose", a.purpose.as_ref().map(|v| json!(v))),
-                ("approval_ref", a.approval_ref.as_ref().map(|v| json!(v))),
-            ];
-            for (k, v) in optional {
-                if let Some(v) = v {
-                    body.insert(k.into(), v);
-                }
-            }
-            let path = format!("/v1/admin/integrations/{}/changes", a.name);
-            client(cfg, &a.conn)?
-                .call(Method::POST, &path, Some(&Value::Object(body)))
-                .await?
+            let path = format!("/v1/admin/integrations/{}/changes", args.name);
+            client(cfg, &args.conn)?.post(&path, &body).await?
         }
-        GovernanceCommand::Changes { conn } => {
-            client(cfg, conn)?
-                .call(Method::GET, "/v1/admin/changes", None)
-                .await?
-        }
+        GovernanceCommand::Changes { conn } => client(cfg, conn)?.get("/v1/admin/changes").await?,
         GovernanceCommand::Approve {
             index,
             approval_ref,
             conn,
         } => {
+            let body = ApprovalBody {
+                approval_ref: Some(approval_ref.clone()),
+            };
             client(cfg, conn)?
-                .call(
-                    Method::POST,
-                    &format!("/v1/admin/changes/{index}/approve"),
-                    Some(&json!({ "approval_ref": approval_ref })),
-                )
+                .post(&format!("/v1/admin/changes/{index}/approve"), &body)
                 .await?
         }
         GovernanceCommand::Recertify {
@@ -170,20 +121,22 @@ pub async fn run(cfg: &Config, cmd: &GovernanceCommand) -> Result<(), CliError> 
             reference,
             conn,
         } => {
+            let body = RecertifyBody {
+                review_by: Some(review_by.clone()),
+                reference: Some(reference.clone()),
+            };
             client(cfg, conn)?
-                .call(
-                    Method::POST,
-                    &format!("/v1/admin/integrations/{name}/recertify"),
-                    Some(&json!({ "review_by": review_by, "reference": reference })),
-                )
+                .post(&format!("/v1/admin/integrations/{name}/recertify"), &body)
                 .await?
         }
         GovernanceCommand::Decommission { name, reason, conn } => {
+            let body = DecommissionBody {
+                reason: Some(reason.clone()),
+            };
             client(cfg, conn)?
-                .call(
-                    Method::POST,
+                .post(
                     &format!("/v1/admin/integrations/{name}/decommission"),
-                    Some(&json!({ "reason": reason })),
+                    &body,
                 )
                 .await?
         }
@@ -212,28 +165,30 @@ pub async fn integrations(cfg: &Config, cmd: IntegrationsCommand) -> Result<(), 
     if !filters.is_empty() {
         path = format!("{path}?{}", filters.join("&"));
     }
-    let v = client(cfg, &conn)?.call(Method::GET, &path, None).await?;
+    let v = client(cfg, &conn)?.get(&path).await?;
     if json {
         print_json(&v);
     } else {
-        print!("{}", table(&v));
+        let inventory: Inventory = serde_json::from_value(v)
+            .map_err(|e| CliError::Other(format!("unexpected inventory answer: {e}")))?;
+        print!("{}", table(&inventory));
     }
     Ok(())
 }
 
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(cell).collect();
-            if parts.is_empty() {
-                "-".into()
-            } else {
-                parts.join(",")
-            }
-        }
-        other => other.to_string(),
+/// A list cell: comma-separated, `-` when empty.
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
+}
+
+fn json_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "-".into(),
     }
 }
 
@@ -248,7 +203,7 @@ fn clip(s: String, max: usize) -> String {
 }
 
 /// The inventory as an aligned text table.
-pub fn table(v: &Value) -> String {
+pub fn table(v: &Inventory) -> String {
     const HEAD: [&str; 11] = [
         "NAME",
         "STATUS",
@@ -263,27 +218,21 @@ pub fn table(v: &Value) -> String {
         "FLAGS",
     ];
     let mut rows = vec![HEAD.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
-    for i in v["integrations"].as_array().into_iter().flatten() {
-        let date = |k: &str| cell(&i[k]).chars().take(10).collect::<String>();
+    for e in &v.integrations {
+        let i = &e.integration;
+        let date = |t: Option<&str>| t.unwrap_or("-").chars().take(10).collect::<String>();
         rows.push(vec![
-            cell(&i["name"]),
-            cell(&i["status"]),
-            cell(&i["privilege_class"]),
-            clip(
-                format!(
-                    "{}/{}",
-                    cell(&i["business_owner"]),
-                    cell(&i["technical_owner"])
-                ),
-                28,
-            ),
-            clip(cell(&i["purpose"]), 28),
-            clip(cell(&i["scopes"]), 32),
-            cell(&i["live_certificates"]),
-            cell(&i["live_tokens"]),
-            date("last_issuance"),
-            date("review_by"),
-            cell(&i["flags"]),
+            i.name.clone(),
+            json_name(&i.status),
+            json_name(&i.privilege_class),
+            clip(format!("{}/{}", i.business_owner, i.technical_owner), 28),
+            clip(i.purpose.clone(), 28),
+            clip(list(&i.scopes), 32),
+            e.live_certificates.to_string(),
+            e.live_tokens.to_string(),
+            date(e.last_issuance.as_deref()),
+            date(Some(&i.review_by)),
+            list(&e.flags),
         ]);
     }
     let widths: Vec<usize> = (0..HEAD.len())

@@ -13,12 +13,14 @@ use serde_json::json;
 use super::{print_json, CliError, Conn};
 use crate::client::OperatorClient;
 use crate::config::Config;
+use crate::wire::{MonitorGrant, MonitorList, MonitorToken};
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
     /// Grant a read-only token to scraper NAME (scrape /metrics, read the inventory and
     /// the console; change nothing). The token is written to OUT (mode 0600), once.
     Grant {
+        /// Label of the scraper (e.g. prometheus); one live token per name.
         name: String,
         /// File the token is written to; must not exist yet.
         #[arg(long)]
@@ -36,6 +38,7 @@ pub enum MonitorCommand {
     },
     /// Withdraw scraper NAME's token; it stops working at once.
     Withdraw {
+        /// The scraper's label, as granted.
         name: String,
         #[command(flatten)]
         conn: Conn,
@@ -77,29 +80,29 @@ pub async fn run(cfg: &Config, cmd: MonitorCommand) -> Result<(), CliError> {
                 });
             }
             let op = OperatorClient::new(&conn.target(cfg))?;
-            let mut v = op
-                .call(
-                    Method::POST,
-                    "/v1/admin/monitors",
-                    Some(&json!({ "name": name, "ttl_days": ttl_days })),
-                )
-                .await?;
-            let token = v["token"].as_str().unwrap_or_default().to_string();
-            write_secret(&out, &token)?;
-            if let Some(o) = v.as_object_mut() {
-                o.remove("token");
-                o.insert("token_file".into(), json!(out.display().to_string()));
-            }
-            print_json(&v);
+            let grant = MonitorGrant {
+                name,
+                ttl_days: Some(ttl_days),
+            };
+            let granted: MonitorToken = op.post_as("/v1/admin/monitors", &grant).await?;
+            write_secret(&out, &granted.token)?;
+            print_json(&json!({
+                "name": granted.name,
+                "token_file": out.display().to_string(),
+                "token_sha256": granted.token_sha256,
+                "expires_at": granted.expires_at,
+                "ledger_index": granted.ledger_index,
+            }));
         }
         MonitorCommand::List { conn } => {
             let op = OperatorClient::new(&conn.target(cfg))?;
-            print_json(&op.call(Method::GET, "/v1/admin/monitors", None).await?);
+            let list: MonitorList = op.get_as("/v1/admin/monitors").await?;
+            print_json(&json!(list));
         }
         MonitorCommand::Withdraw { name, conn } => {
             let op = OperatorClient::new(&conn.target(cfg))?;
             let path = format!("/v1/admin/monitors/{name}");
-            print_json(&op.call(Method::DELETE, &path, None).await?);
+            print_json(&op.call::<()>(Method::DELETE, &path, None).await?);
         }
     }
     Ok(())

@@ -3,32 +3,11 @@
 
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
 use credmint_ledger::governance::ReviewCaps;
-use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
 use crate::config::TtlConfig;
-
-/// A registration as sent by an operator (JSON).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Registration {
-    pub name: Option<String>,
-    pub business_owner: Option<String>,
-    pub technical_owner: Option<String>,
-    pub purpose: Option<String>,
-    pub environment: Option<String>,
-    pub scopes: Option<Vec<String>>,
-    pub privilege_class: Option<String>,
-    pub max_ttl_secs: Option<u64>,
-    /// RFC 3339 timestamp or `YYYY-MM-DD` (end of that day, UTC).
-    pub review_by: Option<String>,
-    pub approval_ref: Option<String>,
-    #[serde(default)]
-    pub allow_server_auth: bool,
-    #[serde(default)]
-    pub dns_names: Vec<String>,
-}
+pub use crate::wire::Registration;
 
 /// A field that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

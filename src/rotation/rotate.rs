@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use credmint_ledger::event::{KeyInfo, KeyRole, KeyRotated};
 use cryptoki::object::ObjectClass;
-use serde_json::{json, Value};
 
 use super::{
     assemble, build_cross, build_successor_root, ca_overlap_secs, crl_url, not_after, role_index,
@@ -50,7 +49,7 @@ struct Prepared {
 }
 
 /// The result handed back to the operator.
-pub type RotationOutcome = Value;
+pub type RotationOutcome = crate::wire::Rotated;
 
 fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
     KeyInfo {
@@ -278,37 +277,41 @@ pub async fn rotate(
         new = %event.new_key.label,
         "key rotated"
     );
-    let mut body = json!({
-        "role": role_name(role),
-        "ledger_index": record.index,
-        "reason": reason,
-        "old_key": {
-            "label": event.old_key.label,
-            "fingerprint": hex::encode(event.old_key.fingerprint()),
-        },
-        "new_key": {
-            "label": event.new_key.label,
-            "fingerprint": hex::encode(event.new_key.fingerprint()),
-        },
-        "old_key_retires_at": retires.map(rfc3339),
-    });
+    let key_ref = |k: &KeyInfo| crate::wire::KeyRef {
+        label: k.label.clone(),
+        fingerprint: hex::encode(k.fingerprint()),
+    };
+    let mut body = crate::wire::Rotated {
+        role: role_name(role).to_string(),
+        ledger_index: record.index,
+        reason: reason.to_string(),
+        old_key: key_ref(&event.old_key),
+        new_key: key_ref(&event.new_key),
+        old_key_retires_at: retires.map(rfc3339),
+        ca_generation: None,
+        ca_certificate: None,
+        cross_certificate: None,
+        crl_url: None,
+        kid: None,
+        checkpoint_size: None,
+        ledger_key: None,
+    };
     match role {
         KeyRole::Ca => {
-            body["ca_generation"] = json!(next.ca_generation);
-            body["ca_certificate"] = json!(pem_encode("CERTIFICATE", &event.ca_certificate_der));
-            body["cross_certificate"] =
-                json!(pem_encode("CERTIFICATE", &event.cross_certificate_der));
-            body["crl_url"] = json!(next.crl_url());
+            body.ca_generation = Some(u64::from(next.ca_generation));
+            body.ca_certificate = Some(pem_encode("CERTIFICATE", &event.ca_certificate_der));
+            body.cross_certificate = Some(pem_encode("CERTIFICATE", &event.cross_certificate_der));
+            body.crl_url = Some(next.crl_url().to_string());
         }
-        KeyRole::Token => body["kid"] = json!(next.token_kid.to_string()),
+        KeyRole::Token => body.kid = Some(next.token_kid.to_string()),
         KeyRole::Ledger => {
             let size = crate::checkpointer::sign_if_grown(state)
                 .await
                 .map_err(|e| RotationError::Internal(format!("checkpoint after rotation: {e}")))?;
-            body["checkpoint_size"] = json!(size.unwrap_or(state.ledger.size()));
-            body["ledger_key"] = json!(credmint_ledger::note::verifier_key_string(
+            body.checkpoint_size = Some(size.unwrap_or(state.ledger.size()));
+            body.ledger_key = Some(credmint_ledger::note::verifier_key_string(
                 state.ledger.origin(),
-                &state.ledger.ledger_key()
+                &state.ledger.ledger_key(),
             ));
         }
     }

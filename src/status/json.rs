@@ -14,6 +14,7 @@ use crate::clock::rfc3339;
 use crate::registry::ProjectionError;
 use crate::registry::Registry;
 use crate::revoke::reason_name;
+use crate::wire::{CertificateStatus, Evidence, StatusName, TokenStatus};
 
 /// Why a status answer could not be given.
 #[derive(Debug, thiserror::Error)]
@@ -38,14 +39,21 @@ const COVER_WAIT: Duration = Duration::from_secs(3);
 
 /// Ledger evidence for record `index`: the record, its inclusion proof and the checkpoint.
 /// The proof is checked with the ledger crate's verifier before it is handed out.
-pub async fn evidence(state: &AppState, index: u64) -> Result<Value, LookupError> {
+pub async fn evidence(state: &AppState, index: u64) -> Result<Evidence, LookupError> {
     // While the HSM is away no checkpoint can be signed: answer `proof_pending` at once.
     if state.hsm.unavailable().is_none() {
         state.checkpoints.covered(index + 1, COVER_WAIT).await;
     }
     let cp = state.checkpoint_view().ok_or(LookupError::NoCheckpoint)?;
     if cp.size <= index {
-        return Ok(json!({ "index": index, "proof_pending": true }));
+        return Ok(Evidence {
+            index,
+            proof_pending: Some(true),
+            record: None,
+            tree_size: None,
+            inclusion_proof: None,
+            checkpoint: None,
+        });
     }
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -61,13 +69,14 @@ pub async fn evidence(state: &AppState, index: u64) -> Result<Value, LookupError
         let leaf = merkle::leaf_hash(&bytes);
         merkle::verify_inclusion(index, cp.size, &leaf, &proof, &cp.root)
             .map_err(|e| ledger_err(format!("self-check of inclusion proof failed: {e}")))?;
-        Ok(json!({
-            "index": index,
-            "record": STANDARD.encode(&bytes),
-            "tree_size": cp.size,
-            "inclusion_proof": proof.iter().map(|h| STANDARD.encode(h)).collect::<Vec<_>>(),
-            "checkpoint": cp.note,
-        }))
+        Ok(Evidence {
+            index,
+            proof_pending: None,
+            record: Some(STANDARD.encode(&bytes)),
+            tree_size: Some(cp.size),
+            inclusion_proof: Some(proof.iter().map(|h| STANDARD.encode(h)).collect()),
+            checkpoint: Some(cp.note),
+        })
     })
     .await
     .map_err(ledger_err)?
@@ -85,9 +94,9 @@ struct Standing {
     reason: u8,
 }
 
-/// Fills `status`, revocation details and the ledger evidence of the deciding record.
-async fn decide(state: &AppState, mut body: Value, s: Standing) -> Result<Value, LookupError> {
-    let index = match s.revoked_index {
+/// The status, revocation details and the ledger evidence of the deciding record.
+async fn decide(state: &AppState, s: Standing) -> Result<crate::wire::Standing, LookupError> {
+    let (status, revoked, index) = match s.revoked_index {
         Some(index) => {
             let at = state
                 .ledger
@@ -95,55 +104,59 @@ async fn decide(state: &AppState, mut body: Value, s: Standing) -> Result<Value,
                 .map_err(ledger_err)?
                 .map(|r| r.timestamp_ms / 1000)
                 .unwrap_or(0);
-            body["status"] = json!("revoked");
-            body["revoked_at"] = json!(rfc3339(at));
-            body["reason"] = json!(reason_name(s.reason));
-            index
+            let revoked = (rfc3339(at), reason_name(s.reason).to_string());
+            (StatusName::Revoked, Some(revoked), index)
         }
-        None if s.expires_at < state.clock.unix() => {
-            body["status"] = json!("expired");
-            s.issued_index
-        }
-        None => {
-            body["status"] = json!("good");
-            s.issued_index
-        }
+        None if s.expires_at < state.clock.unix() => (StatusName::Expired, None, s.issued_index),
+        None => (StatusName::Good, None, s.issued_index),
     };
-    body["ledger"] = evidence(state, index).await?;
-    Ok(body)
+    let (revoked_at, reason) = revoked.unzip();
+    Ok(crate::wire::Standing {
+        status,
+        revoked_at,
+        reason,
+        ledger: evidence(state, index).await?,
+    })
 }
 
 /// Status of a certificate by serial.
-pub async fn certificate(state: &AppState, serial: &[u8]) -> Result<Value, LookupError> {
+pub async fn certificate(
+    state: &AppState,
+    serial: &[u8],
+) -> Result<CertificateStatus, LookupError> {
     let id = hex::encode(serial);
     let row = Registry::open(&state.ledger)?
         .certificate(serial)?
         .ok_or_else(|| unknown("serial", &id))?;
-    let body = json!({ "serial": id, "owner": row.owner, "not_after": rfc3339(row.not_after) });
     let standing = Standing {
         expires_at: row.not_after,
         issued_index: row.issued_index,
         revoked_index: row.revoked_index,
         reason: row.reason,
     };
-    decide(state, body, standing).await
+    Ok(CertificateStatus {
+        serial: id,
+        owner: row.owner,
+        not_after: rfc3339(row.not_after),
+        standing: decide(state, standing).await?,
+    })
 }
 
 /// Status of a token by jti.
-pub async fn token(state: &AppState, jti: &str) -> Result<Value, LookupError> {
+pub async fn token(state: &AppState, jti: &str) -> Result<TokenStatus, LookupError> {
     let row = Registry::open(&state.ledger)?
         .token(jti)?
         .ok_or_else(|| unknown("jti", jti))?;
-    let body = json!({
-        "jti": jti,
-        "integration": row.integration,
-        "expires_at": rfc3339(row.expires_at),
-    });
     let standing = Standing {
         expires_at: row.expires_at,
         issued_index: row.issued_index,
         revoked_index: row.revoked_index,
         reason: row.reason,
     };
-    decide(state, body, standing).await
+    Ok(TokenStatus {
+        jti: jti.to_string(),
+        integration: row.integration,
+        expires_at: rfc3339(row.expires_at),
+        standing: decide(state, standing).await?,
+    })
 }

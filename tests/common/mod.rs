@@ -166,6 +166,17 @@ pub fn date_in_days(days: i64) -> String {
         .to_string()
 }
 
+/// Asserts a child process succeeded, showing what it printed if not.
+#[allow(dead_code)]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -3,19 +3,22 @@
 
 use crate::common::{date_in_days, free_port, text, TestAppliance};
 
-#[test]
-fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
-    let port = free_port();
-    let app = TestAppliance::with_listen("cli", &format!("127.0.0.1:{port}"));
-    let server = app.spawn_server();
-    let url = format!("https://localhost:{port}");
-    let register = app.cli(&[
+/// `credmint integration register` of `name` with `scopes`, a 600-second TTL cap and a
+/// review-by 300 days ahead.
+fn register_cli(
+    app: &TestAppliance,
+    url: &str,
+    name: &str,
+    scopes: &[&str],
+) -> std::process::Output {
+    let review_by = date_in_days(300);
+    let mut args = vec![
         "integration",
         "register",
         "--url",
-        &url,
+        url,
         "--name",
-        "backup-agent",
+        name,
         "--business-owner",
         "storage",
         "--technical-owner",
@@ -24,17 +27,26 @@ fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
         "nightly backups",
         "--environment",
         "prod",
-        "--scope",
-        "backup:write",
-        "--scope",
-        "backup:read",
         "--max-ttl",
         "600",
         "--review-by",
-        &date_in_days(300),
+        &review_by,
         "--approval-ref",
         "CHG-77",
-    ]);
+    ];
+    for scope in scopes {
+        args.extend(["--scope", scope]);
+    }
+    app.cli(&args)
+}
+
+#[test]
+fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
+    let port = free_port();
+    let app = TestAppliance::with_listen("cli", &format!("127.0.0.1:{port}"));
+    let server = app.spawn_server();
+    let url = format!("https://localhost:{port}");
+    let register = register_cli(&app, &url, "backup-agent", &["backup:write", "backup:read"]);
     assert!(register.status.success(), "{}", text(&register.stderr));
     let out: serde_json::Value = serde_json::from_slice(&register.stdout).unwrap();
     assert_eq!(
@@ -52,30 +64,7 @@ fn operator_cli_registers_lists_and_creates_enrollment_tokens() {
     assert!(token.starts_with("cmt_") && token.len() > 40, "{token}");
 
     // A refused request exits 31 with the server's message.
-    let dup = app.cli(&[
-        "integration",
-        "register",
-        "--url",
-        &url,
-        "--name",
-        "backup-agent",
-        "--business-owner",
-        "x",
-        "--technical-owner",
-        "x",
-        "--purpose",
-        "x",
-        "--environment",
-        "prod",
-        "--scope",
-        "a",
-        "--max-ttl",
-        "60",
-        "--review-by",
-        &date_in_days(300),
-        "--approval-ref",
-        "x",
-    ]);
+    let dup = register_cli(&app, &url, "backup-agent", &["a"]);
     assert_eq!(dup.status.code(), Some(31), "{}", text(&dup.stderr));
     assert!(text(&dup.stderr).contains("already exists"));
 
@@ -143,5 +132,134 @@ fn operator_cli_requests_and_a_second_operator_approves_a_new_operator() {
     assert!(approved.status.success(), "{}", text(&approved.stderr));
     let chain = std::fs::read_to_string(&out).unwrap();
     assert!(chain.starts_with("-----BEGIN CERTIFICATE-----"));
+    drop(server);
+}
+
+/// `credmint` run where a workload lives: no appliance config at all.
+fn workload_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_credmint"))
+        .args(["--config", "/nonexistent/credmint.toml"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn serial_of(chain: &std::path::Path) -> String {
+    let (ok, out) =
+        crate::common::openssl(&["x509", "-noout", "-serial", "-in", chain.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    out.trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+fn status_of(app: &TestAppliance, url: &str, id: &str) -> serde_json::Value {
+    let out = app.cli(&["status", id, "--url", url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn cli_verbs_renew_mint_check_and_revoke_without_curl_for_the_operator() {
+    let port = free_port();
+    let app = TestAppliance::with_listen("cli-cred", &format!("127.0.0.1:{port}"));
+    let server = app.spawn_server();
+    let url = format!("https://localhost:{port}");
+    let register = register_cli(&app, &url, "job-runner", &["jobs:run"]);
+    assert!(register.status.success(), "{}", text(&register.stderr));
+    let enroll = app.cli(&["enroll", "job-runner", "--url", &url]);
+    assert!(enroll.status.success(), "{}", text(&enroll.stderr));
+    let token = text(&enroll.stdout).trim().to_string();
+
+    // The workload enrolls with curl, as the README shows.
+    let dir = tempfile::tempdir().unwrap();
+    let csr = crate::common::openssl_csr("ec", "");
+    let (ca, key, cert) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("cert.pem"),
+    );
+    std::fs::write(&ca, std::fs::read(app.data().join("ca.pem")).unwrap()).unwrap();
+    std::fs::write(&key, &csr.key_pem).unwrap();
+    let body = serde_json::json!({ "csr": csr.csr_pem }).to_string();
+    let curl = std::process::Command::new(crate::common::require_tool("curl"))
+        .args(["-fsS", "--cacert", ca.to_str().unwrap()])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body,
+        ])
+        .arg(format!("{url}/v1/enroll"))
+        .arg("-o")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(curl.status.success(), "{}", text(&curl.stderr));
+    let first = serial_of(&cert);
+
+    let conn = [
+        "--url",
+        &url,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let renew = workload_cli(&[&["renew", "--ttl", "300"][..], &conn].concat());
+    assert!(renew.status.success(), "{}", text(&renew.stderr));
+    let second = serial_of(&cert);
+    assert_ne!(first, second, "renew did not replace the certificate");
+    assert_eq!(status_of(&app, &url, &second)["status"], "good");
+
+    let mint = workload_cli(
+        &[
+            &[
+                "token",
+                "--audience",
+                "billing",
+                "--scope",
+                "jobs:run",
+                "--ttl",
+                "120",
+                "--json",
+            ][..],
+            &conn,
+        ]
+        .concat(),
+    );
+    assert!(mint.status.success(), "{}", text(&mint.stderr));
+    let minted: serde_json::Value = serde_json::from_slice(&mint.stdout).unwrap();
+    let jti = minted["jti"].as_str().unwrap();
+    assert_eq!(minted["token"].as_str().unwrap().split('.').count(), 3);
+    let plain = workload_cli(
+        &[
+            &["token", "--audience", "billing", "--scope", "jobs:run"][..],
+            &conn,
+        ]
+        .concat(),
+    );
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    assert_eq!(text(&plain.stdout).trim().split('.').count(), 3);
+    assert_eq!(status_of(&app, &url, jti)["status"], "good");
+
+    let revoke = app.cli(&["revoke", jti, "--reason", "keyCompromise", "--url", &url]);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    let token_status = status_of(&app, &url, jti);
+    assert_eq!(token_status["status"], "revoked");
+    assert_eq!(token_status["reason"], "keyCompromise");
+    let revoke = app.cli(&["revoke", &second, "--reason", "superseded", "--url", &url]);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    assert_eq!(status_of(&app, &url, &second)["status"], "revoked");
+
+    // A revoked certificate renews nothing: refused (31), the file is left as it was.
+    let again = workload_cli(&[&["renew"][..], &conn].concat());
+    assert_eq!(again.status.code(), Some(31), "{}", text(&again.stderr));
+    assert_eq!(serial_of(&cert), second);
+    let unknown = app.cli(&["status", "00ff", "--url", &url]);
+    assert_eq!(unknown.status.code(), Some(31), "{}", text(&unknown.stderr));
     drop(server);
 }

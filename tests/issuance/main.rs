@@ -8,5 +8,6 @@ mod common;
 mod concurrency;
 mod error_shape;
 mod flow;
+mod openapi;
 mod refusals;
 mod support;
