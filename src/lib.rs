@@ -24,6 +24,7 @@ pub mod issuance;
 pub mod issue;
 pub mod keycheck;
 pub mod keyset;
+pub mod metrics;
 pub mod notify;
 pub mod operator;
 pub mod policy;

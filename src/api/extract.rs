@@ -137,6 +137,20 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
+/// Whoever may scrape `GET /metrics`: today an operator. The one place to widen (a
+/// read-only monitoring role) without touching the route.
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Operator::from_request_parts(parts, state)
+            .await
+            .map(|_| MetricsReader)
+    }
+}
+
 /// A workload, authenticated by its current certificate.
 pub struct Workload {
     pub serial: Vec<u8>,

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
 use serde_json::{json, Value};
 
-use super::extract::Operator;
+use super::extract::{MetricsReader, Operator};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::governance::{review_state, ReviewState};
@@ -158,13 +158,13 @@ pub async fn list(
     Ok(Json(json!({ "integrations": items })))
 }
 
-/// `GET /metrics`: Prometheus text format; operator certificate required (the counters
-/// tell whether misuse was noticed).
-async fn metrics(State(state): State<AppState>, _operator: Operator) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.signals.render_metrics(state.ledger.size()),
-    )
+/// `GET /metrics`: Prometheus text format; [`MetricsReader`] decides who may scrape (the
+/// counters tell whether misuse was noticed).
+async fn metrics(State(state): State<AppState>, _reader: MetricsReader) -> impl IntoResponse {
+    let body = tokio::task::spawn_blocking(move || state.metrics.render(&state))
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
 }
 
 /// Layer: runs the request with its client address visible to the signals

@@ -8,5 +8,6 @@ mod common;
 mod concurrency;
 mod error_shape;
 mod flow;
+mod metrics;
 mod refusals;
 mod support;
