@@ -170,3 +170,99 @@ async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
     assert!(started <= now + 1.0 && started > now - 3600.0, "{started}");
     s.stop().await;
 }
+
+/// A `prometheus` server child process; killed on drop.
+struct PrometheusServer(std::process::Child);
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Asks Prometheus' HTTP API for `query`; the result vector (empty until scraped).
+async fn prometheus_query(api: &str, query: &str) -> Vec<serde_json::Value> {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let Ok(resp) = reqwest::Client::new()
+        .get(format!("{api}/api/v1/query?query={encoded}"))
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_server_scrapes_the_appliance_with_the_operator_certificate() {
+    let prometheus = require_tool("prometheus");
+    let s = TestAppliance::new("prometheus").serve().await;
+    let w = registered_workload(&s, "scraped").await;
+    assert_eq!(w.mint_token(&s).await.status(), 201);
+    let dir = tempfile::tempdir().unwrap();
+    let data = s.app.data();
+    let port = s.running.as_ref().unwrap().addr.port();
+    let config = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: credmint
+    scheme: https
+    tls_config:
+      ca_file: {ca}
+      cert_file: {cert}
+      key_file: {key}
+      server_name: localhost
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+"#,
+        ca = data.join("ca.pem").display(),
+        cert = data.join("operator-admin.pem").display(),
+        key = data.join("operator-admin-key.pem").display(),
+    );
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let web = format!("127.0.0.1:{}", free_port());
+    let _server = PrometheusServer(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let api = format!("http://{web}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut up, mut tokens) = (Vec::new(), Vec::new());
+    while Instant::now() < deadline {
+        up = prometheus_query(&api, "up{job=\"credmint\"}").await;
+        tokens = prometheus_query(&api, "credmint_tokens_issued_total{job=\"credmint\"}").await;
+        if up.first().is_some_and(|r| r["value"][1] == "1") && !tokens.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(up.len(), 1, "up: {up:?}");
+    assert_eq!(up[0]["value"][1], "1", "credmint target not up: {up:?}");
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["metric"]["class"], "routine");
+    assert_eq!(tokens[0]["value"][1], "1");
+    s.stop().await;
+}
