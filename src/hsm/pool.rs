@@ -281,6 +281,7 @@ impl Hsm {
         });
         drop(lease);
         if let Err(e) = &result {
+            self.metrics.error(e.kind());
             self.link.fault(e);
         }
         result
@@ -291,6 +292,14 @@ impl Hsm {
     /// Every watched key must be found with the public key it had. Called by the
     /// supervisor only.
     pub(super) fn reconnect(&self) -> Result<(), HsmError> {
+        let result = self.reconnect_once();
+        if let Err(e) = &result {
+            self.metrics.error(e.kind());
+        }
+        result
+    }
+
+    fn reconnect_once(&self) -> Result<(), HsmError> {
         let seen = {
             let lease = self.module.lease();
             if lease.initialized() && self.reestablish(&lease).is_ok() {

@@ -50,7 +50,7 @@ impl HsmMetrics {
         );
         registry.register(
             "hsm_errors",
-            "Failed HSM calls, by error kind (HsmError::kind)",
+            "Failed HSM calls, health probes and reconnection attempts, by error kind",
             self.errors.clone(),
         );
     }

@@ -7,35 +7,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::common::{free_port, openssl_ocsp, require_tool, Served, TestAppliance};
+use crate::common::{
+    free_port, leaf_serial, metric_value, openssl_ocsp, require_tool, TestAppliance,
+};
 use crate::support::registered_workload;
-
-async fn scrape(s: &Served) -> String {
-    let resp = s.operator().get(s.url("/metrics")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
-    resp.text().await.unwrap()
-}
-
-/// The value of exactly `series` (name with its labels as exposed).
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
-fn serial_hex(chain_pem: &str) -> String {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem.as_bytes()).unwrap();
-    hex::encode(pem.parse_x509().unwrap().raw_serial())
-}
 
 /// `promtool check metrics` on `text`: success and no problem reported at all.
 fn promtool_check(text: &str) {
@@ -68,7 +43,7 @@ fn promtool_check(text: &str) {
 async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
     require_tool("promtool");
     let s = TestAppliance::new("metrics").serve().await;
-    let before = scrape(&s).await;
+    let before = s.scrape_metrics().await;
     promtool_check(&before);
 
     let w = registered_workload(&s, "metered").await;
@@ -80,17 +55,11 @@ async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
     let port = s.running.as_ref().unwrap().addr.port();
     let (ok, out) = openssl_ocsp(port, ca.to_str().unwrap(), leaf.to_str().unwrap());
     assert!(ok && out.contains(": good"), "{out}");
-    let serial = serial_hex(&w.chain_pem);
-    let resp = s
-        .operator()
-        .post(s.url(&format!("/v1/admin/certificates/{serial}/revoke")))
-        .json(&json!({ "reason": "keyCompromise" }))
-        .send()
-        .await
-        .unwrap();
+    let serial = leaf_serial(&w.chain_pem);
+    let resp = s.revoke_certificate(&serial, "keyCompromise").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 
-    let text = scrape(&s).await;
+    let text = s.scrape_metrics().await;
     promtool_check(&text);
     for (series, expected) in [
         ("credmint_certificates_issued_total{class=\"routine\"}", 1.0),
@@ -115,7 +84,7 @@ async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
         ("credmint_ocsp_cache_lookups_total{result=\"miss\"}", 1.0),
         ("credmint_hsm_available", 1.0),
     ] {
-        assert_eq!(value(&text, series), expected, "{series}");
+        assert_eq!(metric_value(&text, series), expected, "{series}");
     }
     assert!(
         !text.contains(&serial),
@@ -128,10 +97,10 @@ async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
         "credmint_ledger_commit_duration_seconds",
         "credmint_ledger_batch_commands",
     ] {
-        let count = value(&text, &format!("{histogram}_count"));
+        let count = metric_value(&text, &format!("{histogram}_count"));
         assert!(count >= 3.0, "{histogram}: {count}");
         assert_eq!(
-            value(&text, &format!("{histogram}_bucket{{le=\"+Inf\"}}")),
+            metric_value(&text, &format!("{histogram}_bucket{{le=\"+Inf\"}}")),
             count
         );
         let buckets = text
@@ -140,33 +109,33 @@ async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
             .count();
         assert!(buckets >= 10, "{histogram}: {buckets} buckets");
     }
-    let grew = |name: &str| value(&text, name) > value(&before, name);
+    let grew = |name: &str| metric_value(&text, name) > metric_value(&before, name);
     assert!(grew("credmint_ledger_records") && grew("credmint_hsm_sign_duration_seconds_count"));
     let now = s.clock.unix() as f64;
     for expiry in [
         "credmint_ca_certificate_expiry_timestamp_seconds{ca_generation=\"0\"}",
         "credmint_server_certificate_expiry_timestamp_seconds",
     ] {
-        assert!(value(&text, expiry) > now + 86_400.0, "{expiry}");
+        assert!(metric_value(&text, expiry) > now + 86_400.0, "{expiry}");
     }
-    assert!(value(&text, "credmint_sequencer_queue_capacity_commands") >= 1.0);
-    assert!(value(&text, "credmint_ledger_checkpoint_age_seconds") >= 0.0);
+    assert!(metric_value(&text, "credmint_sequencer_queue_capacity_commands") >= 1.0);
+    assert!(metric_value(&text, "credmint_ledger_checkpoint_age_seconds") >= 0.0);
     let build = format!(
         "credmint_build_info{{version=\"{}\",target=\"{}-{}\"}}",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH,
         std::env::consts::OS
     );
-    assert_eq!(value(&text, &build), 1.0);
+    assert_eq!(metric_value(&text, &build), 1.0);
     // The signal counters keep their names.
     assert_eq!(
-        value(&text, "credmint_signals_total{kind=\"volume_spike\"}"),
+        metric_value(&text, "credmint_signals_total{kind=\"volume_spike\"}"),
         0.0
     );
-    assert!(value(&text, "process_resident_memory_bytes") > 1e6);
-    assert!(value(&text, "process_open_fds") > 3.0);
-    assert!(value(&text, "process_cpu_seconds_total") > 0.0);
-    let started = value(&text, "process_start_time_seconds");
+    assert!(metric_value(&text, "process_resident_memory_bytes") > 1e6);
+    assert!(metric_value(&text, "process_open_fds") > 3.0);
+    assert!(metric_value(&text, "process_cpu_seconds_total") > 0.0);
+    let started = metric_value(&text, "process_start_time_seconds");
     assert!(started <= now + 1.0 && started > now - 3600.0, "{started}");
     s.stop().await;
 }
