@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
 use serde_json::{json, Value};
 
-use super::extract::{MetricsReader, Operator};
+use super::extract::Reader;
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::governance::{review_state, ReviewState};
@@ -133,7 +133,7 @@ fn entry(
 /// `GET /v1/admin/integrations`: the inventory, optionally filtered.
 pub async fn list(
     State(state): State<AppState>,
-    _operator: Operator,
+    _reader: Reader,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let filters = parse_filters(query.as_deref())?;
@@ -158,9 +158,9 @@ pub async fn list(
     Ok(Json(json!({ "integrations": items })))
 }
 
-/// `GET /metrics`: Prometheus text format; [`MetricsReader`] decides who may scrape (the
-/// counters tell whether misuse was noticed).
-async fn metrics(State(state): State<AppState>, _reader: MetricsReader) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text format; [`Reader`] (an operator certificate or a
+/// monitoring token) decides who may scrape (the counters tell whether misuse was noticed).
+async fn metrics(State(state): State<AppState>, _reader: Reader) -> impl IntoResponse {
     let body = tokio::task::spawn_blocking(move || state.metrics.render(&state))
         .await
         .unwrap_or_default();

@@ -8,6 +8,7 @@ mod decommission;
 mod dual_control;
 mod helpers;
 mod inventory;
+mod monitoring;
 mod operators;
 mod recertify;
 mod signals;

@@ -1,7 +1,7 @@
 //! `GET /metrics` after real traffic over HTTPS: the counters moved with the right labels,
 //! histograms have buckets, routes are patterns, and `promtool check metrics` (the
 //! Prometheus project's own linter) finds nothing; then a real Prometheus server scrapes
-//! the appliance with the operator certificate.
+//! the appliance with a monitoring token and with the operator certificate.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -174,7 +174,8 @@ async fn prometheus_query(api: &str, query: &str) -> Vec<serde_json::Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_server_scrapes_the_appliance_with_the_operator_certificate() {
+async fn a_real_prometheus_server_scrapes_with_a_monitoring_token_and_with_the_operator_certificate(
+) {
     let prometheus = require_tool("prometheus");
     let s = TestAppliance::new("prometheus").serve().await;
     let w = registered_workload(&s, "scraped").await;
@@ -182,12 +183,34 @@ async fn a_real_prometheus_server_scrapes_the_appliance_with_the_operator_certif
     let dir = tempfile::tempdir().unwrap();
     let data = s.app.data();
     let port = s.running.as_ref().unwrap().addr.port();
+    // The read-only monitoring role, as an operator deploys it.
+    let resp = s
+        .operator()
+        .post(s.url("/v1/admin/monitors"))
+        .json(&serde_json::json!({"name": "prometheus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let grant: serde_json::Value = resp.json().await.unwrap();
+    let token_file = dir.path().join("credmint.token");
+    std::fs::write(&token_file, grant["token"].as_str().unwrap()).unwrap();
+    // Two jobs: the monitoring token (bearer) and the operator certificate (mTLS).
     let config = format!(
         r#"global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
   - job_name: credmint
+    scheme: https
+    authorization:
+      credentials_file: {token}
+    tls_config:
+      ca_file: {ca}
+      server_name: localhost
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+  - job_name: credmint-operator
     scheme: https
     tls_config:
       ca_file: {ca}
@@ -197,6 +220,7 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:{port}"]
 "#,
+        token = token_file.display(),
         ca = data.join("ca.pem").display(),
         cert = data.join("operator-admin.pem").display(),
         key = data.join("operator-admin-key.pem").display(),
@@ -221,17 +245,24 @@ scrape_configs:
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut up, mut tokens) = (Vec::new(), Vec::new());
     while Instant::now() < deadline {
-        up = prometheus_query(&api, "up{job=\"credmint\"}").await;
-        tokens = prometheus_query(&api, "credmint_tokens_issued_total{job=\"credmint\"}").await;
-        if up.first().is_some_and(|r| r["value"][1] == "1") && !tokens.is_empty() {
+        up = prometheus_query(&api, "up").await;
+        tokens = prometheus_query(&api, "credmint_tokens_issued_total").await;
+        if up.len() == 2 && up.iter().all(|r| r["value"][1] == "1") && tokens.len() == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(up.len(), 1, "up: {up:?}");
-    assert_eq!(up[0]["value"][1], "1", "credmint target not up: {up:?}");
-    assert_eq!(tokens.len(), 1, "{tokens:?}");
-    assert_eq!(tokens[0]["metric"]["class"], "routine");
-    assert_eq!(tokens[0]["value"][1], "1");
+    for job in ["credmint", "credmint-operator"] {
+        let of = |rs: &[serde_json::Value]| {
+            rs.iter()
+                .find(|r| r["metric"]["job"] == job)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {job} series in {rs:?}"))
+        };
+        assert_eq!(of(&up)["value"][1], "1", "{job} not up: {up:?}");
+        let t = of(&tokens);
+        assert_eq!(t["metric"]["class"], "routine", "{t}");
+        assert_eq!(t["value"][1], "1", "{t}");
+    }
     s.stop().await;
 }
