@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    free_port, leaf_serial, metric_value, openssl_ocsp, require_tool, TestAppliance,
+    free_port, leaf_serial, metric_value, openssl_csr, openssl_ocsp, require_tool, TestAppliance,
 };
 use crate::support::registered_workload;
 
@@ -48,6 +48,15 @@ async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
 
     let w = registered_workload(&s, "metered").await;
     assert_eq!(w.mint_token(&s).await.status(), 201);
+    let renewal = openssl_csr("ec", "");
+    let resp = w
+        .client(&s)
+        .post(s.url("/v1/renew"))
+        .json(&serde_json::json!({ "csr": renewal.csr_pem }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     let dir = tempfile::tempdir().unwrap();
     let (ca, leaf) = (dir.path().join("ca.pem"), dir.path().join("leaf.pem"));
     std::fs::write(&ca, &s.ca_pem).unwrap();
@@ -63,6 +72,7 @@ async fn metrics_count_issuance_tokens_revocation_and_ocsp_and_pass_promtool() {
     promtool_check(&text);
     for (series, expected) in [
         ("credmint_certificates_issued_total{class=\"routine\"}", 1.0),
+        ("credmint_certificates_renewed_total{class=\"routine\"}", 1.0),
         ("credmint_tokens_issued_total{class=\"routine\"}", 1.0),
         (
             "credmint_revocations_total{class=\"routine\",credential=\"certificate\"}",
