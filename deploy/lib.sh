@@ -4,7 +4,9 @@
 #                   a C toolchain and Rust. Idempotent; no network when all is present.
 # ensure_test_deps  ensure_deps plus what the tests check against (test.sh, CI): Go (the
 #                   interop test builds a Go program), Python 3 + a venv with a pinned
-#                   pkilint and openapi-spec-validator, g++ (deploy/fuzz.sh builds libFuzzer), and the current
+#                   pkilint and openapi-spec-validator, g++ (deploy/fuzz.sh builds
+#                   libFuzzer), prometheus (promtool and the server, for the metrics
+#                   tests), and the current
 #                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go
 #                   (`--only-upgrade`, so CI tests what relying parties on current
 #                   Debian run).
@@ -72,6 +74,9 @@ ensure_test_deps() {
     command -v systemd-analyze >/dev/null || need+=(systemd)
     # The install step creates the service user with useradd (passwd).
     command -v useradd >/dev/null || need+=(passwd)
+    # The metrics tests lint /metrics with promtool and scrape it with a real Prometheus
+    # server; Debian's prometheus package ships both.
+    { command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
     _apt_install "${need[@]}"
 
     # Test against the current Debian versions, not whatever the image happened to ship.

@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::hsm::Admission;
 use crate::hsm::Hsm;
+use crate::metrics::{Class, Metrics, Tallied};
 use crate::sequencer::{AfterCommit, Command, Issued, SequenceError, Sequencer};
 use crate::signals::{Signals, SignalsConfig};
 use crate::status::cache::StatusCache;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub signals: Arc<Signals>,
     pub status: Arc<StatusCache>,
+    /// Every Prometheus series (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
     /// Latest signed checkpoint: answered from memory, never signed per request.
     pub checkpoint: Arc<RwLock<Option<CheckpointView>>>,
     pub checkpoints: Arc<CheckpointSignal>,
@@ -62,7 +65,7 @@ impl AppState {
     /// Publishes `note` unless a larger checkpoint is already published: signers run
     /// concurrently (schedule, export, rotation) and readers must never see the tree shrink.
     pub fn set_checkpoint(&self, note: String) {
-        if let Some(view) = CheckpointView::parse(note) {
+        if let Some(view) = CheckpointView::parse(note, self.clock.unix()) {
             let mut current = self.checkpoint.write().unwrap_or_else(|p| p.into_inner());
             if current.as_ref().is_none_or(|c| view.size >= c.size) {
                 *current = Some(view);
@@ -86,16 +89,19 @@ pub struct CheckpointView {
     pub note: String,
     pub size: u64,
     pub root: [u8; 32],
+    /// When this process signed or loaded it (Unix seconds): its age in the metrics.
+    pub published_at: u64,
 }
 
 impl CheckpointView {
     /// Parses the checkpoint body (text before the blank line) of a note we signed.
-    pub fn parse(note: String) -> Option<CheckpointView> {
+    pub fn parse(note: String, published_at: u64) -> Option<CheckpointView> {
         let body_end = note.find("\n\n")? + 1;
         let cp = credmint_ledger::Checkpoint::parse_body(&note[..body_end]).ok()?;
         Some(CheckpointView {
             size: cp.size,
             root: cp.root,
+            published_at,
             note,
         })
     }
@@ -108,6 +114,7 @@ pub struct AppEffects {
     pub checkpoints: Arc<CheckpointSignal>,
     pub signals: Arc<Signals>,
     pub config: SignalsConfig,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AfterCommit for AppEffects {
@@ -125,6 +132,14 @@ impl AfterCommit for AppEffects {
 
     fn flagged(&self, kind: credmint_ledger::event::AnomalyKind, auto_suspended: bool) {
         self.signals.committed(kind, auto_suspended);
+    }
+
+    fn committed(&self, commands: usize, took: std::time::Duration) {
+        self.metrics.ledger.committed(commands, took);
+    }
+
+    fn tally(&self, what: Tallied, class: Class) {
+        self.metrics.credentials.tally(what, class);
     }
 
     fn dropped(&self, error: &SequenceError) {

@@ -5,7 +5,7 @@
 //! `hsm` (PKCS#11 custody, the only code that touches keys) -> `credmint_ledger`
 //! (append-only, hash-chained, Merkle-tree ledger). `init` provisions token, keys, CA and
 //! genesis; `serve` runs the listener; `checkpointer` signs tree heads on a schedule;
-//! `bench` measures the hot paths.
+//! `metrics` holds every Prometheus series (`GET /metrics`); `bench` measures the hot paths.
 
 pub mod api;
 pub mod app;
@@ -24,6 +24,7 @@ pub mod issuance;
 pub mod issue;
 pub mod keycheck;
 pub mod keyset;
+pub mod metrics;
 pub mod notify;
 pub mod operator;
 pub mod policy;

@@ -23,6 +23,7 @@ use crate::hsm::token::TokenDir;
 use crate::hsm::Admission;
 use crate::hsm::{Hsm, HsmError};
 use crate::init::{prepare_environment, InitError};
+use crate::metrics::Metrics;
 use crate::registry::rebuild_if_stale;
 use crate::sequencer::{LedgerStore, Sequencer};
 use crate::signals::Signals;
@@ -123,6 +124,7 @@ pub fn open_state(
     let checkpoint = ledger.latest_checkpoint()?;
     let status = Arc::new(StatusCache::new());
     let signals = Arc::new(Signals::default());
+    let metrics = Metrics::new(hsm.metrics().clone(), signals.clone());
     let checkpoints =
         CheckpointSignal::new(checkpoint.as_deref().and_then(checkpoint_size).unwrap_or(0));
     let effects = AppEffects {
@@ -130,6 +132,7 @@ pub fn open_state(
         checkpoints: checkpoints.clone(),
         signals: signals.clone(),
         config: cfg.signals.clone(),
+        metrics: metrics.clone(),
     };
     let (sequencer, writer_thread) = Sequencer::start(
         Arc::new(LedgerStore(ledger.clone())),
@@ -137,6 +140,7 @@ pub fn open_state(
         Arc::new(effects),
         cfg.server.ledger_queue,
     );
+    let loaded_at = clock.unix();
     let state = AppState {
         public_url: public_url.into(),
         admission: Admission::for_sessions(cfg.hsm.sessions),
@@ -148,8 +152,11 @@ pub fn open_state(
         clock,
         signals,
         checkpoints,
-        checkpoint: Arc::new(RwLock::new(checkpoint.and_then(CheckpointView::parse))),
+        checkpoint: Arc::new(RwLock::new(
+            checkpoint.and_then(|note| CheckpointView::parse(note, loaded_at)),
+        )),
         status,
+        metrics,
     };
     Ok((state, tls, writer_thread))
 }

@@ -198,7 +198,8 @@ pub fn kind_name(kind: AnomalyKind) -> &'static str {
     }
 }
 
-const KINDS: [AnomalyKind; 4] = [
+/// Every kind, in the order of the counters (`AnomalyKind::to_u8() - 1`).
+pub const KINDS: [AnomalyKind; 4] = [
     AnomalyKind::DormantToActive,
     AnomalyKind::VolumeSpike,
     AnomalyKind::NewSourceNetwork,
@@ -326,62 +327,28 @@ impl Signals {
         findings
     }
 
-    /// Prometheus text exposition of every counter.
-    pub fn render_metrics(&self, ledger_size: u64) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP credmint_signals_total Anomaly signals recorded, by kind.\n");
-        out.push_str("# TYPE credmint_signals_total counter\n");
-        for k in KINDS {
-            out.push_str(&format!(
-                "credmint_signals_total{{kind=\"{}\"}} {}\n",
-                kind_name(k),
-                self.fired(k)
-            ));
+    /// Every counter, for the metrics registry (`crate::metrics`).
+    pub fn counts(&self) -> SignalCounts {
+        let by_kind =
+            |counters: &[AtomicU64; 4]| KINDS.map(|k| counters[slot(k)].load(Ordering::Relaxed));
+        SignalCounts {
+            fired: by_kind(&self.fired),
+            suppressed: by_kind(&self.suppressed),
+            auto_suspensions: self.auto_suspensions.load(Ordering::Relaxed),
+            write_failures: self.write_failures.load(Ordering::Relaxed),
+            reuse: self.reuse_total(),
         }
-        out.push_str(
-            "# HELP credmint_signals_suppressed_total Signals not recorded because of the cooldown, by kind.\n",
-        );
-        out.push_str("# TYPE credmint_signals_suppressed_total counter\n");
-        for k in KINDS {
-            out.push_str(&format!(
-                "credmint_signals_suppressed_total{{kind=\"{}\"}} {}\n",
-                kind_name(k),
-                self.suppressed[slot(k)].load(Ordering::Relaxed)
-            ));
-        }
-        let singles = [
-            (
-                "credmint_auto_suspensions_total",
-                "Integrations suspended automatically on a volume spike.",
-                self.auto_suspensions.load(Ordering::Relaxed),
-                "counter",
-            ),
-            (
-                "credmint_signal_write_failures_total",
-                "Signal events that could not be written to the ledger.",
-                self.write_failures.load(Ordering::Relaxed),
-                "counter",
-            ),
-            (
-                "credmint_reuse_presentations_total",
-                "Presentations of spent, revoked or expired credentials.",
-                self.reuse_total(),
-                "counter",
-            ),
-            (
-                "credmint_ledger_records",
-                "Records in the ledger.",
-                ledger_size,
-                "gauge",
-            ),
-        ];
-        for (name, help, value, kind) in singles {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
-        }
-        out
     }
+}
+
+/// A reading of the signal counters; `fired` and `suppressed` are in [`KINDS`] order.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalCounts {
+    pub fired: [u64; 4],
+    pub suppressed: [u64; 4],
+    pub auto_suspensions: u64,
+    pub write_failures: u64,
+    pub reuse: u64,
 }
 
 tokio::task_local! {

@@ -5,19 +5,24 @@
 //! serial, which are public. Refusals (4xx/5xx) are logged like any other answer, so they
 //! name the route and the peer. No API path carries a secret (bearer tokens travel only in
 //! the `Authorization` header), so the request span's `uri` is safe too.
+//!
+//! The same layer feeds the HTTP request metrics (`crate::metrics::HttpMetrics`), so the
+//! log and the counters see the same route, status and latency.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum_server::tls::TlsInfo;
 
-/// Logs one line after the response is produced.
-pub async fn log(request: Request, next: Next) -> Response {
+use crate::metrics::Metrics;
+
+/// Logs one line and counts the request after the response is produced.
+pub async fn log(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
@@ -32,12 +37,15 @@ pub async fn log(request: Request, next: Next) -> Response {
         .unwrap_or_default();
     let actor = identity(&request);
     let response = next.run(request).await;
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.http.observe(&method, &route, status, latency);
     tracing::info!(
         target: "credmint::access",
         method = %method,
         route = %route,
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        status,
+        latency_us = latency.as_micros() as u64,
         peer = %peer,
         actor = %actor,
         "request"

@@ -169,18 +169,22 @@ pub async fn list(
     }))
 }
 
-/// Prometheus text format; an operator certificate or a monitoring token (the counters
-/// tell whether misuse was noticed).
+/// Prometheus text format; [`Reader`] (an operator certificate or a monitoring token)
+/// decides who may scrape (the counters tell whether misuse was noticed). Rendering reads
+/// files and the ledger, so it runs off the async workers.
 #[utoipa::path(
     get, path = "/metrics", tag = "ledger",
     security(("operator_mtls" = []), ("monitor_token" = [])),
     responses((status = 200, description = "Prometheus exposition format 0.0.4", content_type = "text/plain", body = String))
 )]
-pub async fn metrics(State(state): State<AppState>, _reader: Reader) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.signals.render_metrics(state.ledger.size()),
-    )
+pub async fn metrics(
+    State(state): State<AppState>,
+    _reader: Reader,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = tokio::task::spawn_blocking(move || state.metrics.render(&state))
+        .await
+        .map_err(|e| ApiError::Internal(format!("metrics rendering failed: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body))
 }
 
 /// Layer: runs the request with its client address visible to the signals

@@ -53,7 +53,10 @@ pub fn router(state: AppState) -> Router {
             limit,
             reject_oversized,
         ))
-        .layer(axum::middleware::from_fn(access_log::log))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            access_log::log,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

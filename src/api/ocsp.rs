@@ -63,6 +63,7 @@ fn ocsp_reply(
     answer: OcspAnswer,
     if_none_match: Option<&HeaderValue>,
 ) -> Response {
+    state.metrics.ocsp.response(answer.status);
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

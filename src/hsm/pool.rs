@@ -23,10 +23,11 @@ use cryptoki::slot::Slot;
 use secrecy::SecretString;
 
 use super::context::{find_token, module_for, Lease, Module};
-use super::error::{is_fault, session_lost, HsmError};
+use super::error::{handle_stale, is_fault, session_lost, HsmError};
 use super::keys::{find_in, public_in, PublicKey};
 use super::supervisor::Link;
 use crate::config::HsmConfig;
+use crate::metrics::HsmMetrics;
 
 pub struct Hsm {
     module: Arc<Module>,
@@ -43,6 +44,7 @@ pub struct Hsm {
     watched: Mutex<Vec<PublicKeyOf>>,
     pub(super) link: Link,
     probes: AtomicU64,
+    metrics: HsmMetrics,
 }
 
 /// A key the appliance signs with: its label and the public key it must still have.
@@ -78,6 +80,19 @@ pub(crate) enum SessionError {
     Ck(CkError),
     /// The caller's object handle predates the current handle epoch: find it again.
     StaleHandle,
+}
+
+impl SessionError {
+    /// The [`HsmError::kind`] this failure is counted under; `None` for a stale object
+    /// handle, which the caller finds again and retries (not a failure of the HSM).
+    fn kind(&self) -> Option<&'static str> {
+        match self {
+            SessionError::Hsm(e) => Some(e.kind()),
+            SessionError::Ck(e) if handle_stale(e) => None,
+            SessionError::Ck(e) => Some(HsmError::from_ck_ref(e).kind()),
+            SessionError::StaleHandle => None,
+        }
+    }
 }
 
 impl HsmError {
@@ -124,6 +139,7 @@ impl Hsm {
             watched: Mutex::new(Vec::new()),
             link: Link::new(),
             probes: AtomicU64::new(0),
+            metrics: HsmMetrics::default(),
         };
         {
             let lease = hsm.module.lease();
@@ -135,6 +151,11 @@ impl Hsm {
 
     pub fn token_label(&self) -> &str {
         &self.label
+    }
+
+    /// Signing latency, failures and session waits of this HSM.
+    pub fn metrics(&self) -> &HsmMetrics {
+        &self.metrics
     }
 
     /// The current handle epoch (read it *before* finding a handle to cache).
@@ -260,6 +281,7 @@ impl Hsm {
         });
         drop(lease);
         if let Err(e) = &result {
+            self.metrics.error(e.kind());
             self.link.fault(e);
         }
         result
@@ -270,6 +292,14 @@ impl Hsm {
     /// Every watched key must be found with the public key it had. Called by the
     /// supervisor only.
     pub(super) fn reconnect(&self) -> Result<(), HsmError> {
+        let result = self.reconnect_once();
+        if let Err(e) = &result {
+            self.metrics.error(e.kind());
+        }
+        result
+    }
+
+    fn reconnect_once(&self) -> Result<(), HsmError> {
         let seen = {
             let lease = self.module.lease();
             if lease.initialized() && self.reestablish(&lease).is_ok() {
@@ -348,6 +378,9 @@ impl Hsm {
             Err(SessionError::Hsm(e)) if e.is_fault() => self.link.fault(e),
             _ => {}
         }
+        if let Some(kind) = result.as_ref().err().and_then(SessionError::kind) {
+            self.metrics.error(kind);
+        }
         result
     }
 
@@ -376,6 +409,10 @@ impl Hsm {
     }
 
     fn checkout(&self, lease: &Lease<'_>) -> Result<Session, SessionError> {
+        crate::metrics::timed(&self.metrics.pool_wait, || self.take_session(lease))
+    }
+
+    fn take_session(&self, lease: &Lease<'_>) -> Result<Session, SessionError> {
         let mut state = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         // Login state ends with the application's last session: if the keeper is gone,
         // log in again before handing out a session that would otherwise see no keys.

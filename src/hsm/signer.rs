@@ -75,7 +75,9 @@ impl HsmKey {
             ),
             Algorithm::EcdsaP256 => (Mechanism::Ecdsa, Sha256::digest(msg).to_vec()),
         };
-        let sig = self.sign_with_handle(&mechanism, &input)?;
+        let sig = crate::metrics::timed(&self.hsm.metrics().sign, || {
+            self.sign_with_handle(&mechanism, &input)
+        })?;
         if sig.len() != 64 {
             return Err(HsmError::Malformed(format!(
                 "{} signature of {} bytes",

@@ -178,6 +178,7 @@ impl Hsm {
 
     /// Reports a fault found outside a pooled call (a key that is no longer found).
     pub(crate) fn report_fault(&self, error: &HsmError) {
+        self.metrics().error(error.kind());
         if error.is_fault() {
             self.link.fault(error);
         }

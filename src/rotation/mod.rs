@@ -281,7 +281,7 @@ pub fn crl_url(public_url: &str, generation: u32) -> String {
     }
 }
 
-fn not_after(der: &[u8]) -> Result<u64, RotationError> {
+pub(crate) fn not_after(der: &[u8]) -> Result<u64, RotationError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|e| RotationError::Ca(e.to_string()))?;
     Ok(u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0))

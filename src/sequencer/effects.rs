@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use credmint_ledger::event::AnomalyKind;
 
 use super::command::{Command, KeySwap, SequenceError};
+use crate::metrics::{Class, Tallied};
 
 /// One effect of a committed command.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub enum Effect {
     },
     /// A key rotation committed: the new key signs from now on.
     SwapKeys(KeySwap),
+    /// A credential was issued or revoked (counters by class).
+    Tally(Tallied, Class),
 }
 
 /// What the rest of the appliance does when the sequencer commits. Implemented by the
@@ -47,6 +50,10 @@ pub trait AfterCommit: Send + Sync {
     fn flagged(&self, kind: AnomalyKind, auto_suspended: bool);
     /// A command of the sequencer's own (a signal event) was not committed.
     fn dropped(&self, error: &SequenceError);
+    /// One write transaction of `commands` commands committed in `took`.
+    fn committed(&self, _commands: usize, _took: std::time::Duration) {}
+    /// A committed command issued or revoked one credential of `class`.
+    fn tally(&self, _what: Tallied, _class: Class) {}
 }
 
 /// One committed issuance, as the signals see it.
@@ -94,6 +101,7 @@ pub fn run(hooks: &dyn AfterCommit, effects: Vec<Effect>, now: u64) -> Vec<Comma
                 kind,
                 auto_suspended,
             } => hooks.flagged(kind, auto_suspended),
+            Effect::Tally(what, class) => hooks.tally(what, class),
             Effect::SwapKeys(KeySwap(swap)) => {
                 if let Err(e) = swap(now) {
                     // The rotation is durable; the ledger is the truth and a restart

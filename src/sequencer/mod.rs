@@ -124,7 +124,16 @@ impl Sequencer {
     /// Whether a command sent now would find room in the queue (a hint for admission:
     /// refuse before signing rather than after).
     pub fn has_room(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) < self.capacity
+        self.queued() < self.capacity
+    }
+
+    /// Commands sent and not yet taken by the sequencer thread (queue depth).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Sequences `command` and waits for its commit and effects. Once this returns
@@ -399,8 +408,12 @@ fn commit_batch(
     let records = if entries.is_empty() {
         Vec::new()
     } else {
+        let started = std::time::Instant::now();
         match store.append(entries) {
-            Ok(records) => records,
+            Ok(records) => {
+                hooks.committed(accepted.len(), started.elapsed());
+                records
+            }
             Err(e) => {
                 tracing::error!(error = %e, "ledger append failed; batch not committed");
                 for a in accepted {

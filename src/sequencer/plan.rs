@@ -15,6 +15,7 @@ use credmint_ledger::NewEntry;
 
 use super::command::{Actor, Basis, Change, Command, KeySwap, Op, Outcome, Refusal, Target};
 use super::effects::Effect;
+use crate::metrics::{Class, Tallied};
 pub use crate::registry::spec_hash;
 use crate::registry::{CredentialKind, LiveCredential, ProjectionError, Registry};
 
@@ -179,7 +180,7 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             basis,
             peer,
         } => {
-            issuable(ctx, &cert.integration, basis, KeyRole::Ca)?;
+            let class = issuable(ctx, &cert.integration, basis, KeyRole::Ca)?;
             let enrolling = matches!(command.actor, Actor::Enrollment { .. });
             if enrolling != enrollment.is_some() {
                 return Err(Refusal::Invalid(
@@ -218,10 +219,15 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             p.claims.push(Claim::Issued(cert.integration.clone()));
             p.effects
                 .push(issued_effect(ctx, &cert.integration, *peer)?);
+            let what = match enrollment {
+                Some(_) => Tallied::Enrollment,
+                None => Tallied::Renewal,
+            };
+            p.effects.push(Effect::Tally(what, class));
             p
         }
         Op::IssueToken { token, basis, peer } => {
-            issuable(ctx, &token.integration, basis, KeyRole::Token)?;
+            let class = issuable(ctx, &token.integration, basis, KeyRole::Token)?;
             match &command.actor {
                 Actor::Workload { integration, .. } if *integration == token.integration => {}
                 _ => return Err(Refusal::ActorUnknown.into()),
@@ -235,6 +241,7 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             p.claims.push(Claim::Issued(token.integration.clone()));
             p.effects
                 .push(issued_effect(ctx, &token.integration, *peer)?);
+            p.effects.push(Effect::Tally(Tallied::Token, class));
             p
         }
         Op::OperatorCertificate(cert) => {
@@ -501,8 +508,8 @@ fn standing(ctx: &Context<'_>, name: &str) -> Result<IntegrationSpec> {
 }
 
 /// [`standing`], and the issuance's [`Basis`] still holds: same integration state as
-/// when it was decided, signed by the key in force for `role`.
-fn issuable(ctx: &Context<'_>, name: &str, basis: &Basis, role: KeyRole) -> Result<()> {
+/// when it was decided, signed by the key in force for `role`. Returns its class.
+fn issuable(ctx: &Context<'_>, name: &str, basis: &Basis, role: KeyRole) -> Result<Class> {
     let spec = standing(ctx, name)?;
     if spec_hash(&spec) != basis.spec {
         return Err(Refusal::Stale(name.to_string()).into());
@@ -514,7 +521,15 @@ fn issuable(ctx: &Context<'_>, name: &str, basis: &Basis, role: KeyRole) -> Resu
     if !in_force || ctx.claims.rotated.contains(&role_slot(role)) {
         return Err(Refusal::KeyRotated.into());
     }
-    Ok(())
+    Ok(spec.privilege_class.into())
+}
+
+/// The class an integration's credentials are counted under (routine if it is unknown).
+fn class_of(ctx: &Context<'_>, integration: &str) -> Result<Class> {
+    Ok(ctx
+        .registry
+        .integration(integration)?
+        .map_or(Class::Routine, |s| s.privilege_class.into()))
 }
 
 fn role_slot(role: KeyRole) -> u8 {
@@ -568,30 +583,49 @@ fn spend_enrollment(ctx: &Context<'_>, hash: &[u8; 32], integration: &str) -> Re
 }
 
 fn revoke_one(ctx: &Context<'_>, actor: &str, target: &Target, reason: u8) -> Result<Plan> {
-    let (existing, claimed) = match target {
-        Target::Certificate(serial) => (
-            ctx.registry.certificate(serial)?.map(|r| r.revoked_index),
-            ctx.claims.revoked_serials.get(serial).copied(),
-        ),
-        Target::Token(jti) => (
-            ctx.registry.token(jti)?.map(|r| r.revoked_index),
-            ctx.claims.revoked_jtis.get(jti).copied(),
-        ),
+    let unknown = || Refusal::UnknownCredential(target.to_string());
+    let (existing, claimed, owner) = match target {
+        Target::Certificate(serial) => {
+            let row = ctx.registry.certificate(serial)?.ok_or_else(unknown)?;
+            let owner = (row.kind == CredentialKind::Workload).then_some(row.owner);
+            let claimed = ctx.claims.revoked_serials.get(serial).copied();
+            (row.revoked_index, claimed, owner)
+        }
+        Target::Token(jti) => {
+            let row = ctx.registry.token(jti)?.ok_or_else(unknown)?;
+            let claimed = ctx.claims.revoked_jtis.get(jti).copied();
+            (row.revoked_index, claimed, Some(row.integration))
+        }
     };
-    let existing = existing.ok_or_else(|| Refusal::UnknownCredential(target.to_string()))?;
     if let Some(index) = existing.or(claimed) {
         return Ok(Plan::new(Outcome::AlreadyRevoked { index }));
     }
+    let class = match owner {
+        Some(integration) => class_of(ctx, &integration)?,
+        None => Class::Operator,
+    };
     let mut p = Plan::new(Outcome::Appended);
-    push_revocation(&mut p, actor, target.clone(), reason, ctx.now_ms);
+    push_revocation(&mut p, actor, target.clone(), reason, ctx.now_ms, class);
     p.effects.push(Effect::Checkpoint);
     Ok(p)
 }
 
-/// Adds the revocation of `target` to `p`, with its claim and (for a certificate) the
-/// cache invalidation.
-fn push_revocation(p: &mut Plan, actor: &str, target: Target, reason: u8, now_ms: u64) {
+/// Adds the revocation of `target` (a credential of `class`) to `p`, with its claim, its
+/// tally and (for a certificate) the cache invalidation.
+fn push_revocation(
+    p: &mut Plan,
+    actor: &str,
+    target: Target,
+    reason: u8,
+    now_ms: u64,
+    class: Class,
+) {
     let at = p.entries.len();
+    let what = match target {
+        Target::Certificate(_) => Tallied::CertificateRevoked,
+        Target::Token(_) => Tallied::TokenRevoked,
+    };
+    p.effects.push(Effect::Tally(what, class));
     match target {
         Target::Certificate(serial) => {
             let event = Event::Revoked(Revoked {
@@ -627,6 +661,7 @@ fn revoke_live(
         .registry
         .live(integration, ctx.now(), REVOKE_CHUNK + 1)?;
     let more = live.len() > REVOKE_CHUNK;
+    let class = class_of(ctx, integration)?;
     let (mut certificates, mut tokens) = (0, 0);
     for credential in live.into_iter().take(REVOKE_CHUNK) {
         let target = match credential {
@@ -644,7 +679,7 @@ fn revoke_live(
             Target::Certificate(_) => certificates += 1,
             Target::Token(_) => tokens += 1,
         }
-        push_revocation(p, actor, target, reason, ctx.now_ms);
+        push_revocation(p, actor, target, reason, ctx.now_ms, class);
     }
     p.more = more || ctx.claims.issued_for.contains(integration);
     if p.more {

@@ -17,6 +17,7 @@ use credmint_ledger::event::{
 use credmint_ledger::{DalekSigner, Ledger, NewEntry, Record, Signer};
 
 use super::*;
+use crate::metrics::{Class, Tallied};
 use crate::registry::{apply, ProjectionError, Registry};
 
 const T0_MS: u64 = 1_800_000_000_000;
@@ -172,6 +173,9 @@ struct Recorded {
     dropped: AtomicUsize,
     /// Follow-up signal to raise on the next issuance.
     raise: AtomicBool,
+    tallies: Mutex<Vec<(Tallied, Class)>>,
+    /// Commands per committed transaction.
+    committed: Mutex<Vec<usize>>,
 }
 
 impl AfterCommit for Recorded {
@@ -204,6 +208,12 @@ impl AfterCommit for Recorded {
     }
     fn dropped(&self, _: &SequenceError) {
         self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+    fn committed(&self, commands: usize, _: Duration) {
+        self.committed.lock().unwrap().push(commands);
+    }
+    fn tally(&self, what: Tallied, class: Class) {
+        self.tallies.lock().unwrap().push((what, class));
     }
 }
 
@@ -451,6 +461,39 @@ fn an_invalid_command_is_refused_alone_and_the_rest_of_its_batch_commits() {
         .unwrap()
         .unwrap();
     assert_eq!(spec_now.status, IntegrationStatus::Active);
+}
+
+#[test]
+fn committed_credentials_are_tallied_by_class_and_refused_or_repeated_ones_are_not() {
+    let f = fixture(64, vec![]);
+    let results = one_batch(
+        &f,
+        vec![
+            issue_token("t1"),
+            issue_token("t1"),
+            revoke(vec![1], admin()),
+            revoke(vec![1], admin()),
+        ],
+    );
+    assert!(matches!(
+        results[1],
+        Err(SequenceError::Refused(Refusal::JtiTaken))
+    ));
+    assert!(matches!(
+        results[3].as_ref().unwrap().outcome,
+        Outcome::AlreadyRevoked { .. }
+    ));
+    let routine = |what| (what, Class::Routine);
+    assert_eq!(
+        *f.hooks.tallies.lock().unwrap(),
+        vec![
+            routine(Tallied::Token),
+            routine(Tallied::Token),
+            routine(Tallied::CertificateRevoked),
+        ]
+    );
+    // The warm-up alone, then the three accepted commands in one transaction.
+    assert_eq!(*f.hooks.committed.lock().unwrap(), vec![1, 3]);
 }
 
 #[test]

@@ -288,6 +288,8 @@ pub struct OcspAnswer {
     /// `tryLater`, `unauthorized`, `internalError`) and nonce responses are `None`: they
     /// must not be cached.
     pub freshness: Option<Freshness>,
+    /// OCSPResponseStatus name (`successful`, `tryLater`, ...), for the metrics.
+    pub status: &'static str,
 }
 
 /// thisUpdate / nextUpdate (Unix seconds) of a cacheable successful response.
@@ -303,6 +305,7 @@ impl OcspAnswer {
         OcspAnswer {
             der: error_response(status),
             freshness: None,
+            status: status.name(),
         }
     }
 
@@ -313,6 +316,7 @@ impl OcspAnswer {
                 this_update,
                 next_update: this_update + OCSP_VALIDITY_SECS,
             }),
+            status: "successful",
         }
     }
 }
@@ -340,7 +344,9 @@ pub async fn answer(state: &AppState, request: &[u8]) -> OcspAnswer {
     // OCSP traffic can never starve issuance of the HSM.
     let single = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
     if single {
-        if let Some((der, this_update)) = state.status.cached(&parsed.cert_ids[0], now) {
+        let cached = state.status.cached(&parsed.cert_ids[0], now);
+        state.metrics.ocsp.cache(cached.is_some());
+        if let Some((der, this_update)) = cached {
             return OcspAnswer::signed(der, this_update, false);
         }
     }

@@ -130,6 +130,18 @@ pub enum ErrorStatus {
     Unauthorized = 6,
 }
 
+impl ErrorStatus {
+    /// The RFC 6960 ASN.1 name (a metrics label).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorStatus::MalformedRequest => "malformedRequest",
+            ErrorStatus::InternalError => "internalError",
+            ErrorStatus::TryLater => "tryLater",
+            ErrorStatus::Unauthorized => "unauthorized",
+        }
+    }
+}
+
 /// Signature algorithm of the CA key, as written in BasicOCSPResponse.signatureAlgorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigAlg {

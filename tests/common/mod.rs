@@ -484,7 +484,49 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Hex serial of the leaf (first certificate) of a PEM chain.
+pub fn leaf_serial(chain_pem: &str) -> String {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem.as_bytes()).unwrap();
+    hex::encode(pem.parse_x509().unwrap().raw_serial())
+}
+
+/// The value of exactly `series` (name and labels as exposed) in a `/metrics` text.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 impl Served {
+    /// `GET /metrics` as the init operator: the Prometheus text.
+    pub async fn scrape_metrics(&self) -> String {
+        let resp = self
+            .operator()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "{content_type}"
+        );
+        resp.text().await.unwrap()
+    }
+
+    /// `POST /v1/admin/certificates/{serial}/revoke` as the init operator.
+    pub async fn revoke_certificate(&self, serial: &str, reason: &str) -> reqwest::Response {
+        self.operator()
+            .post(self.url(&format!("/v1/admin/certificates/{serial}/revoke")))
+            .json(&serde_json::json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET /v1/status/token/{jti}`: the status code and JSON answer.
     pub async fn token_status(&self, jti: &str) -> (u16, serde_json::Value) {
         self.status_at(&format!("/v1/status/token/{jti}")).await

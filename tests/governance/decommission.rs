@@ -6,7 +6,7 @@ use credmint_ledger::event::ChangeKind;
 use credmint_ledger::Event;
 use serde_json::json;
 
-use crate::common::{openssl, openssl_csr, Served, TestAppliance};
+use crate::common::{leaf_serial, openssl, openssl_csr, Served, TestAppliance};
 use crate::helpers::{assert_audit_clean, get, post, records, token};
 use crate::support::{
     enroll, enrollment_token, register, registered_workload, registration, Enrolled,
@@ -36,20 +36,6 @@ fn ocsp(s: &Served, dir: &std::path::Path, name: &str, chain: &str) -> String {
     ]);
     assert!(ok && out.contains("Response verify OK"), "{out}");
     out
-}
-
-fn serial_of(chain: &str) -> String {
-    let der = pem_der(&leaf_pem(chain));
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-    hex::encode(cert.raw_serial())
-}
-
-fn pem_der(pem: &str) -> Vec<u8> {
-    use base64::Engine;
-    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +86,7 @@ async fn decommission_revokes_all_live_credentials_and_retires_the_name() {
         let (status, st) = get(
             &s.anonymous(),
             &s,
-            &format!("/v1/status/{}", serial_of(&w.chain_pem)),
+            &format!("/v1/status/{}", leaf_serial(&w.chain_pem)),
         )
         .await;
         assert_eq!(

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use credmint_ledger::event::{AnomalyKind, ChangeKind};
 use serde_json::json;
 
-use crate::common::{openssl_csr, Served, TestAppliance};
+use crate::common::{metric_value, openssl_csr, Served, TestAppliance};
 use crate::helpers::{
     anomalies, anomalies_of, assert_audit_clean, change_kinds, changes, get, post, settle, token,
     wait_for_anomaly,
@@ -16,15 +16,7 @@ use crate::support::{
 };
 
 async fn metric(s: &Served, name: &str) -> u64 {
-    let resp = s.operator().get(s.url("/metrics")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let text = resp.text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-        .parse()
-        .unwrap()
+    metric_value(&s.scrape_metrics().await, name) as u64
 }
 
 /// Enrolls a fresh certificate for an already registered integration.

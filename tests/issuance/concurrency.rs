@@ -129,12 +129,8 @@ async fn a_revocation_racing_token_requests_lets_nothing_commit_after_it() {
         }
     });
     let revoke = async {
-        s.operator()
-            .post(s.url(&format!("/v1/admin/certificates/{serial}/revoke")))
-            .json(&json!({"reason": "keyCompromise"}))
-            .send()
+        s.revoke_certificate(&serial, "keyCompromise")
             .await
-            .unwrap()
             .status()
             .as_u16()
     };

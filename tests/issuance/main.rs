@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod error_shape;
 mod flow;
+mod metrics;
 mod openapi;
 mod refusals;
 mod support;

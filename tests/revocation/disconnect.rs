@@ -7,14 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{raw_tls, Served, TestAppliance};
+use crate::common::{leaf_serial, raw_tls, Served, TestAppliance};
 use crate::support::registered_workload;
-
-fn serial_hex(chain_pem: &str) -> String {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem.as_bytes()).unwrap();
-    let cert = pem.parse_x509().unwrap();
-    hex::encode(cert.raw_serial())
-}
 
 fn ocsp_says(s: &Served, dir: &std::path::Path, leaf: &str) -> String {
     let ca = dir.join("ca.pem");
@@ -42,7 +36,7 @@ async fn crl_lists(s: &Served, serial: &str) -> bool {
 async fn a_revocation_whose_client_disconnects_is_visible_on_every_channel_within_a_second() {
     let s = TestAppliance::new("disconnect").serve().await;
     let wl = registered_workload(&s, "leaver").await;
-    let serial = serial_hex(&wl.chain_pem);
+    let serial = leaf_serial(&wl.chain_pem);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), &s.ca_pem).unwrap();
     let leaf = dir.path().join("leaf.pem");

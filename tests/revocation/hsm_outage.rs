@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::common::{openssl, openssl_csr, Served};
+use crate::common::{metric_value, openssl, openssl_csr, Served};
 use crate::support::{enroll, enrollment_token, registered_workload};
 
 /// `/healthz` status and body.
@@ -90,19 +90,22 @@ async fn token_directory_lost_and_restored_degrades_then_recovers_without_restar
     assert!(err["hsm"].is_string() && err["hsm"] != "ok", "{err}");
 
     // A revocation needs only the ledger: accepted during the outage.
-    let resp = s
-        .operator()
-        .post(s.url(&format!("/v1/admin/certificates/{serial}/revoke")))
-        .json(&json!({"reason": "keyCompromise"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.revoke_certificate(&serial, "keyCompromise").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     // Nothing signed can say so yet: no CRL without it, OCSP says tryLater.
     let resp = s.anonymous().get(s.url("/crl")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     let out = ocsp(&s, &ca, &doomed_pem);
     assert!(out.to_lowercase().contains("trylater"), "{out}");
+    // ... and the metrics say so: tryLater counted, the HSM down, its failures by kind.
+    let text = s.scrape_metrics().await;
+    assert!(metric_value(&text, "credmint_ocsp_responses_total{status=\"tryLater\"}") >= 1.0);
+    assert_eq!(metric_value(&text, "credmint_hsm_available"), 0.0);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("credmint_hsm_errors_total{kind=\"")),
+        "{text}"
+    );
     // Still degraded a while later (reconnection attempts keep failing).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (status, body) = health(&s).await;

@@ -6,21 +6,8 @@ use credmint_ledger::event::{Event, ReuseKind};
 use credmint_ledger::{merkle, Record};
 use serde_json::{json, Value};
 
-use crate::common::{openssl_csr, Served, TestAppliance};
+use crate::common::{leaf_serial, openssl_csr, Served, TestAppliance};
 use crate::support::{assert_error, registered_workload, Enrolled};
-
-fn serial_of(chain_pem: &str) -> String {
-    let b64: String = chain_pem
-        .split("-----END CERTIFICATE-----")
-        .next()
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let der = STANDARD.decode(b64).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-    hex::encode(cert.raw_serial())
-}
 
 /// Checks a status answer's ledger evidence with the ledger crate alone: the checkpoint is
 /// signed by the genesis ledger key, the record hashes into its root through the proof,
@@ -61,20 +48,11 @@ async fn status(s: &Served, serial: &str) -> (u16, Value) {
     s.certificate_status(serial).await
 }
 
-async fn revoke(s: &Served, serial: &str, reason: &str) -> reqwest::Response {
-    s.operator()
-        .post(s.url(&format!("/v1/admin/certificates/{serial}/revoke")))
-        .json(&json!({ "reason": reason }))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_status_proves_good_then_revoked_against_the_ledger() {
     let s = TestAppliance::new("status").serve().await;
     let w = registered_workload(&s, "payments").await;
-    let serial = serial_of(&w.chain_pem);
+    let serial = leaf_serial(&w.chain_pem);
 
     let (code, body) = status(&s, &serial).await;
     assert_eq!(code, 200, "{body}");
@@ -84,11 +62,12 @@ async fn json_status_proves_good_then_revoked_against_the_ledger() {
         other => panic!("good answer backed by {other:?}"),
     }
 
-    let resp = revoke(&s, &serial, "keyCompromise").await;
+    let resp = s.revoke_certificate(&serial, "keyCompromise").await;
     assert_eq!(resp.status(), 200);
     let first: Value = resp.json().await.unwrap();
     assert_eq!(first["already_revoked"], false);
-    let again: Value = revoke(&s, &serial, "keyCompromise")
+    let again: Value = s
+        .revoke_certificate(&serial, "keyCompromise")
         .await
         .json()
         .await
@@ -119,12 +98,17 @@ async fn json_status_proves_good_then_revoked_against_the_ledger() {
     let (code, _) = status(&s, "not-hex").await;
     assert_eq!(code, 400);
     assert_error(
-        revoke(&s, "0badc0ffee", "keyCompromise").await,
+        s.revoke_certificate("0badc0ffee", "keyCompromise").await,
         404,
         "no certificate",
     )
     .await;
-    assert_error(revoke(&s, &serial, "certificateHold").await, 400, "reason").await;
+    assert_error(
+        s.revoke_certificate(&serial, "certificateHold").await,
+        400,
+        "reason",
+    )
+    .await;
 
     // The revoked certificate is refused on renewal and token requests, and counted.
     let before = s.state().ledger.size();
@@ -181,13 +165,13 @@ async fn revoke_all_and_self_revoke_stay_in_their_lane() {
     let resp = a1
         .client(&s)
         .post(s.url("/v1/revoke"))
-        .json(&json!({"serial": serial_of(&b.chain_pem)}))
+        .json(&json!({"serial": leaf_serial(&b.chain_pem)}))
         .send()
         .await
         .unwrap();
     assert_error(resp, 403, "only the certificate it presents").await;
     assert_eq!(
-        status(&s, &serial_of(&b.chain_pem)).await.1["status"],
+        status(&s, &leaf_serial(&b.chain_pem)).await.1["status"],
         "good"
     );
     // ...but can end its own.
@@ -200,7 +184,7 @@ async fn revoke_all_and_self_revoke_stay_in_their_lane() {
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(
-        status(&s, &serial_of(&a2.chain_pem)).await.1["reason"],
+        status(&s, &leaf_serial(&a2.chain_pem)).await.1["reason"],
         "cessationOfOperation"
     );
 
@@ -219,11 +203,11 @@ async fn revoke_all_and_self_revoke_stay_in_their_lane() {
     );
     assert_eq!(body["revoked_tokens"], 1);
     assert_eq!(
-        status(&s, &serial_of(&a1.chain_pem)).await.1["status"],
+        status(&s, &leaf_serial(&a1.chain_pem)).await.1["status"],
         "revoked"
     );
     assert_eq!(
-        status(&s, &serial_of(&b.chain_pem)).await.1["status"],
+        status(&s, &leaf_serial(&b.chain_pem)).await.1["status"],
         "good",
         "other integrations untouched"
     );
