@@ -62,9 +62,11 @@ impl AppState {
     /// Publishes `note` unless a larger checkpoint is already published: signers run
     /// concurrently (schedule, export, rotation) and readers must never see the tree shrink.
     pub fn set_checkpoint(&self, note: String) {
-        if let Some(view) = CheckpointView::parse(note) {
+        if let Some(view) = CheckpointView::parse(note, self.clock.unix()) {
             let mut current = self.checkpoint.write().unwrap_or_else(|p| p.into_inner());
-            if current.as_ref().is_none_or(|c| view.size >= c.size) {
+            // The same note again (re-signing an unchanged size) keeps its first time.
+            let fresh = current.as_ref().is_none_or(|c| c.note != view.note);
+            if fresh && current.as_ref().is_none_or(|c| view.size >= c.size) {
                 *current = Some(view);
             }
         }
@@ -86,16 +88,20 @@ pub struct CheckpointView {
     pub note: String,
     pub size: u64,
     pub root: [u8; 32],
+    /// Unix seconds when this process signed it (or loaded it at start-up): the note
+    /// itself carries no time.
+    pub published_at: u64,
 }
 
 impl CheckpointView {
     /// Parses the checkpoint body (text before the blank line) of a note we signed.
-    pub fn parse(note: String) -> Option<CheckpointView> {
+    pub fn parse(note: String, published_at: u64) -> Option<CheckpointView> {
         let body_end = note.find("\n\n")? + 1;
         let cp = credmint_ledger::Checkpoint::parse_body(&note[..body_end]).ok()?;
         Some(CheckpointView {
             size: cp.size,
             root: cp.root,
+            published_at,
             note,
         })
     }

@@ -137,6 +137,7 @@ pub fn open_state(
         Arc::new(effects),
         cfg.server.ledger_queue,
     );
+    let checkpoint = checkpoint.and_then(|note| CheckpointView::parse(note, clock.unix()));
     let state = AppState {
         public_url: public_url.into(),
         admission: Admission::for_sessions(cfg.hsm.sessions),
@@ -148,7 +149,7 @@ pub fn open_state(
         clock,
         signals,
         checkpoints,
-        checkpoint: Arc::new(RwLock::new(checkpoint.and_then(CheckpointView::parse))),
+        checkpoint: Arc::new(RwLock::new(checkpoint)),
         status,
     };
     Ok((state, tls, writer_thread))
