@@ -19,6 +19,14 @@ pub fn when(unix: u64) -> String {
         .unwrap_or_default()
 }
 
+/// An RFC 3339 time from a JSON view, as [`when`] writes it (unparsable text unchanged).
+pub fn when_rfc3339(text: &str) -> String {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        .map_or_else(|| text.to_string(), when)
+}
+
 /// `Thu 03`: the chart's day labels.
 pub fn day_label(unix: u64) -> String {
     OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(0))
@@ -51,6 +59,7 @@ mod tests {
         let t = 1_796_278_440;
         assert_eq!(when(t), "2026-12-03 06:14 UTC");
         assert_eq!(date(t), "2026-12-03");
+        assert_eq!(when_rfc3339("2026-12-03T06:14:59Z"), "2026-12-03 06:14 UTC");
         assert_eq!(day_label(t), "Thu 03");
         assert_eq!(age(59), "59 s");
         assert_eq!(age(600), "10 min");

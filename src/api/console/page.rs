@@ -6,7 +6,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
 use super::chart;
-use super::format::{age, when};
+use super::format::{age, when, when_rfc3339};
 use super::snapshot::{LedgerHealth, Snapshot};
 use crate::health::Health;
 
@@ -122,7 +122,7 @@ fn inventory(rows: &[Value]) -> Markup {
                                 td { (text(&row["review_state"])) br; span .note { "by " (text(&row["review_by"]).get(..10).unwrap_or("")) } }
                                 td .num { (row["live_certificates"]) }
                                 td .num { (row["live_tokens"]) }
-                                td { (row["last_issuance"].as_str().map(|t| t.replace('T', " ")).unwrap_or_else(|| "never".into())) }
+                                td { (row["last_issuance"].as_str().map_or_else(|| "never".into(), when_rfc3339)) }
                                 td { @for flag in row["flags"].as_array().into_iter().flatten() {
                                     span .flag { (text(flag)) } " "
                                 } }
