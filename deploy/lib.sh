@@ -4,7 +4,8 @@
 #                   a C toolchain and Rust. Idempotent; no network when all is present.
 # ensure_test_deps  ensure_deps plus what the tests check against (test.sh, CI): Go (the
 #                   interop test builds a Go program), Python 3 + a venv with a pinned
-#                   pkilint, g++ (deploy/fuzz.sh builds libFuzzer), and the current
+#                   pkilint, g++ (deploy/fuzz.sh builds libFuzzer), Chromium with its
+#                   driver, Selenium and NSS tools (the console test), and the current
 #                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go
 #                   (`--only-upgrade`, so CI tests what relying parties on current
 #                   Debian run).
@@ -69,6 +70,14 @@ ensure_test_deps() {
     command -v systemd-analyze >/dev/null || need+=(systemd)
     # The install step creates the service user with useradd (passwd).
     command -v useradd >/dev/null || need+=(passwd)
+    # The console test drives headless Chromium through Selenium (Debian's, for
+    # /usr/bin/python3, with Debian's chromedriver: nothing downloads a browser or driver)
+    # and trusts the CA through an NSS database (certutil, pk12util).
+    command -v chromium >/dev/null || need+=(chromium)
+    command -v chromedriver >/dev/null || need+=(chromium-driver)
+    /usr/bin/python3 -c 'import selenium' 2>/dev/null || need+=(python3-selenium)
+    command -v certutil >/dev/null || need+=(libnss3-tools)
+    [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
     _apt_install "${need[@]}"
 
     # Test against the current Debian versions, not whatever the image happened to ship.
