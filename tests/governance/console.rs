@@ -19,7 +19,10 @@ fn screenshot_path() -> PathBuf {
         .join("console-screenshot.png")
 }
 
-async fn console_html(client: &reqwest::Client, s: &Served) -> (u16, reqwest::header::HeaderMap, String) {
+async fn console_html(
+    client: &reqwest::Client,
+    s: &Served,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let resp = client.get(s.url("/console")).send().await.unwrap();
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
     (status, headers, resp.text().await.unwrap())
@@ -47,13 +50,25 @@ async fn console_escapes_operator_input_and_refuses_anonymous_callers() {
     assert_eq!(status, 200, "{html}");
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
     let csp = headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
-    assert!(!csp.contains("unsafe") && !csp.contains("script-src"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe") && !csp.contains("script-src"),
+        "{csp}"
+    );
     assert_eq!(headers["cache-control"], "no-store");
-    assert!(html.contains("&lt;script&gt;alert('owner')&lt;/script&gt;"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert('owner')&lt;/script&gt;"),
+        "{html}"
+    );
     assert!(html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
     assert!(html.contains("&lt;/td&gt;&lt;/tr&gt;&lt;script&gt;alert('reason')"));
-    assert!(!html.contains("<script") && !html.contains("<img"), "{html}");
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "{html}"
+    );
     assert!(html.contains("data-name=\"hostile-owner\""));
 
     // No certificate: 401 before any data is read; a workload certificate: 403.
@@ -68,7 +83,13 @@ async fn console_escapes_operator_input_and_refuses_anonymous_callers() {
 
 /// Fails loudly, with the install line, when the browser stack is missing.
 fn require_browser_stack() -> PathBuf {
-    for tool in ["chromium", "chromedriver", "certutil", "pk12util", "openssl"] {
+    for tool in [
+        "chromium",
+        "chromedriver",
+        "certutil",
+        "pk12util",
+        "openssl",
+    ] {
         require_tool(tool);
     }
     let python = PathBuf::from("/usr/bin/python3");
@@ -92,11 +113,17 @@ async fn console_renders_the_test_data_in_headless_chromium() {
     let name = "zebra-console-7f3a";
     let w = registered_workload(&s, name).await;
     for _ in 0..2 {
-        assert_eq!(token(&w.client(&s), &s, &["deploy:read"], None).await.0, 201);
+        assert_eq!(
+            token(&w.client(&s), &s, &["deploy:read"], None).await.0,
+            201
+        );
     }
     // Something in every section: a pending change, an operator request, a signal (a
     // spent enrollment token presented again).
-    assert_eq!(register(&s, &registration("quiet-batch")).await.status(), 201);
+    assert_eq!(
+        register(&s, &registration("quiet-batch")).await.status(),
+        201
+    );
     let (status, _) = post(
         &s.operator(),
         &s,
@@ -115,8 +142,18 @@ async fn console_renders_the_test_data_in_headless_chromium() {
     .await;
     assert_eq!(status, 202);
     let spent = enrollment_token(&s, "quiet-batch").await;
-    assert_eq!(enroll(&s, &spent, &openssl_csr("ec", ""), None).await.status(), 201);
-    assert_eq!(enroll(&s, &spent, &openssl_csr("ec", ""), None).await.status(), 401);
+    assert_eq!(
+        enroll(&s, &spent, &openssl_csr("ec", ""), None)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        enroll(&s, &spent, &openssl_csr("ec", ""), None)
+            .await
+            .status(),
+        401
+    );
     settle(&s).await;
 
     let data = s.app.data();
@@ -155,7 +192,11 @@ async fn console_renders_the_test_data_in_headless_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     let png = std::fs::read(screenshot_path()).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
     println!("console screenshot: {}", screenshot_path().display());
     println!("{stdout}");
     assert_audit_clean(&s).await;

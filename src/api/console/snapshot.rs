@@ -134,7 +134,9 @@ fn recent_signals(state: &AppState) -> Result<Vec<Signal>, ApiError> {
     let from = state.ledger.size().saturating_sub(SIGNAL_SCAN);
     let mut out = Vec::new();
     for raw in state.ledger.records(from)? {
-        let record = raw?.decode().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let record = raw?
+            .decode()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let (kind, integration, detail) = match record.event {
             Event::AnomalyFlagged(a) => (kind_name(a.kind), a.integration, a.detail),
             Event::ReuseDetected(r) => (reuse_kind_name(r.kind), r.integration, r.detail),
