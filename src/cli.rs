@@ -9,6 +9,7 @@
 //! 1 anything else.
 
 mod governance;
+mod monitor;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Key management on a running appliance: rotation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read-only monitoring tokens for scrapers (Prometheus) and the console.
+    #[command(subcommand)]
+    Monitor(monitor::MonitorCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -396,6 +400,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bench(bench) => run_bench(&cfg, bench),
         Command::Integration(cmd) => block_on(integration(&cfg, cmd)),
+        Command::Monitor(cmd) => block_on(monitor::run(&cfg, cmd)),
         Command::Integrations(cmd) => block_on(governance::integrations(&cfg, cmd)),
         Command::Ledger(LedgerCommand::Export { out, offline, conn }) => {
             // Before anything is asked of the appliance: the bundle must have somewhere to go.

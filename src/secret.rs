@@ -158,3 +158,17 @@ impl<'de> Visitor<'de> for SourceVisitor {
         Err(E::custom(NOT_A_SOURCE))
     }
 }
+
+/// A new bearer secret: `prefix` (so leaked tokens are easy to spot in secret scanners)
+/// then 256 random bits, base64url. Returns the token, to hand out once, and the SHA-256
+/// of it, the only form anything keeps.
+pub fn bearer_token(prefix: &str) -> (String, [u8; 32]) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(secret));
+    let hash = Sha256::digest(token.as_bytes()).into();
+    (token, hash)
+}

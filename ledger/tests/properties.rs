@@ -5,7 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use credmint_ledger::event::{OperatorApproved, OperatorRequested};
+use credmint_ledger::event::{
+    MonitorTokenCreated, MonitorTokenRevoked, OperatorApproved, OperatorRequested,
+};
 use credmint_ledger::merkle::{self, Frontier};
 use credmint_ledger::note::Note;
 use credmint_ledger::store::schema;
@@ -225,6 +227,21 @@ fn event_strategy() -> impl Strategy<Value = Event> {
                     })
                 }
             ),
+        (string_strategy(20), any::<[u8; 32]>(), any::<u64>()).prop_map(
+            |(name, token_hash, expires_at)| {
+                Event::MonitorTokenCreated(MonitorTokenCreated {
+                    name: non_empty(name),
+                    token_hash,
+                    expires_at,
+                })
+            }
+        ),
+        (string_strategy(20), any::<[u8; 32]>()).prop_map(|(name, token_hash)| {
+            Event::MonitorTokenRevoked(MonitorTokenRevoked {
+                name: non_empty(name),
+                token_hash,
+            })
+        }),
     ]
 }
 

@@ -6,15 +6,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use credmint_ledger::event::EnrollmentCreated;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::error::echo;
-use super::extract::{ApiBytes, ApiJson, ApiPath, Operator};
+use super::extract::{ApiBytes, ApiJson, ApiPath, Operator, Reader};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::registry::{check_identifier, validate, Registration, Registry};
@@ -51,6 +48,7 @@ pub fn router() -> Router<AppState> {
             post(crate::api::operators::approve_request),
         )
         .merge(crate::api::lifecycle::router())
+        .merge(crate::api::monitors::router())
 }
 
 async fn register(
@@ -77,7 +75,7 @@ async fn register(
 
 async fn show_integration(
     State(state): State<AppState>,
-    _operator: Operator,
+    _reader: Reader,
     ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = Registry::open(&state.ledger)?
@@ -117,13 +115,7 @@ async fn create_enrollment(
         .integration(&name)?
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(&name))))?;
     crate::policy::check_standing(&spec, state.clock.unix())?;
-    let mut secret = [0u8; 32];
-    rand::fill(&mut secret);
-    let token = format!(
-        "{ENROLLMENT_TOKEN_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(secret)
-    );
-    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let (token, token_hash) = crate::secret::bearer_token(ENROLLMENT_TOKEN_PREFIX);
     let expires_at = state.clock.unix() + ttl;
     let created = Op::CreateEnrollment(EnrollmentCreated {
         integration: name.clone(),

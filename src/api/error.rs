@@ -265,12 +265,13 @@ impl From<Refusal> for ApiError {
             Refusal::ActorExpired | Refusal::ActorUnknown => {
                 ApiError::Unauthenticated(r.to_string())
             }
-            Refusal::UnknownIntegration(_) | Refusal::UnknownCredential(_) => {
-                ApiError::NotFound(r.to_string())
-            }
+            Refusal::UnknownIntegration(_)
+            | Refusal::UnknownCredential(_)
+            | Refusal::UnknownMonitor(_) => ApiError::NotFound(r.to_string()),
             Refusal::SelfApproval(message) => ApiError::Forbidden(message),
             Refusal::Invalid(_) => ApiError::BadRequest(r.to_string()),
             Refusal::NameTaken(_)
+            | Refusal::MonitorNameTaken(_)
             | Refusal::OperatorNameTaken(_)
             | Refusal::NotIssuable(_)
             | Refusal::Stale(_)

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum_server::tls::TlsInfo;
 use credmint_ledger::event::IntegrationSpec;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use super::ApiError;
 use crate::app::AppState;
@@ -111,7 +112,15 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = peer_cert(parts, state)?;
+        let peer = match peer_cert(parts, state) {
+            Err(_) if monitor_bearer(parts).is_some() => {
+                return Err(ApiError::Forbidden(
+                    "monitoring tokens are read-only: this route needs an operator certificate"
+                        .into(),
+                ))
+            }
+            peer => peer?,
+        };
         if peer.row.kind != CredentialKind::Operator {
             tracing::warn!(owner = %peer.row.owner, "workload certificate presented on an admin route");
             return Err(ApiError::Forbidden(
@@ -134,6 +143,65 @@ impl FromRequestParts<AppState> for Operator {
             name: peer.row.owner,
             serial: peer.serial,
         })
+    }
+}
+
+/// The bearer token of the request when it is a monitoring token (by its prefix).
+fn monitor_bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| {
+            t.starts_with(super::monitors::MONITOR_TOKEN_PREFIX) && t.len() <= MAX_BEARER_LEN
+        })
+}
+
+/// Who may read the inventory, the console and the metrics, and change nothing: an
+/// operator (mTLS) or a live monitoring token (`Authorization: Bearer cmm_...`).
+pub enum Reader {
+    Operator(Operator),
+    Monitor { name: String },
+}
+
+impl Reader {
+    /// For the access log and the console header: `operator:<name>` or `monitor:<name>`.
+    pub fn actor_name(&self) -> String {
+        match self {
+            Reader::Operator(o) => o.actor_name(),
+            Reader::Monitor { name } => format!("monitor:{name}"),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let has_cert = parts
+            .extensions
+            .get::<Arc<TlsInfo>>()
+            .is_some_and(|i| !i.peer_certificates.is_empty());
+        let Some(token) = monitor_bearer(parts).filter(|_| !has_cert) else {
+            return Ok(Reader::Operator(
+                Operator::from_request_parts(parts, state).await?,
+            ));
+        };
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let row = Registry::open(&state.ledger)?.monitor(&hash)?;
+        match row {
+            Some(row) if row.live(state.clock.unix()) => Ok(Reader::Monitor { name: row.name }),
+            Some(row) => {
+                tracing::warn!(monitor = %row.name, "withdrawn or expired monitoring token presented");
+                Err(ApiError::Unauthenticated(
+                    "monitoring token withdrawn or expired".into(),
+                ))
+            }
+            None => Err(ApiError::Unauthenticated("unknown monitoring token".into())),
+        }
     }
 }
 

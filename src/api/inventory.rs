@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
 use serde_json::{json, Value};
 
-use super::extract::Operator;
+use super::extract::Reader;
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::governance::{review_state, ReviewState};
@@ -148,7 +148,7 @@ pub fn rows(state: &AppState, registry: &Registry) -> Result<Vec<Value>, ApiErro
 /// `GET /v1/admin/integrations`: the inventory, optionally filtered.
 pub async fn list(
     State(state): State<AppState>,
-    _operator: Operator,
+    _reader: Reader,
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let filters = parse_filters(query.as_deref())?;
@@ -166,9 +166,9 @@ pub async fn list(
     Ok(Json(json!({ "integrations": items })))
 }
 
-/// `GET /metrics`: Prometheus text format; operator certificate required (the counters
-/// tell whether misuse was noticed).
-async fn metrics(State(state): State<AppState>, _operator: Operator) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text format; an operator certificate or a monitoring token
+/// (the counters tell whether misuse was noticed).
+async fn metrics(State(state): State<AppState>, _reader: Reader) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.signals.render_metrics(state.ledger.size()),

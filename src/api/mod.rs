@@ -9,6 +9,7 @@ pub mod extract;
 mod governance;
 mod inventory;
 pub mod lifecycle;
+pub mod monitors;
 mod ocsp;
 mod operators;
 mod public;

@@ -9,8 +9,9 @@ use super::live::{self, LiveCredential};
 use super::read::CredentialKind;
 use super::schema::{
     CertValue, ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS,
-    INTEGRATION_CERTS, INTEGRATION_META, INTEGRATION_TOKENS, LIVE, META, OPERATORS,
-    OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES, PROJECTION_VERSION, REVOKED, TOKENS,
+    INTEGRATION_CERTS, INTEGRATION_META, INTEGRATION_TOKENS, LIVE, META, MONITORS, MONITOR_NAMES,
+    OPERATORS, OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES, PROJECTION_VERSION, REVOKED,
+    TOKENS,
 };
 
 /// `CLOSED_CHANGES` states.
@@ -51,6 +52,8 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
     let mut live_rows = txn.open_table(LIVE).map_err(storage)?;
     let mut operator_requests = txn.open_table(OPERATOR_REQUESTS).map_err(storage)?;
     let mut lineage = txn.open_table(OPERATOR_LINEAGE).map_err(storage)?;
+    let mut monitors = txn.open_table(MONITORS).map_err(storage)?;
+    let mut monitor_names = txn.open_table(MONITOR_NAMES).map_err(storage)?;
     for r in records {
         let at = r.timestamp_ms / 1000;
         let inconsistent = |reason: &str| ProjectionError::Inconsistent {
@@ -116,6 +119,25 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                         ),
                     )
                     .map_err(storage)?;
+            }
+            Event::MonitorTokenCreated(e) => {
+                monitors
+                    .insert(&e.token_hash, (e.name.as_str(), e.expires_at, 0))
+                    .map_err(storage)?;
+                monitor_names
+                    .insert(e.name.as_str(), &e.token_hash)
+                    .map_err(storage)?;
+            }
+            Event::MonitorTokenRevoked(e) => {
+                let expires_at = monitors
+                    .get(&e.token_hash)
+                    .map_err(storage)?
+                    .map(|g| g.value().1)
+                    .ok_or_else(|| inconsistent("monitoring token unknown"))?;
+                monitors
+                    .insert(&e.token_hash, (e.name.as_str(), expires_at, 1))
+                    .map_err(storage)?;
+                monitor_names.remove(e.name.as_str()).map_err(storage)?;
             }
             Event::EnrollmentCreated(e) => {
                 enrollments
@@ -346,6 +368,8 @@ pub fn rebuild_if_stale(ledger: &Ledger) -> Result<bool, ProjectionError> {
     let _ = txn.delete_table(LIVE);
     let _ = txn.delete_table(OPERATOR_REQUESTS);
     let _ = txn.delete_table(OPERATOR_LINEAGE);
+    let _ = txn.delete_table(MONITORS);
+    let _ = txn.delete_table(MONITOR_NAMES);
     let mut batch = Vec::with_capacity(4096);
     for raw in ledger.records(0).map_err(storage)? {
         let record = raw.map_err(storage)?.decode().map_err(storage)?;

@@ -9,8 +9,8 @@ use super::apply::ProjectionError;
 use super::live::{self, LiveCredential};
 use super::schema::{
     ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
-    INTEGRATION_META, INTEGRATION_TOKENS, LIVE, OPERATORS, OPERATOR_LINEAGE, OPERATOR_REQUESTS,
-    PENDING_CHANGES, REVOKED, TOKENS,
+    INTEGRATION_META, INTEGRATION_TOKENS, LIVE, MONITORS, MONITOR_NAMES, OPERATORS,
+    OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES, REVOKED, TOKENS,
 };
 
 /// Whose certificate a serial is.
@@ -48,6 +48,22 @@ pub struct EnrollmentRow {
     pub expires_at: u64,
     /// Unix seconds when the token was spent.
     pub used_at: Option<u64>,
+}
+
+/// A monitoring (read-only) token grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorRow {
+    pub name: String,
+    pub token_hash: [u8; 32],
+    pub expires_at: u64,
+    pub withdrawn: bool,
+}
+
+impl MonitorRow {
+    /// Whether the token opens the read-only routes at `now` (Unix seconds).
+    pub fn live(&self, now: u64) -> bool {
+        !self.withdrawn && now < self.expires_at
+    }
 }
 
 /// Issuance history of one integration.
@@ -208,6 +224,40 @@ impl Registry {
             expires_at: v.1,
             used_at: nonzero(v.2),
         })
+    }
+
+    /// The grant of the monitoring token whose SHA-256 is `hash`.
+    pub fn monitor(&self, hash: &[u8; 32]) -> Result<Option<MonitorRow>, ProjectionError> {
+        lookup!(self.txn, MONITORS, hash, |v| MonitorRow {
+            name: v.0.to_string(),
+            token_hash: *hash,
+            expires_at: v.1,
+            withdrawn: v.2 != 0,
+        })
+    }
+
+    /// The not-withdrawn grant named `name` (it may have expired).
+    pub fn monitor_named(&self, name: &str) -> Result<Option<MonitorRow>, ProjectionError> {
+        let hash: Option<[u8; 32]> = lookup!(self.txn, MONITOR_NAMES, name, |v| *v)?;
+        match hash {
+            Some(h) => self.monitor(&h),
+            None => Ok(None),
+        }
+    }
+
+    /// Every not-withdrawn grant, by name.
+    pub fn monitors(&self) -> Result<Vec<MonitorRow>, ProjectionError> {
+        let Some(table) = open_or_none(&self.txn, MONITOR_NAMES)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (_, hash) = entry.map_err(storage)?;
+            if let Some(row) = self.monitor(hash.value())? {
+                out.push(row);
+            }
+        }
+        Ok(out)
     }
 
     pub fn certificate(&self, serial: &[u8]) -> Result<Option<CertRow>, ProjectionError> {

@@ -63,5 +63,12 @@ pub const OPERATOR_LINEAGE: TableDefinition<&str, (&str, &str)> =
 /// lower bound and are never read again.
 pub const LIVE: TableDefinition<&[u8], ()> = TableDefinition::new("proj_live");
 
+/// SHA-256(monitoring token) -> (name, expires_at, withdrawn: 1 or 0).
+pub const MONITORS: TableDefinition<&[u8; 32], (&str, u64, u8)> =
+    TableDefinition::new("proj_monitors");
+/// Monitoring token name -> SHA-256 of its live (not withdrawn) grant.
+pub const MONITOR_NAMES: TableDefinition<&str, &[u8; 32]> =
+    TableDefinition::new("proj_monitor_names");
+
 /// Bump when the projection layout changes: a mismatch triggers a rebuild from the ledger.
-pub const PROJECTION_VERSION: u64 = 5;
+pub const PROJECTION_VERSION: u64 = 6;

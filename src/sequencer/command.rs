@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use credmint_ledger::event::{
     AnomalyFlagged, CertificateIssued, ChangeRequested, EnrollmentCreated, IntegrationChanged,
-    IntegrationSpec, KeyRotated, OperatorApproved, OperatorCertIssued, OperatorRequested,
-    ReuseDetected, TokenIssued,
+    IntegrationSpec, KeyRotated, MonitorTokenCreated, OperatorApproved, OperatorCertIssued,
+    OperatorRequested, ReuseDetected, TokenIssued,
 };
 use credmint_ledger::Record;
 
@@ -132,6 +132,12 @@ pub enum Op {
     ApproveOperator(OperatorApproved),
     Register(IntegrationSpec),
     CreateEnrollment(EnrollmentCreated),
+    /// Grants a read-only monitoring token; refused while the name has a live grant.
+    GrantMonitor(MonitorTokenCreated),
+    /// Withdraws the live monitoring grant named so.
+    WithdrawMonitor {
+        name: String,
+    },
     /// Revokes one credential; already revoked is an outcome, not an error.
     Revoke {
         target: Target,
@@ -190,6 +196,10 @@ pub enum Refusal {
     JtiTaken,
     #[error("an integration named {0:?} already exists")]
     NameTaken(String),
+    #[error("a live monitoring token named {0:?} exists; withdraw it first")]
+    MonitorNameTaken(String),
+    #[error("no live monitoring token named {0:?}")]
+    UnknownMonitor(String),
     #[error("no integration named {0:?}")]
     UnknownIntegration(String),
     #[error("integration {0:?} is not active or its review is overdue")]

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use credmint_ledger::event::{
     AnomalyFlagged, AnomalyKind, ChangeKind, EnrollmentUsed, Event, IntegrationChanged,
-    IntegrationRegistered, IntegrationSpec, IntegrationStatus, KeyInfo, KeyRole, PrivilegeClass,
-    Revoked, TokenRevoked,
+    IntegrationRegistered, IntegrationSpec, IntegrationStatus, KeyInfo, KeyRole,
+    MonitorTokenRevoked, PrivilegeClass, Revoked, TokenRevoked,
 };
 use credmint_ledger::governance::may_approve;
 use credmint_ledger::verify::semantic::increases_authority;
@@ -56,6 +56,8 @@ pub struct Claims {
     jtis: HashSet<String>,
     names: HashSet<String>,
     operators: HashSet<String>,
+    /// Monitoring token names granted or withdrawn in this batch.
+    monitors: HashSet<String>,
     /// Revoked in this batch, with the ledger index their revocation will have.
     revoked_serials: HashMap<Vec<u8>, u64>,
     revoked_jtis: HashMap<String, u64>,
@@ -76,6 +78,7 @@ enum Claim {
     Jti(String),
     Name(String),
     Operator(String),
+    Monitor(String),
     /// Revocation at this offset among the plan's entries.
     RevokedSerial(Vec<u8>, usize),
     RevokedJti(String, usize),
@@ -124,6 +127,7 @@ impl Plan {
                 Claim::Jti(j) => drop(claims.jtis.insert(j)),
                 Claim::Name(n) => drop(claims.names.insert(n)),
                 Claim::Operator(n) => drop(claims.operators.insert(n)),
+                Claim::Monitor(n) => drop(claims.monitors.insert(n)),
                 Claim::RevokedSerial(s, at) => {
                     claims.revoked_serials.insert(s, first_index + at as u64);
                 }
@@ -329,6 +333,37 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             standing(ctx, &e.integration)?;
             let mut p = Plan::new(Outcome::Appended);
             p.push(&actor, Event::EnrollmentCreated(e.clone()), ctx.now_ms);
+            p
+        }
+        Op::GrantMonitor(m) => {
+            let live = ctx
+                .registry
+                .monitor_named(&m.name)?
+                .is_some_and(|row| row.live(ctx.now()));
+            if live || ctx.claims.monitors.contains(&m.name) {
+                return Err(Refusal::MonitorNameTaken(m.name.clone()).into());
+            }
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::MonitorTokenCreated(m.clone()), ctx.now_ms);
+            p.claims.push(Claim::Monitor(m.name.clone()));
+            p
+        }
+        Op::WithdrawMonitor { name } => {
+            let row = ctx
+                .registry
+                .monitor_named(name)?
+                .filter(|_| !ctx.claims.monitors.contains(name))
+                .ok_or_else(|| Refusal::UnknownMonitor(name.clone()))?;
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(
+                &actor,
+                Event::MonitorTokenRevoked(MonitorTokenRevoked {
+                    name: name.clone(),
+                    token_hash: row.token_hash,
+                }),
+                ctx.now_ms,
+            );
+            p.claims.push(Claim::Monitor(name.clone()));
             p
         }
         Op::Revoke { target, reason } => revoke_one(ctx, &actor, target, *reason)?,

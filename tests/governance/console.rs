@@ -1,7 +1,9 @@
 //! The operator console (`GET /console`): operator input is escaped, anonymous callers
 //! are refused, and a real headless Chromium (Selenium, system chromedriver, the CA
-//! trusted through an NSS database) renders the test's data and leaves a screenshot.
+//! trusted through an NSS database) renders the test's data for a monitoring token and
+//! for an operator certificate, and leaves a screenshot.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,6 +11,7 @@ use serde_json::json;
 
 use crate::common::{openssl_csr, require_tool, Served, TestAppliance};
 use crate::helpers::{assert_audit_clean, post, settle, token};
+use crate::monitoring::{bearer, grant};
 use crate::support::{enroll, enrollment_token, register, registered_workload, registration};
 
 /// Where the browser test leaves its screenshot: stable, beside the build output.
@@ -71,6 +74,21 @@ async fn console_escapes_operator_input_and_refuses_anonymous_callers() {
     );
     assert!(html.contains("data-name=\"hostile-owner\""));
 
+    // A monitoring token reads it too, until withdrawn.
+    let token = grant(&s, "console-reader", &[]);
+    let (status, _, html) = console_html(&bearer(&s, &token), &s).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<span id=\"viewer\">monitor:console-reader</span>"));
+    let resp = s
+        .operator()
+        .delete(s.url("/v1/admin/monitors/console-reader"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, _, body) = console_html(&bearer(&s, &token), &s).await;
+    assert_eq!(status, 401, "{body}");
+
     // No certificate: 401 before any data is read; a workload certificate: 403.
     let (status, _, body) = console_html(&s.anonymous(), &s).await;
     assert_eq!(status, 401, "{body}");
@@ -108,7 +126,7 @@ fn require_browser_stack() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_renders_the_test_data_in_headless_chromium() {
-    let python = require_browser_stack();
+    require_browser_stack();
     let s = TestAppliance::new("console-browser").serve().await;
     let name = "zebra-console-7f3a";
     let w = registered_workload(&s, name).await;
@@ -156,49 +174,76 @@ async fn console_renders_the_test_data_in_headless_chromium() {
     );
     settle(&s).await;
 
+    // Read as a monitor (bearer token from `credmint monitor grant`, sent by CDP) and as
+    // an operator (mTLS, the certificate picked from the NSS database).
+    let token_file = s.app.data().join("console-browser.token");
+    grant(&s, "console-browser", &[]);
     let data = s.app.data();
     let shot = screenshot_path();
     let _ = std::fs::remove_file(&shot);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/governance/console_browse.py");
-    let url = s.url("/console");
-    let issuer = s.app.config().identity.ca_common_name;
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args(["--url", &url])
-            .arg("--ca")
-            .arg(data.join("ca.pem"))
-            .arg("--client-cert")
-            .arg(data.join("operator-admin.pem"))
-            .arg("--client-key")
-            .arg(data.join("operator-admin-key.pem"))
-            .args(["--issuer-cn", &issuer])
-            .args(["--expect-integration", name])
-            .args(["--expect-integration", "quiet-batch"])
-            // One certificate and two tokens of zebra, one certificate of quiet-batch.
-            .args(["--expect-expiring", "4"])
-            .arg("--screenshot")
-            .arg(&shot)
-            .output()
-            .expect("run console_browse.py")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser check failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let png = std::fs::read(screenshot_path()).expect("screenshot written");
+    let as_monitor = browse(
+        &s,
+        vec!["--bearer-file".into(), token_file.into()],
+        "monitor:console-browser",
+        &shot,
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("screenshot written");
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,
         "{} bytes",
         png.len()
     );
-    println!("console screenshot: {}", screenshot_path().display());
-    println!("{stdout}");
+    println!("console screenshot: {}", shot.display());
+    println!("{as_monitor}");
+    let issuer = s.app.config().identity.ca_common_name;
+    let as_operator = browse(
+        &s,
+        vec![
+            "--client-cert".into(),
+            data.join("operator-admin.pem").into(),
+            "--client-key".into(),
+            data.join("operator-admin-key.pem").into(),
+            "--issuer-cn".into(),
+            issuer.into(),
+        ],
+        "operator:admin",
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-operator.png"),
+    )
+    .await;
+    println!("{as_operator}");
     assert_audit_clean(&s).await;
     s.stop().await;
+}
+
+/// Runs `console_browse.py` on this appliance's console with `auth` (its authentication
+/// arguments), expecting the test's data and `viewer` in the header; returns its report.
+async fn browse(s: &Served, auth: Vec<OsString>, viewer: &str, shot: &Path) -> String {
+    let python = require_browser_stack();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/governance/console_browse.py");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .args(["--url", &s.url("/console")])
+        .arg("--ca")
+        .arg(s.app.data().join("ca.pem"))
+        .args(auth)
+        .args(["--expect-viewer", viewer])
+        .args(["--expect-integration", "zebra-console-7f3a"])
+        .args(["--expect-integration", "quiet-batch"])
+        // One certificate and two tokens of zebra, one certificate of quiet-batch.
+        .args(["--expect-expiring", "4"])
+        .arg("--screenshot")
+        .arg(shot);
+    let out = tokio::task::spawn_blocking(move || command.output().expect("run console_browse.py"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "browser check as {viewer} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

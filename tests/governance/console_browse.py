@@ -94,6 +94,9 @@ def check(driver, args):
     WebDriverWait(driver, 60).until(EC.presence_of_element_located((By.ID, "expiry-chart")))
     if driver.title != "credmint console":
         fail(f"title is {driver.title!r}: {driver.find_element(By.TAG_NAME, 'body').text[:300]}")
+    viewer = driver.find_element(By.ID, "viewer").text
+    if viewer != args.expect_viewer:
+        fail(f"the page says it is read as {viewer!r}, expected {args.expect_viewer!r}")
     for name in args.expect_integration:
         rows = driver.find_elements(By.CSS_SELECTOR, "#inventory tr.integration")
         if not any(r.get_attribute("data-name") == name and name in r.text for r in rows):
@@ -127,7 +130,8 @@ def check(driver, args):
     os.makedirs(os.path.dirname(os.path.abspath(args.screenshot)), exist_ok=True)
     with open(args.screenshot, "wb") as f:
         f.write(base64.b64decode(shot["data"]))
-    print(json.dumps({"screenshot": os.path.abspath(args.screenshot), "expiring": expiring,
+    print(json.dumps({"screenshot": os.path.abspath(args.screenshot), "viewer": viewer,
+                      "expiring": expiring,
                       "integrations": len(driver.find_elements(By.CSS_SELECTOR,
                                                                "#inventory tr.integration"))}))
 
@@ -140,6 +144,7 @@ def main():
     p.add_argument("--client-key", help="operator private key (PEM)")
     p.add_argument("--issuer-cn", help="CN of the operator certificate's issuer")
     p.add_argument("--bearer-file", help="file holding a bearer token")
+    p.add_argument("--expect-viewer", required=True, help="who the header says is reading")
     p.add_argument("--expect-integration", action="append", default=[])
     p.add_argument("--expect-expiring", type=int, required=True,
                    help="credentials the chart must count over its days")

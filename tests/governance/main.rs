@@ -9,6 +9,7 @@ mod decommission;
 mod dual_control;
 mod helpers;
 mod inventory;
+mod monitoring;
 mod operators;
 mod recertify;
 mod signals;

@@ -13,6 +13,7 @@ use crate::codec::{Reader, Writer};
 
 mod credential;
 mod governance;
+mod monitor;
 mod operator;
 mod rotation;
 
@@ -23,6 +24,7 @@ pub use governance::{
     ChangeKind, EnrollmentCreated, EnrollmentUsed, IntegrationChanged, IntegrationRegistered,
     IntegrationSpec, IntegrationStatus, OperatorCertIssued, PrivilegeClass, MAX_LIST, MAX_TEXT,
 };
+pub use monitor::{MonitorTokenCreated, MonitorTokenRevoked};
 pub use operator::{OperatorApproved, OperatorRequested, MAX_OPERATOR_SPKI};
 pub use rotation::{KeyRotated, MAX_SIGNATURE, ROTATION_CONTEXT};
 
@@ -405,6 +407,8 @@ events! {
     KeyRotated => "key_rotated",
     OperatorRequested => "operator_requested",
     OperatorApproved => "operator_approved",
+    MonitorTokenCreated => "monitor_token_created",
+    MonitorTokenRevoked => "monitor_token_revoked",
 }
 
 impl Event {

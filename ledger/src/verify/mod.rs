@@ -6,6 +6,7 @@
 
 mod compact;
 mod error;
+mod monitors;
 mod operators;
 pub mod semantic;
 mod stream;

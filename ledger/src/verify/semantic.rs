@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use super::compact::{CompactMap, Key, Keyer};
+use super::monitors::MonitorBook;
 use super::operators::OperatorBook;
 
 use sha2::{Digest, Sha256};
@@ -144,6 +145,8 @@ pub struct SemanticStats {
     pub tokens: u64,
     /// Enrollment tokens created.
     pub enrollments: u64,
+    /// Monitoring (read-only) tokens granted.
+    pub monitor_tokens: u64,
 }
 
 /// The semantic state machine; feed every verified record in order.
@@ -161,6 +164,7 @@ pub struct SemanticChecker {
     integrations: Vec<Integration>,
     requests: HashMap<u64, Request>,
     operators: OperatorBook,
+    monitors: MonitorBook,
     /// Still inside the init run: records 1, 2, ... that are all OperatorCertIssued by
     /// `system:init` (the init operators, FORMAT.md §13.5).
     init_run: bool,
@@ -222,6 +226,7 @@ impl SemanticChecker {
             integrations: Vec::new(),
             requests: HashMap::new(),
             operators: OperatorBook::default(),
+            monitors: MonitorBook::default(),
             init_run: true,
             last_cert: None,
             review_caps,
@@ -257,6 +262,7 @@ impl SemanticChecker {
             certificates: self.serials.len(),
             tokens: self.jtis.len(),
             enrollments: self.enrollments.len(),
+            monitor_tokens: self.monitors.granted() as u64,
         }
     }
 
@@ -368,6 +374,18 @@ impl SemanticChecker {
                     self.flag(index, "operator_approval_invalid", problem);
                 }
                 self.operator_serial(index, &a.serial);
+            }
+            Event::MonitorTokenCreated(m) => {
+                self.require_operator(index, actor, "monitor_token_created");
+                if let Some(problem) = self.monitors.create(now, m) {
+                    self.flag(index, "monitor_token_invalid", problem);
+                }
+            }
+            Event::MonitorTokenRevoked(m) => {
+                self.require_operator(index, actor, "monitor_token_revoked");
+                if let Some(problem) = self.monitors.revoke(m) {
+                    self.flag(index, "monitor_token_invalid", problem);
+                }
             }
             Event::IntegrationRegistered(r) => {
                 self.require_operator(index, actor, "integration_registered");

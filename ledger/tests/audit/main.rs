@@ -5,6 +5,7 @@
 mod bundle;
 mod cli;
 mod fixture;
+mod monitors;
 mod operators;
 mod semantic;
 mod vectors;

@@ -1,6 +1,7 @@
 //! The operator console: `GET /console`, one server-rendered HTML page of the inventory,
 //! the week's expiries, pending dual-control requests, recent signals and health, for
-//! the callers that may read the inventory. It runs no script and loads nothing from
+//! the callers that may read the inventory (`Reader`: an operator certificate or a
+//! monitoring token). It runs no script and loads nothing from
 //! elsewhere: styles are inline (allowed by hash in the Content-Security-Policy), the
 //! chart is inline SVG. It shows what the JSON API shows and changes nothing.
 
@@ -20,7 +21,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::extract::Operator;
+use super::extract::Reader;
 use super::ApiError;
 use crate::app::AppState;
 use snapshot::Snapshot;
@@ -39,12 +40,12 @@ static CSP: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-async fn console(State(state): State<AppState>, _reader: Operator) -> Result<Response, ApiError> {
+async fn console(State(state): State<AppState>, reader: Reader) -> Result<Response, ApiError> {
     let st = state.clone();
     let snapshot = tokio::task::spawn_blocking(move || Snapshot::read(&st))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let body = page::render(&snapshot, &state.public_url).into_string();
+    let body = page::render(&snapshot, &state.public_url, &reader.actor_name()).into_string();
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -15,7 +15,8 @@ pub const STYLE: &str = include_str!("console.css");
 /// Seconds between automatic reloads (a meta refresh: the page runs no script).
 pub const REFRESH_SECS: u64 = 30;
 
-pub fn render(s: &Snapshot, origin: &str) -> Markup {
+/// `viewer`: who is reading (`operator:<name>` or `monitor:<name>`), shown in the header.
+pub fn render(s: &Snapshot, origin: &str, viewer: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -30,7 +31,10 @@ pub fn render(s: &Snapshot, origin: &str) -> Markup {
             body {
                 header {
                     h1 { "credmint console" }
-                    p .meta { (origin) " · " (when(s.now)) " · reloads every " (REFRESH_SECS) " s" }
+                    p .meta {
+                        (origin) " · " (when(s.now)) " · reloads every " (REFRESH_SECS) " s · read as "
+                        span #viewer { (viewer) }
+                    }
                 }
                 main {
                     (health(&s.health, &s.ledger))
