@@ -73,6 +73,14 @@ async fn console_escapes_operator_input_and_refuses_anonymous_callers() {
         "{html}"
     );
     assert!(html.contains("data-name=\"hostile-owner\""));
+    // Health as /healthz tells it.
+    let (_, health) = crate::helpers::get(&s.anonymous(), &s, "/healthz").await;
+    assert_eq!(health["hsm"], "ok");
+    assert!(
+        html.contains("<dd id=\"hsm-state\" class=\"ok\">ok</dd>"),
+        "{html}"
+    );
+    assert!(html.contains("<dd id=\"ledger-state\" class=\"ok\">ok</dd>"));
 
     // A monitoring token reads it too, until withdrawn.
     let token = grant(&s, "console-reader", &[]);
