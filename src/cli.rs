@@ -9,6 +9,7 @@
 //! 1 anything else.
 
 mod governance;
+mod health;
 mod monitor;
 
 use std::path::PathBuf;
@@ -84,6 +85,13 @@ pub enum Command {
     /// Key management on a running appliance: rotation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask the local listener's /healthz (trusting data_dir/ca.pem); exit 0 when healthy,
+    /// 1 when degraded or not answering. For container HEALTHCHECKs and probes.
+    Health {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
     /// Read-only monitoring tokens for scrapers (Prometheus) and the console.
     #[command(subcommand)]
     Monitor(monitor::MonitorCommand),
@@ -314,6 +322,9 @@ pub enum CliError {
     /// `bench seed` into a ledger not created for benchmarking (exit 23).
     #[error("{0}")]
     NotBenchmarkLedger(String),
+    /// `credmint health`: degraded or not answering (exit 1).
+    #[error("appliance unhealthy")]
+    Unhealthy,
     #[error("{0}")]
     Other(String),
 }
@@ -401,6 +412,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(bench) => run_bench(&cfg, bench),
         Command::Integration(cmd) => block_on(integration(&cfg, cmd)),
         Command::Monitor(cmd) => block_on(monitor::run(&cfg, cmd)),
+        Command::Health { timeout } => block_on(async {
+            match health::run(&cfg, timeout).await? {
+                true => Ok(()),
+                false => Err(CliError::Unhealthy),
+            }
+        }),
         Command::Integrations(cmd) => block_on(governance::integrations(&cfg, cmd)),
         Command::Ledger(LedgerCommand::Export { out, offline, conn }) => {
             // Before anything is asked of the appliance: the bundle must have somewhere to go.

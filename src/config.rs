@@ -282,6 +282,11 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// Environment variables that override config values (see `Config::apply_env_overrides`).
+pub const ENV_LISTEN: &str = "CREDMINT_LISTEN";
+pub const ENV_NAMES: &str = "CREDMINT_NAMES";
+pub const ENV_PUBLIC_URL: &str = "CREDMINT_PUBLIC_URL";
+
 impl Config {
     /// Reads, parses, resolves relative paths and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -297,12 +302,53 @@ impl Config {
             path: path.to_owned(),
             message: describe_toml_error(&text, &e),
         })?;
-        config.digest = Sha256::digest(&bytes).into();
+        let overrides = config.apply_env_overrides()?;
+        // The digest (recorded in genesis) covers the effective configuration: the file,
+        // then each override that replaced one of its values.
+        let mut digest = Sha256::new().chain_update(&bytes);
+        for (name, value) in &overrides {
+            digest.update(format!("\n{name}={value}").as_bytes());
+        }
+        config.digest = digest.finalize().into();
         let base = path.parent().unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         config.resolve_paths(&base);
         config.validate()?;
         Ok(config)
+    }
+
+    /// Values a container or unit sets per deployment without editing the file:
+    /// `CREDMINT_LISTEN` (server.listen), `CREDMINT_NAMES` (server.names, comma-separated),
+    /// `CREDMINT_PUBLIC_URL` (server.public_url). Returns the overrides applied, in order.
+    fn apply_env_overrides(&mut self) -> Result<Vec<(&'static str, String)>, ConfigError> {
+        let mut applied = Vec::new();
+        let var = |name: &'static str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(v) = var(ENV_LISTEN) {
+            self.server.listen = v.parse().map_err(|_| ConfigError::Invalid {
+                key: ENV_LISTEN,
+                message: format!("{v:?} is not an address:port"),
+            })?;
+            applied.push((ENV_LISTEN, v));
+        }
+        if let Some(v) = var(ENV_NAMES) {
+            self.server.names = v
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            applied.push((ENV_NAMES, v));
+        }
+        if let Some(v) = var(ENV_PUBLIC_URL) {
+            self.server.public_url = Some(v.clone());
+            applied.push((ENV_PUBLIC_URL, v));
+        }
+        Ok(applied)
     }
 
     fn resolve_paths(&mut self, base: &Path) {

@@ -4,6 +4,7 @@
 mod bench_seed;
 #[path = "../common/mod.rs"]
 mod common;
+mod container;
 mod custody;
 mod data_dir;
 mod errors;
