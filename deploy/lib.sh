@@ -6,7 +6,8 @@
 #                   interop test builds a Go program), Python 3 + a venv with a pinned
 #                   pkilint and openapi-spec-validator, g++ (deploy/fuzz.sh builds
 #                   libFuzzer), prometheus (promtool and the server, for the metrics
-#                   tests), and the current
+#                   tests), Chromium with its driver, Selenium and NSS tools (the console
+#                   test), and the current
 #                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go
 #                   (`--only-upgrade`, so CI tests what relying parties on current
 #                   Debian run).
@@ -77,6 +78,14 @@ ensure_test_deps() {
     # The metrics tests lint /metrics with promtool and scrape it with a real Prometheus
     # server; Debian's prometheus package ships both.
     { command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
+    # The console test drives headless Chromium through Selenium (Debian's, for
+    # /usr/bin/python3, with Debian's chromedriver: nothing downloads a browser or driver)
+    # and trusts the CA through an NSS database (certutil, pk12util).
+    command -v chromium >/dev/null || need+=(chromium)
+    command -v chromedriver >/dev/null || need+=(chromium-driver)
+    /usr/bin/python3 -c 'import selenium' 2>/dev/null || need+=(python3-selenium)
+    command -v certutil >/dev/null || need+=(libnss3-tools)
+    [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
     _apt_install "${need[@]}"
 
     # Test against the current Debian versions, not whatever the image happened to ship.

@@ -67,7 +67,9 @@ impl AppState {
     pub fn set_checkpoint(&self, note: String) {
         if let Some(view) = CheckpointView::parse(note, self.clock.unix()) {
             let mut current = self.checkpoint.write().unwrap_or_else(|p| p.into_inner());
-            if current.as_ref().is_none_or(|c| view.size >= c.size) {
+            // The same note again (re-signing an unchanged size) keeps its first time.
+            let fresh = current.as_ref().is_none_or(|c| c.note != view.note);
+            if fresh && current.as_ref().is_none_or(|c| view.size >= c.size) {
                 *current = Some(view);
             }
         }
@@ -89,7 +91,8 @@ pub struct CheckpointView {
     pub note: String,
     pub size: u64,
     pub root: [u8; 32],
-    /// When this process signed or loaded it (Unix seconds): its age in the metrics.
+    /// Unix seconds when this process signed it (or loaded it at start-up): the note
+    /// itself carries no time.
     pub published_at: u64,
 }
 

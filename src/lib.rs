@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod edge;
 pub mod governance;
+pub mod health;
 pub mod hsm;
 pub mod init;
 pub mod issuance;

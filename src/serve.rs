@@ -140,7 +140,7 @@ pub fn open_state(
         Arc::new(effects),
         cfg.server.ledger_queue,
     );
-    let loaded_at = clock.unix();
+    let checkpoint = checkpoint.and_then(|note| CheckpointView::parse(note, clock.unix()));
     let state = AppState {
         public_url: public_url.into(),
         admission: Admission::for_sessions(cfg.hsm.sessions),
@@ -152,9 +152,7 @@ pub fn open_state(
         clock,
         signals,
         checkpoints,
-        checkpoint: Arc::new(RwLock::new(
-            checkpoint.and_then(|note| CheckpointView::parse(note, loaded_at)),
-        )),
+        checkpoint: Arc::new(RwLock::new(checkpoint)),
         status,
         metrics,
     };

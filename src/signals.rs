@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use credmint_ledger::event::{AnomalyFlagged, AnomalyKind};
+use credmint_ledger::event::{AnomalyFlagged, AnomalyKind, ReuseKind};
 use serde::Deserialize;
 
 use crate::config::ConfigError;
@@ -195,6 +195,14 @@ pub fn kind_name(kind: AnomalyKind) -> &'static str {
         AnomalyKind::VolumeSpike => "volume_spike",
         AnomalyKind::NewSourceNetwork => "new_source_network",
         AnomalyKind::PrivilegeExpansion => "privilege_expansion",
+    }
+}
+
+pub fn reuse_kind_name(kind: ReuseKind) -> &'static str {
+    match kind {
+        ReuseKind::EnrollmentToken => "enrollment_token_reused",
+        ReuseKind::RevokedCertificate => "revoked_certificate_presented",
+        ReuseKind::ExpiredCertificate => "expired_certificate_presented",
     }
 }
 

@@ -363,6 +363,15 @@ impl From<ProjectionError> for ApiError {
     }
 }
 
+impl From<credmint_ledger::StoreError> for ApiError {
+    fn from(e: credmint_ledger::StoreError) -> Self {
+        ApiError::Unavailable {
+            what: "ledger",
+            detail: e.to_string(),
+        }
+    }
+}
+
 impl From<LeafError> for ApiError {
     fn from(e: LeafError) -> Self {
         ApiError::Unavailable {

@@ -63,7 +63,7 @@ fn refuse_decommissioned(spec: &IntegrationSpec) -> Result<(), ApiError> {
 }
 
 /// Names of the fields that differ between two states.
-fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<String> {
+pub(super) fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<String> {
     let mut out = Vec::new();
     let mut diff = |changed: bool, name| {
         if changed {

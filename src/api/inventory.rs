@@ -132,6 +132,21 @@ fn entry(
     })
 }
 
+/// Every inventory row, unfiltered: what `GET /v1/admin/integrations` lists and the
+/// console shows.
+pub fn rows(state: &AppState, registry: &Registry) -> Result<Vec<InventoryEntry>, ApiError> {
+    let now = state.clock.unix();
+    let mut pending: HashMap<String, usize> = HashMap::new();
+    for p in registry.pending_changes()? {
+        *pending.entry(p.integration).or_default() += 1;
+    }
+    registry
+        .integrations()?
+        .iter()
+        .map(|spec| entry(state, registry, spec, &pending, now))
+        .collect()
+}
+
 /// The inventory, optionally filtered: each filter keeps the integrations whose flag is
 /// present (true) or absent (false).
 #[utoipa::path(
@@ -150,23 +165,14 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let filters = parse_filters(query.as_deref())?;
-    let now = state.clock.unix();
-    let registry = Registry::open(&state.ledger)?;
-    let mut pending: HashMap<String, usize> = HashMap::new();
-    for p in registry.pending_changes()? {
-        *pending.entry(p.integration).or_default() += 1;
-    }
-    let mut items = Vec::new();
-    for spec in registry.integrations()? {
-        let v = entry(&state, &registry, &spec, &pending, now)?;
-        let has = |flag: &str| v.flags.iter().any(|x| x == flag);
-        if filters.0.iter().all(|(flag, want)| has(flag) == *want) {
-            items.push(v);
-        }
-    }
-    Ok(Json(Inventory {
-        integrations: items,
-    }))
+    let integrations = rows(&state, &Registry::open(&state.ledger)?)?
+        .into_iter()
+        .filter(|v| {
+            let has = |flag: &str| v.flags.iter().any(|x| x == flag);
+            filters.0.iter().all(|(flag, want)| has(flag) == *want)
+        })
+        .collect();
+    Ok(Json(Inventory { integrations }))
 }
 
 /// Prometheus text format; [`Reader`] (an operator certificate or a monitoring token)

@@ -2,6 +2,7 @@
 
 mod access_log;
 mod admin;
+mod console;
 mod error;
 mod export;
 pub mod extract;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(export::router())
         .merge(governance::router())
         .merge(inventory::router())
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(inventory::peer_scope))

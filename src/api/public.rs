@@ -19,11 +19,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 when the HSM is usable and the ledger takes writes, 503 otherwise; always reports
-/// the ledger size. Served from
-/// the supervisor's state (`Hsm::unavailable` during an outage, else the last background
-/// probe, refreshed every `HEALTH_PROBE_INTERVAL`): an anonymous request never takes an
-/// HSM session. A probe result older than two intervals past the one due (the prober is
-/// stuck in the HSM) counts as degraded.
+/// the ledger size. Served from the supervisor's state (`crate::health`), refreshed every
+/// `HEALTH_PROBE_INTERVAL`: an anonymous request never takes an HSM session.
 #[utoipa::path(
     get, path = "/healthz", tag = "public",
     responses(
@@ -34,33 +31,17 @@ pub fn router() -> Router<AppState> {
     )
 )]
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let hsm_state = match (state.hsm.unavailable(), state.hsm.last_probe()) {
-        (Some(down), _) => Err(down.cause()),
-        (None, None) => Err("probe_pending"),
-        (None, Some(p)) if p.is_stale() => Err("probe_stale"),
-        (None, Some(p)) => p.result,
-    };
-    let (status, hsm) = match hsm_state {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(kind) => (StatusCode::SERVICE_UNAVAILABLE, kind),
-    };
-    // From a write that failed in storage (disk full) until the next durable commit; the
-    // sequencer reopens the file and probes it meanwhile.
-    let (status, ledger_state) = if !state.ledger.writable() {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    let health = crate::health::check(&state);
+    let status = if health.ok() {
+        StatusCode::OK
     } else {
-        (status, "ok")
+        StatusCode::SERVICE_UNAVAILABLE
     };
     let body = Health {
-        status: if status == StatusCode::OK {
-            "ok"
-        } else {
-            "degraded"
-        }
-        .into(),
-        hsm: hsm.into(),
-        ledger: ledger_state.into(),
-        ledger_size: state.ledger.size(),
+        status: if health.ok() { "ok" } else { "degraded" }.into(),
+        hsm: health.hsm_state().into(),
+        ledger: health.ledger_state().into(),
+        ledger_size: health.ledger_size,
     };
     (status, Json(body))
 }

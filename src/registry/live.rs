@@ -45,17 +45,19 @@ pub fn end(integration: &str) -> Vec<u8> {
     k
 }
 
-/// The credential a row key names, if it is well formed.
-pub fn parse(key: &[u8], integration: &str) -> Option<LiveCredential> {
+/// The expiry (unix seconds) and credential a row key names, if it is well formed.
+pub fn parse(key: &[u8], integration: &str) -> Option<(u64, LiveCredential)> {
     let rest = key
         .strip_prefix(integration.as_bytes())?
         .strip_prefix(&[0])?;
+    let not_after = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
     let (kind, id) = rest.get(8..)?.split_first()?;
-    match *kind {
-        CERT => Some(LiveCredential::Certificate(id.to_vec())),
-        TOKEN => Some(LiveCredential::Token(String::from_utf8(id.to_vec()).ok()?)),
-        _ => None,
-    }
+    let credential = match *kind {
+        CERT => LiveCredential::Certificate(id.to_vec()),
+        TOKEN => LiveCredential::Token(String::from_utf8(id.to_vec()).ok()?),
+        _ => return None,
+    };
+    Some((not_after, credential))
 }
 
 #[cfg(test)]
@@ -71,7 +73,7 @@ mod tests {
         ) {
             let c = LiveCredential::Certificate(serial);
             let k1 = key(&a, t1, &c);
-            prop_assert_eq!(parse(&k1, &a), Some(c.clone()));
+            prop_assert_eq!(parse(&k1, &a), Some((t1, c.clone())));
             let k2 = key(&a, t2, &c);
             prop_assert_eq!(k1 < k2, t1 < t2);
             prop_assert!(bound(&a, t1) <= k1 && k1 < end(&a));

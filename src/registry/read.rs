@@ -351,10 +351,36 @@ impl Registry {
         now: u64,
         limit: usize,
     ) -> Result<Vec<LiveCredential>, ProjectionError> {
+        let (from, to) = (live::bound(integration, now), live::end(integration));
+        let rows = self.live_range(integration, from, to, limit)?;
+        Ok(rows.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Live credentials of `integration` expiring in `[from, until)`, with their expiry,
+    /// soonest first: the console's expiry chart.
+    pub fn expiring(
+        &self,
+        integration: &str,
+        from: u64,
+        until: u64,
+    ) -> Result<Vec<(u64, LiveCredential)>, ProjectionError> {
+        let (from, to) = (
+            live::bound(integration, from),
+            live::bound(integration, until),
+        );
+        self.live_range(integration, from, to, usize::MAX)
+    }
+
+    fn live_range(
+        &self,
+        integration: &str,
+        from: Vec<u8>,
+        to: Vec<u8>,
+        limit: usize,
+    ) -> Result<Vec<(u64, LiveCredential)>, ProjectionError> {
         let Some(table) = open_or_none(&self.txn, LIVE)? else {
             return Ok(Vec::new());
         };
-        let (from, to) = (live::bound(integration, now), live::end(integration));
         let mut out = Vec::new();
         for entry in table
             .range(from.as_slice()..to.as_slice())
@@ -364,9 +390,9 @@ impl Registry {
                 break;
             }
             let (k, _) = entry.map_err(storage)?;
-            let credential = live::parse(k.value(), integration)
+            let row = live::parse(k.value(), integration)
                 .ok_or_else(|| storage("malformed live-credential key"))?;
-            out.push(credential);
+            out.push(row);
         }
         Ok(out)
     }

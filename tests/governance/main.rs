@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod console;
 mod decommission;
 mod dual_control;
 mod helpers;

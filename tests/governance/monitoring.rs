@@ -11,7 +11,7 @@ use crate::common::{captured_logs, text, Served, TestAppliance};
 use crate::helpers::{assert_audit_clean, get, post};
 use crate::support::registration;
 
-fn bearer(s: &Served, token: &str) -> reqwest::Client {
+pub fn bearer(s: &Served, token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
@@ -26,7 +26,7 @@ fn bearer(s: &Served, token: &str) -> reqwest::Client {
 
 /// `credmint monitor grant NAME --out FILE` against the served appliance; the token read
 /// back from the file.
-fn grant(s: &Served, name: &str, extra: &[&str]) -> String {
+pub fn grant(s: &Served, name: &str, extra: &[&str]) -> String {
     let out = s.app.data().join(format!("{name}.token"));
     let mut args = vec!["monitor", "grant", name, "--url", &s.base];
     let out_arg = out.display().to_string();
