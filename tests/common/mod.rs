@@ -343,6 +343,20 @@ pub fn openssl_csr(newkey: &str, sans: &str) -> OpensslCsr {
 }
 
 /// Runs openssl with `args`, returning (success, stdout+stderr).
+/// Runs `cmd` with `input` on its standard input; stdout and stderr captured.
+pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn openssl(args: &[&str]) -> (bool, String) {
     let out = Command::new(require_tool("openssl"))
         .args(args)

@@ -3,31 +3,20 @@
 //! Prometheus project's own linter) finds nothing; then a real Prometheus server scrapes
 //! the appliance with a monitoring token and with the operator certificate.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    free_port, leaf_serial, metric_value, openssl_csr, openssl_ocsp, require_tool, TestAppliance,
+    free_port, leaf_serial, metric_value, openssl_csr, openssl_ocsp, require_tool, run_with_stdin,
+    TestAppliance,
 };
 use crate::support::registered_workload;
 
 /// `promtool check metrics` on `text`: success and no problem reported at all.
 fn promtool_check(text: &str) {
-    let mut child = Command::new(require_tool("promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut promtool = Command::new(require_tool("promtool"));
+    promtool.args(["check", "metrics"]);
+    let out = run_with_stdin(promtool, text.as_bytes());
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -3,14 +3,14 @@
 //! document's request examples are sent to their routes and every answer is validated
 //! against the documented schema with Python `jsonschema` (both from the test venv).
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
 use crate::common::{
-    assert_success, date_in_days, openssl_csr, require_tool, text, Served, TestAppliance,
+    assert_success, date_in_days, openssl_csr, require_tool, run_with_stdin, text, Served,
+    TestAppliance,
 };
 use crate::support::{enroll, Enrolled};
 
@@ -183,20 +183,9 @@ fn check_against_document(doc: &Value, cases: &[Case]) -> (bool, String) {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/issuance/openapi_check.py"
     );
-    let mut child = Command::new(venv_python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&serde_json::to_vec(&input).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut check = Command::new(venv_python());
+    check.arg(script);
+    let out = run_with_stdin(check, &serde_json::to_vec(&input).unwrap());
     let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
     (out.status.success(), report)
 }
