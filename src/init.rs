@@ -338,7 +338,10 @@ fn ensure_init_operators(
             name,
             "credmint init",
             &cfg.identity.trust_domain,
-            &cfg.public_url(cfg.server.listen.port()),
+            &cfg.status_url(
+                cfg.server.listen.port(),
+                cfg.server.status_listen.map(|a| a.port()),
+            ),
             ledger.origin(),
             &spki,
             now,

@@ -55,10 +55,12 @@ pub enum ServeError {
 }
 
 /// Opens everything the handlers need. Blocking (PKCS#11 login, redb open, projection
-/// rebuild). `port` is the bound listener's, for the default public URL.
+/// rebuild). `port` is the bound listener's, for the default public URL; `status_port`
+/// the plain status listener's, for the default status URL.
 pub fn open_state(
     cfg: Config,
     port: u16,
+    status_port: Option<u16>,
     clock: Clock,
 ) -> Result<
     (
@@ -88,8 +90,9 @@ pub fn open_state(
     crate::init::refresh_token_copy(&cfg);
     // The keys in force come from the ledger's key history (genesis + rotations).
     let public_url = cfg.public_url(port);
+    let status_url = cfg.status_url(port, status_port);
     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
-    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &public_url, now).map_err(
+    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &status_url, now).map_err(
         |e| match e {
             crate::rotation::RotationError::Hsm(h) => ServeError::Hsm(h),
             other => ServeError::Task(other.to_string()),
@@ -139,6 +142,7 @@ pub fn open_state(
     );
     let state = AppState {
         public_url: public_url.into(),
+        status_url: status_url.into(),
         admission: Admission::for_sessions(cfg.hsm.sessions),
         config: Arc::new(cfg),
         hsm,
@@ -157,11 +161,14 @@ pub fn open_state(
 /// A running appliance.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The plain-HTTP status listener's address, when `server.status_listen` is set.
+    pub status_addr: Option<SocketAddr>,
     pub state: AppState,
     edge: Arc<Edge>,
     handle: axum_server::Handle<SocketAddr>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    status_server: Option<JoinHandle<std::io::Result<()>>>,
     checkpointer: JoinHandle<()>,
     refresher: JoinHandle<()>,
     renewer: JoinHandle<()>,
@@ -195,24 +202,19 @@ pub async fn start_with_clock(
         );
     }
     let interval = Duration::from_secs(cfg.ledger.checkpoint_interval_secs);
-    let listener = match listener {
-        Some(l) => l,
-        None => std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
-            addr: listen,
-            source,
-        })?,
-    };
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: listen,
-        source,
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    let (state, tls, writer_thread) =
-        tokio::task::spawn_blocking(move || open_state(cfg, addr.port(), clock))
-            .await
-            .map_err(|e| ServeError::Task(e.to_string()))??;
+    let (listener, addr) = bind(listener, listen)?;
+    // Bound before the state opens: its port is in the default status URL.
+    let status_listener = cfg
+        .server
+        .status_listen
+        .map(|a| bind(None, a))
+        .transpose()?;
+    let status_addr = status_listener.as_ref().map(|(_, a)| *a);
+    let (state, tls, writer_thread) = tokio::task::spawn_blocking(move || {
+        open_state(cfg, addr.port(), status_addr.map(|a| a.port()), clock)
+    })
+    .await
+    .map_err(|e| ServeError::Task(e.to_string()))??;
     // Make sure a checkpoint covering the current ledger exists before serving it.
     crate::checkpointer::sign_if_grown(&state)
         .await
@@ -241,6 +243,9 @@ pub async fn start_with_clock(
     server.http_builder().http1().half_close(true);
     let server =
         tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+    let status_server = status_listener
+        .map(|(l, a)| serve_status(l, a, &state, &edge, &limits, &handle))
+        .transpose()?;
     let (stop, stop_rx) = watch::channel(false);
     let checkpointer = tokio::spawn(crate::checkpointer::run(
         state.clone(),
@@ -260,6 +265,7 @@ pub async fn start_with_clock(
     let refresher = tokio::spawn(crate::status::cache::run_refresher(state.clone(), stop_rx));
     tracing::info!(
         %addr,
+        status_addr = ?status_addr,
         ledger_size = state.ledger.size(),
         max_connections = limits.max_connections,
         max_connections_per_ip = limits.max_connections_per_ip,
@@ -268,17 +274,65 @@ pub async fn start_with_clock(
     );
     Ok(Running {
         addr,
+        status_addr,
         state,
         edge,
         handle,
         stop,
         server,
+        status_server,
         checkpointer,
         refresher,
         renewer,
         prober,
         writer_thread,
     })
+}
+
+/// `listener` (tests pass 127.0.0.1:0) or a new socket on `listen`, non-blocking.
+fn bind(
+    listener: Option<std::net::TcpListener>,
+    listen: SocketAddr,
+) -> Result<(std::net::TcpListener, SocketAddr), ServeError> {
+    let listener = match listener {
+        Some(l) => l,
+        None => std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?,
+    };
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    Ok((listener, addr))
+}
+
+/// The plain-HTTP status listener: OCSP and CRL only, under the HTTPS listener's edge
+/// (one connection budget, same timeouts) and stopped by the same graceful shutdown.
+fn serve_status(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    state: &AppState,
+    edge: &Arc<Edge>,
+    limits: &EdgeLimits,
+    handle: &axum_server::Handle<SocketAddr>,
+) -> Result<JoinHandle<std::io::Result<()>>, ServeError> {
+    let errors = edge.clone();
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(|source| ServeError::Listen { addr, source })?
+        .acceptor(EdgeAcceptor::plain(edge.clone(), limits))
+        .handle(handle.clone())
+        .first_request_timeout(limits.header_read_timeout)
+        .accept_error_handler(move |peer, e| errors.accept_error(peer.is_some(), e));
+    crate::edge::configure_http(server.http_builder(), limits);
+    let app = crate::api::status_router(state.clone());
+    Ok(tokio::spawn(server.serve(
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )))
 }
 
 impl Running {
@@ -294,6 +348,11 @@ impl Running {
             .server
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
+        if let Some(status) = self.status_server {
+            if let Err(e) = status.await.map_err(|e| ServeError::Task(e.to_string()))? {
+                tracing::error!(error = %e, "status listener failed");
+            }
+        }
         // Commands that handlers queued before the grace ran out still commit, with their
         // effects, before the final checkpoint.
         if let Err(e) = self.state.sequencer.flush().await {

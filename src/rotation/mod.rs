@@ -273,11 +273,11 @@ pub fn token_overlap_secs(cfg: &Config) -> u64 {
     cfg.ttl.routine_max_secs.max(cfg.ttl.privileged_max_secs) + BACKDATE_SECS.unsigned_abs()
 }
 
-pub fn crl_url(public_url: &str, generation: u32) -> String {
+pub fn crl_url(status_url: &str, generation: u32) -> String {
     if generation == 0 {
-        format!("{public_url}/crl")
+        format!("{status_url}/crl")
     } else {
-        format!("{public_url}/crl/r{generation}")
+        format!("{status_url}/crl/r{generation}")
     }
 }
 
@@ -325,7 +325,7 @@ pub fn load(
     hsm: Arc<Hsm>,
     cfg: &Config,
     ledger: &Ledger,
-    public_url: &str,
+    status_url: &str,
     now: u64,
 ) -> Result<Active, RotationError> {
     let genesis = match ledger
@@ -409,7 +409,7 @@ pub fn load(
             issuer: Arc::new(
                 OcspIssuer::from_ca_der(der).map_err(|e| RotationError::Ca(e.to_string()))?,
             ),
-            crl_url: crl_url(public_url, generation),
+            crl_url: crl_url(status_url, generation),
             retire_at,
         });
     }

@@ -184,7 +184,7 @@ fn next(
                 },
                 cross_der: p.event.cross_certificate_der.clone(),
                 key: p.new_key.clone(),
-                crl_url: crl_url(&state.public_url, generation),
+                crl_url: crl_url(&state.status_url, generation),
                 retire_at: None,
             });
         }
