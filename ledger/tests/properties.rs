@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use credmint_ledger::event::{OperatorApproved, OperatorRequested};
+use credmint_ledger::event::{CaImported, KeyInfo, KeyRole, OperatorApproved, OperatorRequested};
 use credmint_ledger::merkle::{self, Frontier};
 use credmint_ledger::note::Note;
 use credmint_ledger::store::schema;
@@ -225,6 +225,18 @@ fn event_strategy() -> impl Strategy<Value = Event> {
                     })
                 }
             ),
+        (
+            any::<[u8; 32]>(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..100), 0..4)
+        )
+            .prop_map(|(raw, ca_certificate_der, issuer_chain_der)| {
+                Event::CaImported(CaImported {
+                    key: KeyInfo::ed25519(KeyRole::Ca, "ca", &raw),
+                    ca_certificate_der,
+                    issuer_chain_der,
+                })
+            }),
     ]
 }
 

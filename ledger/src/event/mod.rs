@@ -11,12 +11,14 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::{Reader, Writer};
 
+mod ca_import;
 mod credential;
 mod governance;
 mod operator;
 mod rotation;
 
 use crate::error::DecodeError;
+pub use ca_import::{CaImported, MAX_CHAIN};
 pub use credential::{ReuseDetected, ReuseKind, TokenIssued, TokenRevoked};
 pub use governance::{AnomalyFlagged, AnomalyKind, ChangeRequested};
 pub use governance::{
@@ -405,6 +407,7 @@ events! {
     KeyRotated => "key_rotated",
     OperatorRequested => "operator_requested",
     OperatorApproved => "operator_approved",
+    CaImported => "ca_imported",
 }
 
 impl Event {
