@@ -53,7 +53,14 @@ pub enum Command {
         /// `bench seed` may fill with synthetic events). Never on a real appliance.
         #[arg(long)]
         benchmark: bool,
+        /// Intermediate CA mode: write a PKCS#10 request for the HSM CA key to this file
+        /// instead of self-signing a root; `serve` refuses until `credmint ca import`.
+        #[arg(long, value_name = "OUT.csr")]
+        ca_csr: Option<PathBuf>,
     },
+    /// The CA certificate (intermediate CA mode).
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Serve HTTPS until SIGTERM/SIGINT.
     Serve,
     /// Measure signing and ledger throughput (use a release build).
@@ -97,6 +104,20 @@ pub enum KeysCommand {
         reason: String,
         #[command(flatten)]
         conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Install the CA certificate an enterprise root signed for the CSR of `init
+    /// --ca-csr` (appliance stopped). Refused unless it certifies the HSM CA key, is a CA
+    /// certificate with keyCertSign, and verifies through --chain up to a self-signed root.
+    Import {
+        /// The CA certificate (PEM or DER).
+        cert: PathBuf,
+        /// Its issuers, nearest first, ending with the self-signed root (PEM).
+        #[arg(long, value_name = "ISSUER-CHAIN.pem")]
+        chain: PathBuf,
     },
 }
 
@@ -349,6 +370,8 @@ impl CliError {
             | CliError::Serve(ServeError::Ledger(_))
             | CliError::Serve(ServeError::NotInitialized(_))
             | CliError::Ledger(_) => 20,
+            CliError::Init(InitError::CaImport(_)) => 24,
+            CliError::Serve(ServeError::Init(InitError::CaImport(_))) => 24,
             CliError::Init(InitError::Ca(_))
             | CliError::Serve(ServeError::Ca(_))
             | CliError::Serve(ServeError::Tls(_)) => 21,
@@ -364,30 +387,30 @@ impl CliError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let cfg = Config::load(&cli.config)?;
     match cli.command {
-        Command::Init { benchmark } => {
-            let report = crate::init::run_with(&cfg, crate::init::InitOptions { benchmark })?;
-            for step in &report.steps {
-                let verb = if step.created { "created" } else { "exists " };
-                println!("{verb}  {}", step.what);
-            }
-            if report.unchanged() {
-                println!("already initialised: nothing changed");
-            } else {
-                println!("initialised: {}", cfg.data_dir.display());
-            }
-            // Auditors pin this out of band (credmint-audit --ledger-key).
-            let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
-            let genesis_key = match ledger.record(0)?.map(|r| r.event) {
-                Some(credmint_ledger::Event::Genesis(g)) => {
-                    g.ledger_key().map_err(|e| CliError::Other(e.into()))?
-                }
-                _ => return Err(CliError::Other("ledger has no genesis record".into())),
+        Command::Ca(CaCommand::Import { cert, chain }) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).map_err(|source| CliError::Io {
+                    path: p.clone(),
+                    source,
+                })
             };
-            println!(
-                "ledger key: {}",
-                credmint_ledger::note::verifier_key_string(ledger.origin(), &genesis_key)
-            );
-            Ok(())
+            let report = crate::init::import_ca(&cfg, &read(&cert)?, &read(&chain)?)?;
+            print_init(&cfg, &report)
+        }
+        Command::Init { benchmark, ca_csr } => {
+            let options = crate::init::InitOptions {
+                benchmark,
+                ca_csr: ca_csr.as_deref(),
+            };
+            let report = crate::init::run_with(&cfg, options)?;
+            if let Some(csr) = &ca_csr {
+                if !cfg.ledger.file.exists() {
+                    print_steps(&report);
+                    println!("have {} signed by the enterprise root (CA extensions), then run `credmint ca import <cert.pem> --chain <issuers.pem>`", csr.display());
+                    return Ok(());
+                }
+            }
+            print_init(&cfg, &report)
         }
         Command::Serve => {
             let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Other(e.to_string()))?;
@@ -721,5 +744,35 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
             println!("{f}");
         }
     }
+    Ok(())
+}
+
+fn print_steps(report: &crate::init::InitReport) {
+    for step in &report.steps {
+        let verb = if step.created { "created" } else { "exists " };
+        println!("{verb}  {}", step.what);
+    }
+}
+
+/// The init report, and the genesis ledger key auditors pin.
+fn print_init(cfg: &Config, report: &crate::init::InitReport) -> Result<(), CliError> {
+    print_steps(report);
+    if report.unchanged() {
+        println!("already initialised: nothing changed");
+    } else {
+        println!("initialised: {}", cfg.data_dir.display());
+    }
+    // Auditors pin this out of band (credmint-audit --ledger-key).
+    let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
+    let genesis_key = match ledger.record(0)?.map(|r| r.event) {
+        Some(credmint_ledger::Event::Genesis(g)) => {
+            g.ledger_key().map_err(|e| CliError::Other(e.into()))?
+        }
+        _ => return Err(CliError::Other("ledger has no genesis record".into())),
+    };
+    println!(
+        "ledger key: {}",
+        credmint_ledger::note::verifier_key_string(ledger.origin(), &genesis_key)
+    );
     Ok(())
 }

@@ -525,6 +525,10 @@ impl Config {
         )
     }
 
+    /// Intermediate CA mode: the CA certificate request waiting for `credmint ca import`.
+    pub fn ca_request_path(&self) -> PathBuf {
+        self.data_dir.join("ca-request.csr")
+    }
     pub fn ca_cert_path(&self) -> PathBuf {
         self.data_dir.join("ca.pem")
     }

@@ -70,6 +70,14 @@ pub fn open_state(
     ),
     ServeError,
 > {
+    if !cfg.ca_cert_path().exists() && cfg.ca_request_path().exists() {
+        return Err(ServeError::Init(
+            crate::ca::import::ImportError::Pending {
+                csr: cfg.ca_request_path().display().to_string(),
+            }
+            .into(),
+        ));
+    }
     for path in [cfg.ca_cert_path(), cfg.ledger.file.clone()] {
         if !path.exists() {
             return Err(ServeError::NotInitialized(path.display().to_string()));
@@ -100,7 +108,11 @@ pub fn open_state(
     )?;
     if active.ca_generation == 0 {
         // Before any CA rotation ca.pem must still certify the genesis CA key.
-        let root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
+        let mut root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
+        // Intermediate CA mode: every chain handed out (leaves, server TLS, `/v1/ca.pem`)
+        // continues with the issuers up to the enterprise root, as the ledger recorded them.
+        root.pem
+            .push_str(&crate::init::imported_issuers_pem(&ledger)?);
         active.cas[0].root = root.clone();
         active.ca = Arc::new(root);
     }

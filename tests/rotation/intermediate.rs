@@ -1,0 +1,178 @@
+//! Intermediate CA mode: `init --ca-csr`, an offline root made with the openssl CLI signs
+//! the CSR, `ca import` checks and installs it, and the appliance then serves chains up to
+//! that root.
+
+use std::path::Path;
+
+use crate::common::{free_port, genesis_ledger_key, openssl, text, Served, TestAppliance};
+use crate::support::registered_workload;
+
+const CA_EXT: &str = "[v3_ca]\nbasicConstraints = critical, CA:TRUE, pathlen:0\nkeyUsage = critical, keyCertSign, cRLSign, digitalSignature\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n[v3_leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n";
+
+fn p(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// A self-signed enterprise root: `<name>.pem` and `<name>.key` in `dir`.
+fn offline_root(dir: &Path, name: &str) -> String {
+    let (ok, out) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &p(dir, &format!("{name}.key")),
+        "-out",
+        &p(dir, &format!("{name}.pem")),
+        "-subj",
+        &format!("/O=Example Corp/CN={name}"),
+        "-days",
+        "60",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    assert!(ok, "{out}");
+    p(dir, &format!("{name}.pem"))
+}
+
+/// `openssl x509 -req`: `csr` signed by root `name` with extensions `section` of CA_EXT.
+fn sign(dir: &Path, root: &str, csr: &str, section: &str, out: &str) -> String {
+    std::fs::write(dir.join("ext.cnf"), CA_EXT).unwrap();
+    let (ok, o) = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        &p(dir, &format!("{root}.pem")),
+        "-CAkey",
+        &p(dir, &format!("{root}.key")),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &p(dir, "ext.cnf"),
+        "-extensions",
+        section,
+        "-out",
+        &p(dir, out),
+    ]);
+    assert!(ok, "{o}");
+    p(dir, out)
+}
+
+fn refused(app: &TestAppliance, cert: &str, chain: &str, needle: &str) {
+    let out = app.cli(&["ca", "import", cert, "--chain", chain]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(24), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err}");
+    assert!(
+        !app.config().ledger.file.exists(),
+        "a refused import wrote the ledger"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
+    let port = free_port();
+    let app = TestAppliance::with_listen("intermediate", &format!("127.0.0.1:{port}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let csr = p(dir, "ca.csr");
+    let out = app.cli(&["init", "--ca-csr", &csr]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!app.data().join("ca.pem").exists() && !app.config().ledger.file.exists());
+    let (ok, o) = openssl(&["req", "-in", &csr, "-verify", "-noout", "-subject"]);
+    assert!(ok && o.contains("credmint test CA"), "{o}");
+
+    // No service before the import: refused with the next step named.
+    let out = app.cli(&["serve"]);
+    assert_eq!(out.status.code(), Some(24), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("credmint ca import"));
+
+    let root = offline_root(dir, "root");
+    let other_root = offline_root(dir, "other");
+    let inter = sign(dir, "root", &csr, "v3_ca", "intermediate.pem");
+    let not_ca = sign(dir, "root", &csr, "v3_leaf", "not-ca.pem");
+    let (ok, o) = openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &p(dir, "stranger.key"),
+        "-subj",
+        "/CN=stranger",
+        "-out",
+        &p(dir, "stranger.csr"),
+    ]);
+    assert!(ok, "{o}");
+    let stranger = sign(
+        dir,
+        "root",
+        &p(dir, "stranger.csr"),
+        "v3_ca",
+        "stranger.pem",
+    );
+    refused(&app, &stranger, &root, "another key than the HSM CA key");
+    refused(&app, &not_ca, &root, "not a CA certificate");
+    refused(&app, &inter, &other_root, "issuer chain");
+    refused(&app, &inter, &inter, "issuer chain");
+
+    let out = app.cli(&["ca", "import", &inter, "--chain", &root]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pinned = genesis_ledger_key(&app.config().ledger.file);
+    let server = app.spawn_serve();
+    let root_pem = std::fs::read(&root).unwrap();
+    let s = Served {
+        app,
+        running: None,
+        base: format!("https://localhost:{port}"),
+        ca_pem: root_pem.clone(),
+        clock: credmint::clock::Clock::default(),
+    };
+    // The TLS chain reaches the enterprise root (the client trusts only it).
+    let bundle = crate::common::fetch(&s.anonymous(), &s.url("/v1/ca.pem")).await;
+    let bundle = text(&bundle);
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+    assert!(bundle.ends_with(&text(&root_pem)), "{bundle}");
+
+    let w = registered_workload(&s, "web").await;
+    assert_eq!(w.chain_pem.matches("BEGIN CERTIFICATE").count(), 3);
+    let leaf = dir.join("leaf.pem");
+    std::fs::write(
+        &leaf,
+        w.chain_pem
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let (ok, o) = openssl(&[
+        "verify",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &inter,
+        leaf.to_str().unwrap(),
+    ]);
+    assert!(ok && o.contains(": OK"), "{o}");
+
+    let report = s.assert_ledger_verifies(pinned).await;
+    assert_eq!(
+        report.event_counts.get("ca_imported"),
+        Some(&1),
+        "{:?}",
+        report.event_counts
+    );
+    let (status, lines) = server.terminate();
+    assert!(status.success(), "{lines:?}");
+}
