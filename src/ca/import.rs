@@ -125,7 +125,7 @@ pub fn check_import(
         child
             .verify_signature(Some(issuer.public_key()))
             .map_err(|_| fail("did not sign the certificate below it"))?;
-        ca_flags(&issuer).map_err(|why| fail(why))?;
+        ca_flags(&issuer).map_err(&fail)?;
         if !valid(&issuer) {
             return Err(fail("not valid now"));
         }

@@ -58,6 +58,10 @@ pub enum RotationError {
     /// The key the appliance signs with is not the ledger's key in force.
     #[error("{0}")]
     NotInForce(String),
+    /// Intermediate CA mode: a successor would be a self-signed root, outside the
+    /// enterprise hierarchy; the next CA certificate must come from the enterprise root.
+    #[error("intermediate CA mode: the CA key cannot be rotated online (its certificate comes from the enterprise root; rotation through a CSR and `ca import` is not supported yet)")]
+    IntermediateCa,
     #[error(transparent)]
     Sequence(#[from] crate::sequencer::SequenceError),
     #[error("{0}")]

@@ -214,6 +214,13 @@ pub async fn rotate(
 ) -> Result<RotationOutcome, RotationError> {
     // One rotation at a time, until its keys are swapped: the guard moves into the swap,
     // so a caller that goes away cannot let a second rotation start from a stale set.
+    if role == KeyRole::Ca
+        && !crate::init::imported_issuers_pem(&state.ledger)
+            .map_err(|e| RotationError::History(e.to_string()))?
+            .is_empty()
+    {
+        return Err(RotationError::IntermediateCa);
+    }
     let one_at_a_time = state.keys.rotating.clone().lock_owned().await;
     let active = state.keys.current();
     let (st, act) = (state.clone(), active.clone());

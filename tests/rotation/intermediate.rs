@@ -166,6 +166,15 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     ]);
     assert!(ok && o.contains(": OK"), "{o}");
 
+    // A successor CA key would be a self-signed root outside the enterprise hierarchy.
+    let out = s.app.cli(&["keys", "rotate", "ca"]);
+    assert_eq!(out.status.code(), Some(31), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("intermediate CA mode"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let report = s.assert_ledger_verifies(pinned).await;
     assert_eq!(
         report.event_counts.get("ca_imported"),
