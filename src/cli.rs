@@ -119,6 +119,13 @@ pub enum CaCommand {
         #[arg(long, value_name = "ISSUER-CHAIN.pem")]
         chain: PathBuf,
     },
+    /// Intermediate CA mode, appliance stopped: generate the next CA key in the HSM and
+    /// write its CSR; the next `ca import` of its certificate rotates to it.
+    Rotate {
+        /// Where to write the PKCS#10 request.
+        #[arg(long, value_name = "OUT.csr")]
+        csr: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -396,6 +403,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             };
             let report = crate::init::import_ca(&cfg, &read(&cert)?, &read(&chain)?)?;
             print_init(&cfg, &report)
+        }
+        Command::Ca(CaCommand::Rotate { csr }) => {
+            crate::init::prepare_environment(&cfg, crate::hsm::token::TokenDir::MustExist)?;
+            let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+            let label = crate::rotation::offline::request(&cfg, &hsm, &csr)?;
+            println!(
+                "created  CA key {label:?} and its request {}",
+                csr.display()
+            );
+            println!("have it signed by the enterprise root, then run `credmint ca import <cert.pem> --chain <issuers.pem>`");
+            Ok(())
         }
         Command::Init { benchmark, ca_csr } => {
             let options = crate::init::InitOptions {

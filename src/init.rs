@@ -455,24 +455,28 @@ fn check_genesis(ledger: &Ledger, keys: &KeySet, ca: &RootCa) -> Result<(), Stri
     Ok(())
 }
 
-/// Actor of the `CaImported` record.
-pub const CA_IMPORT_ACTOR: &str = "system:ca-import";
-
 /// `credmint ca import`: checks the certificate the enterprise root signed for the CA key
 /// (`crate::ca::import::check_import`), installs it as `ca.pem` (issuers in
 /// `ca-chain.pem`), then finishes init under it (genesis with this certificate, the init
 /// operators) and records the import with its issuer chain (`CaImported`).
 pub fn import_ca(cfg: &Config, cert_pem: &[u8], chain_pem: &[u8]) -> Result<InitReport, InitError> {
     use crate::ca::import::{check_import, read_certificates, ImportError};
-    if cfg.ledger.file.exists() {
-        return Err(ImportError::AlreadyImported.into());
-    }
-    prepare_environment(cfg, TokenDir::MustExist)?;
-    let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
-    let keys = KeySet::load(hsm, cfg)?;
     let cert = read_certificates("certificate", cert_pem)?.remove(0);
     let chain = read_certificates("--chain", chain_pem)?;
     let now = OffsetDateTime::now_utc();
+    prepare_environment(cfg, TokenDir::MustExist)?;
+    let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    if cfg.ledger.file.exists() {
+        if !cfg.ca_request_path().exists() {
+            return Err(ImportError::AlreadyImported.into());
+        }
+        crate::rotation::offline::import(cfg, &hsm, cert, chain, now)?;
+        let _ = std::fs::remove_file(cfg.ca_request_path());
+        let mut report = InitReport::default();
+        report.push("CA rotation and import recorded in the ledger", true);
+        return Ok(report);
+    }
+    let keys = KeySet::load(hsm, cfg)?;
     check_import(&cert, &chain, &keys.ca, now.unix_timestamp())?;
     let ca_path = cfg.ca_cert_path();
     let pem = crate::issuance::pem_encode("CERTIFICATE", &cert);
@@ -494,7 +498,7 @@ pub fn import_ca(cfg: &Config, cert_pem: &[u8], chain_pem: &[u8]) -> Result<Init
         .append_batch_with(
             vec![NewEntry {
                 timestamp_ms: unix_ms(now).max(ledger.head_timestamp_ms()),
-                actor: CA_IMPORT_ACTOR.into(),
+                actor: crate::rotation::offline::CA_IMPORT_ACTOR.into(),
                 event: Event::CaImported(credmint_ledger::event::CaImported {
                     key: ca_key,
                     ca_certificate_der: cert,
@@ -512,24 +516,6 @@ pub fn import_ca(cfg: &Config, cert_pem: &[u8], chain_pem: &[u8]) -> Result<Init
         true,
     );
     Ok(report)
-}
-
-/// The issuer chain (PEM, nearest first, root last) recorded by the first `CaImported`
-/// record: empty for the single-tier online root.
-pub fn imported_issuers_pem(ledger: &Ledger) -> Result<String, credmint_ledger::StoreError> {
-    // The import follows the genesis and the init operators: a short scan.
-    for index in 1..ledger.size().min(64) {
-        if let Some(rec) = ledger.record(index)? {
-            if let Event::CaImported(c) = rec.event {
-                return Ok(c
-                    .issuer_chain_der
-                    .iter()
-                    .map(|d| crate::issuance::pem_encode("CERTIFICATE", d))
-                    .collect());
-            }
-        }
-    }
-    Ok(String::new())
 }
 
 pub fn unix_ms(t: OffsetDateTime) -> u64 {

@@ -106,15 +106,20 @@ pub fn open_state(
             other => ServeError::Task(other.to_string()),
         },
     )?;
+    // Intermediate CA mode: every chain handed out (leaves, server TLS, `/v1/ca.pem`)
+    // continues with the issuers up to the enterprise root, as the ledger recorded them.
+    let issuers = crate::rotation::offline::issuers_pem(&ledger)?;
     if active.ca_generation == 0 {
         // Before any CA rotation ca.pem must still certify the genesis CA key.
         let mut root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
-        // Intermediate CA mode: every chain handed out (leaves, server TLS, `/v1/ca.pem`)
-        // continues with the issuers up to the enterprise root, as the ledger recorded them.
-        root.pem
-            .push_str(&crate::init::imported_issuers_pem(&ledger)?);
+        root.pem.push_str(&issuers);
         active.cas[0].root = root.clone();
         active.ca = Arc::new(root);
+    } else if !issuers.is_empty() {
+        if let Some(current) = active.cas.last_mut() {
+            current.root.pem.push_str(&issuers);
+            active.ca = Arc::new(current.root.clone());
+        }
     }
     crate::rotation::write_ca_files(&cfg, &active, now)
         .map_err(|e| ServeError::Task(e.to_string()))?;

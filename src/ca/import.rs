@@ -21,10 +21,12 @@ pub enum ImportError {
     NotValidNow,
     #[error("issuer chain: {0}")]
     Chain(String),
-    #[error("the CA certificate is already installed (the ledger exists); importing the certificate of a rotated key is not supported yet")]
+    #[error("the CA certificate is already installed and no CA key waits for one (run `credmint ca rotate --csr` first)")]
     AlreadyImported,
     #[error("intermediate CA mode: the CA certificate request {csr} is waiting for its certificate; run `credmint ca import <cert.pem> --chain <issuers.pem>`")]
     Pending { csr: String },
+    #[error("`ca rotate --csr` is for intermediate CA mode (`init --ca-csr` + `ca import`); a single-tier root rotates online with `keys rotate ca`")]
+    NotIntermediate,
     #[error("building the CSR failed: {0}")]
     Csr(#[from] rcgen::Error),
 }

@@ -25,6 +25,7 @@
 
 mod build;
 pub mod listener;
+pub mod offline;
 mod rotate;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -60,7 +61,7 @@ pub enum RotationError {
     NotInForce(String),
     /// Intermediate CA mode: a successor would be a self-signed root, outside the
     /// enterprise hierarchy; the next CA certificate must come from the enterprise root.
-    #[error("intermediate CA mode: the CA key cannot be rotated online (its certificate comes from the enterprise root; rotation through a CSR and `ca import` is not supported yet)")]
+    #[error("intermediate CA mode: the CA key cannot be rotated online (its certificate comes from the enterprise root): stop it, run `credmint ca rotate --csr`, and import the certificate")]
     IntermediateCa,
     #[error(transparent)]
     Sequence(#[from] crate::sequencer::SequenceError),

@@ -52,7 +52,7 @@ struct Prepared {
 /// The result handed back to the operator.
 pub type RotationOutcome = Value;
 
-fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
+pub(super) fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
     KeyInfo {
         role,
         algorithm: ledger_algorithm(key.algorithm()),
@@ -62,7 +62,7 @@ fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
 }
 
 /// The rotation message signature of `key`: raw Ed25519, or DER ECDSA over SHA-256.
-fn sign_rotation(key: &HsmKey, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
+pub(super) fn sign_rotation(key: &HsmKey, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
     match key.algorithm() {
         Algorithm::Ed25519 => key.sign_raw(msg),
         Algorithm::EcdsaP256 => key.sign_x509(msg),
@@ -215,9 +215,9 @@ pub async fn rotate(
     // One rotation at a time, until its keys are swapped: the guard moves into the swap,
     // so a caller that goes away cannot let a second rotation start from a stale set.
     if role == KeyRole::Ca
-        && !crate::init::imported_issuers_pem(&state.ledger)
+        && super::offline::latest_import(&state.ledger)
             .map_err(|e| RotationError::History(e.to_string()))?
-            .is_empty()
+            .is_some()
     {
         return Err(RotationError::IntermediateCa);
     }

@@ -67,14 +67,18 @@ fn sign(dir: &Path, root: &str, csr: &str, section: &str, out: &str) -> String {
 }
 
 fn refused(app: &TestAppliance, cert: &str, chain: &str, needle: &str) {
+    let ledger = app.config().ledger.file;
+    let size = || {
+        ledger
+            .exists()
+            .then(|| credmint_ledger::Ledger::open(&ledger).unwrap().size())
+    };
+    let before = size();
     let out = app.cli(&["ca", "import", cert, "--chain", chain]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(24), "{err}");
     assert!(err.contains(needle), "expected {needle:?} in {err}");
-    assert!(
-        !app.config().ledger.file.exists(),
-        "a refused import wrote the ledger"
-    );
+    assert_eq!(size(), before, "a refused import wrote to the ledger");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,12 +180,70 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     );
 
     let report = s.assert_ledger_verifies(pinned).await;
-    assert_eq!(
-        report.event_counts.get("ca_imported"),
-        Some(&1),
-        "{:?}",
-        report.event_counts
-    );
+    assert_eq!(report.event_counts.get("ca_imported"), Some(&1));
     let (status, lines) = server.terminate();
     assert!(status.success(), "{lines:?}");
+
+    // Rotation in intermediate mode, appliance stopped: the next key's CSR, signed by the
+    // same enterprise root, then imported.
+    let app = s.app;
+    let next_csr = p(dir, "next.csr");
+    let out = app.cli(&["ca", "rotate", "--csr", &next_csr]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The old intermediate is not the next key's certificate.
+    refused(&app, &inter, &root, "another key than the HSM CA key");
+    let next = sign(dir, "root", &next_csr, "v3_ca", "next.pem");
+    let out = app.cli(&["ca", "import", &next, "--chain", &root]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = app.spawn_serve();
+    let s = Served {
+        app,
+        running: None,
+        base: format!("https://localhost:{port}"),
+        ca_pem: root_pem.clone(),
+        clock: credmint::clock::Clock::default(),
+    };
+    let w2 = registered_workload(&s, "api").await;
+    let leaf2 = dir.join("leaf2.pem");
+    std::fs::write(&leaf2, first_pem(&w2.chain_pem)).unwrap();
+    let (ok, o) = openssl(&[
+        "verify",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &next,
+        leaf2.to_str().unwrap(),
+    ]);
+    assert!(ok && o.contains(": OK"), "{o}");
+    let (ok, o) = openssl(&[
+        "verify",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &inter,
+        leaf2.to_str().unwrap(),
+    ]);
+    assert!(!ok, "new leaf verified through the old intermediate: {o}");
+    // The old generation's leaf still verifies and still gets status.
+    let (ok, o) = openssl(&[
+        "verify",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &inter,
+        leaf.to_str().unwrap(),
+    ]);
+    assert!(ok, "{o}");
+    let report = s.assert_ledger_verifies(pinned).await;
+    assert_eq!(report.event_counts.get("ca_imported"), Some(&2));
+    assert_eq!(report.event_counts.get("key_rotated"), Some(&1));
+    let (status, lines) = server.terminate();
+    assert!(status.success(), "{lines:?}");
+}
+
+fn first_pem(chain: &str) -> &str {
+    chain
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap()
 }
