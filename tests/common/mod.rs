@@ -343,10 +343,29 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// `openssl req -newkey ec (P-256) -nodes <args>`: a fresh key with a CSR or self-signed
+/// certificate, as `args` say.
+pub fn openssl_req_p256(args: &[&str]) -> (bool, String) {
+    let mut all = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    all.extend_from_slice(args);
+    openssl(&all)
+}
+
 /// Asks the appliance listening on `port` about `cert` with `openssl ocsp` (no nonce, so
 /// the pre-signed cache answers), trusting only `ca`; returns (success, output).
 pub fn openssl_ocsp(port: u16, ca: &str, cert: &str) -> (bool, String) {
-    let url = format!("https://127.0.0.1:{port}/ocsp");
+    openssl_ocsp_at(&format!("https://127.0.0.1:{port}/ocsp"), ca, cert)
+}
+
+/// As [`openssl_ocsp`], against the responder at `url` (`http://` for the status listener).
+pub fn openssl_ocsp_at(url: &str, ca: &str, cert: &str) -> (bool, String) {
     openssl(&[
         "ocsp",
         "-issuer",
@@ -354,11 +373,31 @@ pub fn openssl_ocsp(port: u16, ca: &str, cert: &str) -> (bool, String) {
         "-CAfile",
         ca,
         "-url",
-        &url,
+        url,
         "-cert",
         cert,
         "-no_nonce",
     ])
+}
+
+/// Checks a DER CRL with `openssl crl` (signature by `ca`) and that it lists `serial`
+/// (openssl's upper-case hex).
+pub fn assert_crl_lists(dir: &Path, der: &[u8], ca: &str, serial: &str) {
+    let crl = dir.join("crl.der");
+    std::fs::write(&crl, der).unwrap();
+    let (ok, out) = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        crl.to_str().unwrap(),
+        "-CAfile",
+        ca,
+        "-noout",
+        "-text",
+    ]);
+    assert!(ok && out.contains("verify OK"), "{out}");
+    assert!(out.contains(&format!("Serial Number: {serial}")), "{out}");
 }
 
 /// A `credmint serve` child process with its own SoftHSM store; killed on drop.

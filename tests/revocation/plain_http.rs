@@ -4,9 +4,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::common::{openssl, Served, TestAppliance};
+use crate::common::{openssl, openssl_ocsp_at, Served, TestAppliance};
 use crate::support::registered_workload;
 
 const NAMES: &str = "names = [\"localhost\", \"127.0.0.1\"]";
@@ -34,19 +32,7 @@ fn leaf_file(dir: &std::path::Path, chain: &str) -> String {
 
 /// `openssl ocsp -url http://127.0.0.1:PORT/ocsp`: no TLS anywhere on the way.
 fn plain_ocsp(port: u16, ca: &str, leaf: &str) -> String {
-    let url = format!("http://127.0.0.1:{port}/ocsp");
-    let (ok, out) = openssl(&[
-        "ocsp",
-        "-issuer",
-        ca,
-        "-CAfile",
-        ca,
-        "-url",
-        &url,
-        "-cert",
-        leaf,
-        "-no_nonce",
-    ]);
+    let (ok, out) = openssl_ocsp_at(&format!("http://127.0.0.1:{port}/ocsp"), ca, leaf);
     assert!(ok && out.contains("Response verify OK"), "{out}");
     out
 }
@@ -74,14 +60,7 @@ async fn ocsp_and_crl_are_served_over_plain_http_and_named_in_certificates() {
 
     let out = plain_ocsp(port, &ca, &leaf);
     assert!(out.contains(&format!("{leaf}: good")), "{out}");
-    let resp = w
-        .client(&s)
-        .post(s.url("/v1/revoke"))
-        .json(&json!({"reason": "keyCompromise"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    w.revoke_self(&s, "keyCompromise").await;
     let out = plain_ocsp(port, &ca, &leaf);
     assert!(out.contains(&format!("{leaf}: revoked")), "{out}");
 
@@ -90,23 +69,10 @@ async fn ocsp_and_crl_are_served_over_plain_http_and_named_in_certificates() {
     let resp = http.get(format!("{base}/crl")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/pkix-crl");
-    let crl = tmp.path().join("crl.der");
-    std::fs::write(&crl, resp.bytes().await.unwrap()).unwrap();
-    let (ok, text) = openssl(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        crl.to_str().unwrap(),
-        "-CAfile",
-        &ca,
-        "-noout",
-        "-text",
-    ]);
-    assert!(ok && text.contains("verify OK"), "{text}");
+    let der = resp.bytes().await.unwrap();
     let (_, serial) = openssl(&["x509", "-in", &leaf, "-noout", "-serial"]);
     let serial = serial.trim().trim_start_matches("serial=");
-    assert!(text.contains(&format!("Serial Number: {serial}")), "{text}");
+    crate::common::assert_crl_lists(tmp.path(), &der, &ca, serial);
 
     // Only status lives here: the API, the CA bundle and health are not served.
     for path in [

@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use crate::common::{free_port, genesis_ledger_key, openssl, text, Served, TestAppliance};
+use crate::common::{
+    free_port, genesis_ledger_key, openssl, openssl_req_p256, text, Served, ServerProcess,
+    TestAppliance,
+};
 use crate::support::registered_workload;
 
 const CA_EXT: &str = "[v3_ca]\nbasicConstraints = critical, CA:TRUE, pathlen:0\nkeyUsage = critical, keyCertSign, cRLSign, digitalSignature\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n[v3_leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n";
@@ -15,14 +18,8 @@ fn p(dir: &Path, name: &str) -> String {
 
 /// A self-signed enterprise root: `<name>.pem` and `<name>.key` in `dir`.
 fn offline_root(dir: &Path, name: &str) -> String {
-    let (ok, out) = openssl(&[
-        "req",
+    let (ok, out) = openssl_req_p256(&[
         "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
         "-keyout",
         &p(dir, &format!("{name}.key")),
         "-out",
@@ -103,14 +100,8 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     let other_root = offline_root(dir, "other");
     let inter = sign(dir, "root", &csr, "v3_ca", "intermediate.pem");
     let not_ca = sign(dir, "root", &csr, "v3_leaf", "not-ca.pem");
-    let (ok, o) = openssl(&[
-        "req",
+    let (ok, o) = openssl_req_p256(&[
         "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
         "-keyout",
         &p(dir, "stranger.key"),
         "-subj",
@@ -134,15 +125,8 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     let out = app.cli(&["ca", "import", &inter, "--chain", &root]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pinned = genesis_ledger_key(&app.config().ledger.file);
-    let server = app.spawn_serve();
     let root_pem = std::fs::read(&root).unwrap();
-    let s = Served {
-        app,
-        running: None,
-        base: format!("https://localhost:{port}"),
-        ca_pem: root_pem.clone(),
-        clock: credmint::clock::Clock::default(),
-    };
+    let (s, server) = serve(app, port, &root_pem);
     // The TLS chain reaches the enterprise root (the client trusts only it).
     let bundle = crate::common::fetch(&s.anonymous(), &s.url("/v1/ca.pem")).await;
     let bundle = text(&bundle);
@@ -152,22 +136,8 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     let w = registered_workload(&s, "web").await;
     assert_eq!(w.chain_pem.matches("BEGIN CERTIFICATE").count(), 3);
     let leaf = dir.join("leaf.pem");
-    std::fs::write(
-        &leaf,
-        w.chain_pem
-            .split_inclusive("-----END CERTIFICATE-----\n")
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
-    let (ok, o) = openssl(&[
-        "verify",
-        "-CAfile",
-        &root,
-        "-untrusted",
-        &inter,
-        leaf.to_str().unwrap(),
-    ]);
+    std::fs::write(&leaf, first_pem(&w.chain_pem)).unwrap();
+    let (ok, o) = verify(&root, &inter, &leaf);
     assert!(ok && o.contains(": OK"), "{o}");
 
     // A successor CA key would be a self-signed root outside the enterprise hierarchy.
@@ -195,44 +165,16 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     let next = sign(dir, "root", &next_csr, "v3_ca", "next.pem");
     let out = app.cli(&["ca", "import", &next, "--chain", &root]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let server = app.spawn_serve();
-    let s = Served {
-        app,
-        running: None,
-        base: format!("https://localhost:{port}"),
-        ca_pem: root_pem.clone(),
-        clock: credmint::clock::Clock::default(),
-    };
+    let (s, server) = serve(app, port, &root_pem);
     let w2 = registered_workload(&s, "api").await;
     let leaf2 = dir.join("leaf2.pem");
     std::fs::write(&leaf2, first_pem(&w2.chain_pem)).unwrap();
-    let (ok, o) = openssl(&[
-        "verify",
-        "-CAfile",
-        &root,
-        "-untrusted",
-        &next,
-        leaf2.to_str().unwrap(),
-    ]);
+    let (ok, o) = verify(&root, &next, &leaf2);
     assert!(ok && o.contains(": OK"), "{o}");
-    let (ok, o) = openssl(&[
-        "verify",
-        "-CAfile",
-        &root,
-        "-untrusted",
-        &inter,
-        leaf2.to_str().unwrap(),
-    ]);
+    let (ok, o) = verify(&root, &inter, &leaf2);
     assert!(!ok, "new leaf verified through the old intermediate: {o}");
     // The old generation's leaf still verifies and still gets status.
-    let (ok, o) = openssl(&[
-        "verify",
-        "-CAfile",
-        &root,
-        "-untrusted",
-        &inter,
-        leaf.to_str().unwrap(),
-    ]);
+    let (ok, o) = verify(&root, &inter, &leaf);
     assert!(ok, "{o}");
     let report = s.assert_ledger_verifies(pinned).await;
     assert_eq!(report.event_counts.get("ca_imported"), Some(&2));
@@ -246,4 +188,29 @@ fn first_pem(chain: &str) -> &str {
         .split_inclusive("-----END CERTIFICATE-----\n")
         .next()
         .unwrap()
+}
+
+/// `credmint serve` as a child, reached by clients trusting only the enterprise root.
+fn serve(app: TestAppliance, port: u16, root_pem: &[u8]) -> (Served, ServerProcess) {
+    let server = app.spawn_serve();
+    let s = Served {
+        app,
+        running: None,
+        base: format!("https://localhost:{port}"),
+        ca_pem: root_pem.to_vec(),
+        clock: credmint::clock::Clock::default(),
+    };
+    (s, server)
+}
+
+/// `openssl verify -CAfile root -untrusted intermediate leaf`.
+fn verify(root: &str, intermediate: &str, leaf: &Path) -> (bool, String) {
+    openssl(&[
+        "verify",
+        "-CAfile",
+        root,
+        "-untrusted",
+        intermediate,
+        leaf.to_str().unwrap(),
+    ])
 }
