@@ -5,63 +5,10 @@
 use std::path::Path;
 
 use crate::common::{
-    free_port, genesis_ledger_key, openssl, openssl_req_p256, text, Served, ServerProcess,
-    TestAppliance,
+    free_port, genesis_ledger_key, openssl, openssl_req_p256, openssl_root, openssl_sign_csr, p,
+    text, Served, TestAppliance,
 };
 use crate::support::registered_workload;
-
-const CA_EXT: &str = "[v3_ca]\nbasicConstraints = critical, CA:TRUE, pathlen:0\nkeyUsage = critical, keyCertSign, cRLSign, digitalSignature\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n[v3_leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n";
-
-fn p(dir: &Path, name: &str) -> String {
-    dir.join(name).to_string_lossy().into_owned()
-}
-
-/// A self-signed enterprise root: `<name>.pem` and `<name>.key` in `dir`.
-fn offline_root(dir: &Path, name: &str) -> String {
-    let (ok, out) = openssl_req_p256(&[
-        "-x509",
-        "-keyout",
-        &p(dir, &format!("{name}.key")),
-        "-out",
-        &p(dir, &format!("{name}.pem")),
-        "-subj",
-        &format!("/O=Example Corp/CN={name}"),
-        "-days",
-        "60",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    assert!(ok, "{out}");
-    p(dir, &format!("{name}.pem"))
-}
-
-/// `openssl x509 -req`: `csr` signed by root `name` with extensions `section` of CA_EXT.
-fn sign(dir: &Path, root: &str, csr: &str, section: &str, out: &str) -> String {
-    std::fs::write(dir.join("ext.cnf"), CA_EXT).unwrap();
-    let (ok, o) = openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        csr,
-        "-CA",
-        &p(dir, &format!("{root}.pem")),
-        "-CAkey",
-        &p(dir, &format!("{root}.key")),
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-extfile",
-        &p(dir, "ext.cnf"),
-        "-extensions",
-        section,
-        "-out",
-        &p(dir, out),
-    ]);
-    assert!(ok, "{o}");
-    p(dir, out)
-}
 
 fn refused(app: &TestAppliance, cert: &str, chain: &str, needle: &str) {
     let ledger = app.config().ledger.file;
@@ -96,10 +43,10 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     assert_eq!(out.status.code(), Some(24), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("credmint ca import"));
 
-    let root = offline_root(dir, "root");
-    let other_root = offline_root(dir, "other");
-    let inter = sign(dir, "root", &csr, "v3_ca", "intermediate.pem");
-    let not_ca = sign(dir, "root", &csr, "v3_leaf", "not-ca.pem");
+    let root = openssl_root(dir, "root");
+    let other_root = openssl_root(dir, "other");
+    let inter = openssl_sign_csr(dir, "root", &csr, "v3_ca", "intermediate.pem");
+    let not_ca = openssl_sign_csr(dir, "root", &csr, "v3_leaf", "not-ca.pem");
     let (ok, o) = openssl_req_p256(&[
         "-new",
         "-keyout",
@@ -110,7 +57,7 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
         &p(dir, "stranger.csr"),
     ]);
     assert!(ok, "{o}");
-    let stranger = sign(
+    let stranger = openssl_sign_csr(
         dir,
         "root",
         &p(dir, "stranger.csr"),
@@ -126,7 +73,7 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pinned = genesis_ledger_key(&app.config().ledger.file);
     let root_pem = std::fs::read(&root).unwrap();
-    let (s, server) = serve(app, port, &root_pem);
+    let (s, server) = Served::spawned_under_root(app, port, &root_pem);
     // The TLS chain reaches the enterprise root (the client trusts only it).
     let bundle = crate::common::fetch(&s.anonymous(), &s.url("/v1/ca.pem")).await;
     let bundle = text(&bundle);
@@ -162,10 +109,10 @@ async fn enterprise_root_signs_the_csr_and_leaves_verify_up_to_it() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The old intermediate is not the next key's certificate.
     refused(&app, &inter, &root, "another key than the HSM CA key");
-    let next = sign(dir, "root", &next_csr, "v3_ca", "next.pem");
+    let next = openssl_sign_csr(dir, "root", &next_csr, "v3_ca", "next.pem");
     let out = app.cli(&["ca", "import", &next, "--chain", &root]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let (s, server) = serve(app, port, &root_pem);
+    let (s, server) = Served::spawned_under_root(app, port, &root_pem);
     let w2 = registered_workload(&s, "api").await;
     let leaf2 = dir.join("leaf2.pem");
     std::fs::write(&leaf2, first_pem(&w2.chain_pem)).unwrap();
@@ -188,19 +135,6 @@ fn first_pem(chain: &str) -> &str {
         .split_inclusive("-----END CERTIFICATE-----\n")
         .next()
         .unwrap()
-}
-
-/// `credmint serve` as a child, reached by clients trusting only the enterprise root.
-fn serve(app: TestAppliance, port: u16, root_pem: &[u8]) -> (Served, ServerProcess) {
-    let server = app.spawn_serve();
-    let s = Served {
-        app,
-        running: None,
-        base: format!("https://localhost:{port}"),
-        ca_pem: root_pem.to_vec(),
-        clock: credmint::clock::Clock::default(),
-    };
-    (s, server)
 }
 
 /// `openssl verify -CAfile root -untrusted intermediate leaf`.
