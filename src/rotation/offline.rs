@@ -113,20 +113,18 @@ pub fn import(
     let new_key = HsmKey::load(hsm.clone(), &label, alg)?;
     check_import(&cert, &chain, &new_key, now.unix_timestamp())?;
     let in_force = ledger.keys_in_force();
-    let old_info = in_force
-        .iter()
-        .find(|k| k.role == KeyRole::Ca)
-        .cloned()
-        .ok_or_else(|| InitError::Operator("no CA key in force".into()))?;
-    let old_key =
-        super::load_key(hsm, &old_info).map_err(|e| InitError::Operator(e.to_string()))?;
-    let ledger_info = in_force
-        .iter()
-        .find(|k| k.role == KeyRole::Ledger)
-        .cloned()
-        .ok_or_else(|| InitError::Operator("no ledger key in force".into()))?;
-    let ledger_key =
-        super::load_key(hsm, &ledger_info).map_err(|e| InitError::Operator(e.to_string()))?;
+    // The token object of the key the ledger has in force for `role`.
+    let key_in_force = |role: KeyRole| {
+        let info = in_force
+            .iter()
+            .find(|k| k.role == role)
+            .ok_or_else(|| InitError::Operator(format!("no {role:?} key in force")))?;
+        super::load_key(hsm, info)
+            .map(|key| (info.clone(), key))
+            .map_err(|e| InitError::Operator(e.to_string()))
+    };
+    let (old_info, old_key) = key_in_force(KeyRole::Ca)?;
+    let (_, ledger_key) = key_in_force(KeyRole::Ledger)?;
     let mut event = KeyRotated {
         role: KeyRole::Ca,
         old_key: old_info,
