@@ -29,6 +29,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Base URL relying parties reach this appliance at (OCSP, CRL, JWKS, token `iss`).
     pub public_url: Arc<str>,
+    /// Base URL of OCSP and CRLs in issued certificates (`Config::status_url`).
+    pub status_url: Arc<str>,
     pub signals: Arc<Signals>,
     pub status: Arc<StatusCache>,
     /// Every Prometheus series (`GET /metrics`).
@@ -47,6 +49,7 @@ impl AppState {
             admission: self.admission.clone(),
             clock: self.clock.clone(),
             public_url: self.public_url.clone(),
+            status_url: self.status_url.clone(),
             ledger_origin: self.ledger.origin().to_string(),
         }
     }
@@ -76,7 +79,7 @@ impl AppState {
     }
 
     pub fn ocsp_url(&self) -> String {
-        format!("{}/ocsp", self.public_url)
+        format!("{}/ocsp", self.status_url)
     }
 
     /// The CRL URL of the current CA generation (`/crl`, or `/crl/rN` after a rotation).

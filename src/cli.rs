@@ -59,7 +59,14 @@ pub enum Command {
         /// `bench seed` may fill with synthetic events). Never on a real appliance.
         #[arg(long)]
         benchmark: bool,
+        /// Intermediate CA mode: write a PKCS#10 request for the HSM CA key to this file
+        /// instead of self-signing a root; `serve` refuses until `credmint ca import`.
+        #[arg(long, value_name = "OUT.csr")]
+        ca_csr: Option<PathBuf>,
     },
+    /// The CA certificate (intermediate CA mode).
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Serve HTTPS until SIGTERM/SIGINT.
     Serve,
     /// Measure signing and ledger throughput (use a release build).
@@ -162,6 +169,27 @@ pub enum KeysCommand {
         reason: String,
         #[command(flatten)]
         conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Install the CA certificate an enterprise root signed for the CSR of `init
+    /// --ca-csr` (appliance stopped). Refused unless it certifies the HSM CA key, is a CA
+    /// certificate with keyCertSign, and verifies through --chain up to a self-signed root.
+    Import {
+        /// The CA certificate (PEM or DER).
+        cert: PathBuf,
+        /// Its issuers, nearest first, ending with the self-signed root (PEM).
+        #[arg(long, value_name = "ISSUER-CHAIN.pem")]
+        chain: PathBuf,
+    },
+    /// Intermediate CA mode, appliance stopped: generate the next CA key in the HSM and
+    /// write its CSR; the next `ca import` of its certificate rotates to it.
+    Rotate {
+        /// Where to write the PKCS#10 request.
+        #[arg(long, value_name = "OUT.csr")]
+        csr: PathBuf,
     },
 }
 
@@ -415,6 +443,8 @@ impl CliError {
             | CliError::Serve(ServeError::Ledger(_))
             | CliError::Serve(ServeError::NotInitialized(_))
             | CliError::Ledger(_) => 20,
+            CliError::Init(InitError::CaImport(_)) => 24,
+            CliError::Serve(ServeError::Init(InitError::CaImport(_))) => 24,
             CliError::Init(InitError::Ca(_))
             | CliError::Serve(ServeError::Ca(_))
             | CliError::Serve(ServeError::Tls(_)) => 21,
@@ -452,30 +482,41 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             conn,
         } => block_on(credentials::revoke(&cfg, &id, kind, reason, &conn)),
         Command::Status { id, kind, url } => block_on(credentials::status(&cfg, &id, kind, url)),
-        Command::Init { benchmark } => {
-            let report = crate::init::run_with(&cfg, crate::init::InitOptions { benchmark })?;
-            for step in &report.steps {
-                let verb = if step.created { "created" } else { "exists " };
-                println!("{verb}  {}", step.what);
-            }
-            if report.unchanged() {
-                println!("already initialised: nothing changed");
-            } else {
-                println!("initialised: {}", cfg.data_dir.display());
-            }
-            // Auditors pin this out of band (credmint-audit --ledger-key).
-            let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
-            let genesis_key = match ledger.record(0)?.map(|r| r.event) {
-                Some(credmint_ledger::Event::Genesis(g)) => {
-                    g.ledger_key().map_err(|e| CliError::Other(e.into()))?
-                }
-                _ => return Err(CliError::Other("ledger has no genesis record".into())),
+        Command::Ca(CaCommand::Import { cert, chain }) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).map_err(|source| CliError::Io {
+                    path: p.clone(),
+                    source,
+                })
             };
+            let report = crate::init::import_ca(&cfg, &read(&cert)?, &read(&chain)?)?;
+            print_init(&cfg, &report)
+        }
+        Command::Ca(CaCommand::Rotate { csr }) => {
+            crate::init::prepare_environment(&cfg, crate::hsm::token::TokenDir::MustExist)?;
+            let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+            let label = crate::rotation::offline::request(&cfg, &hsm, &csr)?;
             println!(
-                "ledger key: {}",
-                credmint_ledger::note::verifier_key_string(ledger.origin(), &genesis_key)
+                "created  CA key {label:?} and its request {}",
+                csr.display()
             );
+            println!("have it signed by the enterprise root, then run `credmint ca import <cert.pem> --chain <issuers.pem>`");
             Ok(())
+        }
+        Command::Init { benchmark, ca_csr } => {
+            let options = crate::init::InitOptions {
+                benchmark,
+                ca_csr: ca_csr.as_deref(),
+            };
+            let report = crate::init::run_with(&cfg, options)?;
+            if let Some(csr) = &ca_csr {
+                if !cfg.ledger.file.exists() {
+                    print_steps(&report);
+                    println!("have {} signed by the enterprise root (CA extensions), then run `credmint ca import <cert.pem> --chain <issuers.pem>`", csr.display());
+                    return Ok(());
+                }
+            }
+            print_init(&cfg, &report)
         }
         Command::Serve => {
             let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Other(e.to_string()))?;
@@ -785,6 +826,36 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
             println!("{f}");
         }
     }
+    Ok(())
+}
+
+fn print_steps(report: &crate::init::InitReport) {
+    for step in &report.steps {
+        let verb = if step.created { "created" } else { "exists " };
+        println!("{verb}  {}", step.what);
+    }
+}
+
+/// The init report, and the genesis ledger key auditors pin.
+fn print_init(cfg: &Config, report: &crate::init::InitReport) -> Result<(), CliError> {
+    print_steps(report);
+    if report.unchanged() {
+        println!("already initialised: nothing changed");
+    } else {
+        println!("initialised: {}", cfg.data_dir.display());
+    }
+    // Auditors pin this out of band (credmint-audit --ledger-key).
+    let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;
+    let genesis_key = match ledger.record(0)?.map(|r| r.event) {
+        Some(credmint_ledger::Event::Genesis(g)) => {
+            g.ledger_key().map_err(|e| CliError::Other(e.into()))?
+        }
+        _ => return Err(CliError::Other("ledger has no genesis record".into())),
+    };
+    println!(
+        "ledger key: {}",
+        credmint_ledger::note::verifier_key_string(ledger.origin(), &genesis_key)
+    );
     Ok(())
 }
 

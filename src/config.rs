@@ -153,6 +153,17 @@ pub struct ServerConfig {
     /// `iss`). Default: `https://<first name>:<listening port>`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Optional plain-HTTP listener answering only OCSP (`/ocsp`) and the CRLs (`/crl`,
+    /// `/crl/rN`), everything else 404: relying parties fetch status without first trusting
+    /// this CA's TLS (RFC 5019, CA/Browser Forum convention). Same connection caps and
+    /// timeouts as `listen` (one shared budget). Default: none.
+    #[serde(default)]
+    pub status_listen: Option<SocketAddr>,
+    /// Base URL put in certificates' OCSP (AIA) and CRL distribution point URLs, `http://`
+    /// or `https://`. Default: `http://<first name>:<status_listen port>` when
+    /// `status_listen` is set, else `public_url`.
+    #[serde(default)]
+    pub status_url: Option<String>,
     /// Submissions the ledger writer queues before answering 503 (default 8192).
     #[serde(default = "default_queue")]
     pub ledger_queue: usize,
@@ -406,6 +417,16 @@ impl Config {
                 return invalid("server.public_url", "must start with https://");
             }
         }
+        if let Some(url) = &self.server.status_url {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return invalid("server.status_url", "must start with http:// or https://");
+            }
+        }
+        if let Some(status) = self.server.status_listen {
+            if status.port() != 0 && status == self.server.listen {
+                return invalid("server.status_listen", "must differ from server.listen");
+            }
+        }
         if self.server.ledger_queue == 0 {
             return invalid("server.ledger_queue", "must be at least 1");
         }
@@ -525,6 +546,16 @@ impl Config {
         }
     }
 
+    /// The base URL of OCSP and CRLs in issued certificates, for an HTTPS listener on
+    /// `port` and the plain status listener on `status_port` (if any); no trailing slash.
+    pub fn status_url(&self, port: u16, status_port: Option<u16>) -> String {
+        match (&self.server.status_url, status_port) {
+            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (None, Some(p)) => format!("http://{}:{p}", self.server.names[0]),
+            (None, None) => self.public_url(port),
+        }
+    }
+
     /// Certificate of the first init operator (the CLI's default identity).
     pub fn operator_cert_path(&self) -> PathBuf {
         self.operator_paths(&self.governance.init_operators[0]).0
@@ -540,6 +571,10 @@ impl Config {
         )
     }
 
+    /// Intermediate CA mode: the CA certificate request waiting for `credmint ca import`.
+    pub fn ca_request_path(&self) -> PathBuf {
+        self.data_dir.join("ca-request.csr")
+    }
     pub fn ca_cert_path(&self) -> PathBuf {
         self.data_dir.join("ca.pem")
     }
@@ -602,6 +637,31 @@ mod tests {
                 "http2_max_concurrent_streams = 0",
                 "server.http2_max_concurrent_streams",
             ),
+        ] {
+            let text = default_text().replace(
+                "max_body_bytes = 65536",
+                &format!("max_body_bytes = 65536\n{line}"),
+            );
+            let err = Config::load(&write(dir.path(), &text)).unwrap_err();
+            assert!(err.to_string().contains(key), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn status_url_follows_the_status_listener_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::load(&write(dir.path(), &default_text())).unwrap();
+        assert_eq!(cfg.status_url(8443, None), "https://localhost:8443");
+        assert_eq!(cfg.status_url(8443, Some(8080)), "http://localhost:8080");
+        let text = default_text().replace(
+            "max_body_bytes = 65536",
+            "max_body_bytes = 65536\nstatus_url = \"http://ca.example/\"",
+        );
+        let cfg = Config::load(&write(dir.path(), &text)).unwrap();
+        assert_eq!(cfg.status_url(8443, Some(8080)), "http://ca.example");
+        for (line, key) in [
+            ("status_url = \"ftp://x\"", "server.status_url"),
+            ("status_listen = \"127.0.0.1:8443\"", "server.status_listen"),
         ] {
             let text = default_text().replace(
                 "max_body_bytes = 65536",

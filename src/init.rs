@@ -31,9 +31,12 @@ pub const BENCH_GENESIS_ACTOR: &str = "system:init-benchmark";
 
 /// What `init` creates.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct InitOptions {
+pub struct InitOptions<'a> {
     /// Mark a new ledger's genesis as a benchmark ledger (a throwaway appliance).
     pub benchmark: bool,
+    /// Intermediate CA mode: write a CSR for the CA key here instead of self-signing a
+    /// root; the ledger is created by `credmint ca import` ([`import_ca`]).
+    pub ca_csr: Option<&'a Path>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,8 @@ pub enum InitError {
     TokenRecovery(#[from] crate::hsm::recovery::RecoveryError),
     #[error(transparent)]
     KeyConfig(crate::keycheck::KeyCheckError),
+    #[error(transparent)]
+    CaImport(#[from] crate::ca::import::ImportError),
     #[error("operator certificate: {0}")]
     Operator(String),
     #[error("data directory {path} is writable by {who} (mode {mode:04o}): files in it may have been planted by another user (PIN files, token, ledger); refusing to use it. Give the appliance a directory of its own, writable only by its user (init creates a missing one with mode 0700)")]
@@ -196,7 +201,7 @@ pub fn run(cfg: &Config) -> Result<InitReport, InitError> {
 }
 
 /// As [`run`], with options.
-pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitError> {
+pub fn run_with(cfg: &Config, options: InitOptions<'_>) -> Result<InitReport, InitError> {
     let mut report = InitReport::default();
     if let Some(mode) = prepare_environment(cfg, TokenDir::Create)? {
         report.push(
@@ -250,6 +255,24 @@ pub fn run_with(cfg: &Config, options: InitOptions) -> Result<InitReport, InitEr
             ca_path
         };
         load_root(&path, &keys.ca)?
+    } else if let Some(csr_path) = options.ca_csr {
+        // Intermediate CA mode: nothing is signed under the CA key until its certificate
+        // is imported; the ledger starts then, with the imported certificate in genesis.
+        let csr = crate::ca::import::ca_csr_pem(&keys.ca, &cfg.identity.ca_common_name)?;
+        for path in [csr_path, &cfg.ca_request_path()] {
+            std::fs::write(path, &csr).map_err(io(path))?;
+        }
+        report.push(
+            format!("CA certificate request {}", csr_path.display()),
+            true,
+        );
+        refresh_token_copy(cfg);
+        return Ok(report);
+    } else if cfg.ca_request_path().exists() {
+        return Err(crate::ca::import::ImportError::Pending {
+            csr: cfg.ca_request_path().display().to_string(),
+        }
+        .into());
     } else {
         let root = build_root(
             &keys.ca,
@@ -338,7 +361,10 @@ fn ensure_init_operators(
             name,
             "credmint init",
             &cfg.identity.trust_domain,
-            &cfg.public_url(cfg.server.listen.port()),
+            &cfg.status_url(
+                cfg.server.listen.port(),
+                cfg.server.status_listen.map(|a| a.port()),
+            ),
             ledger.origin(),
             &spki,
             now,
@@ -427,6 +453,69 @@ fn check_genesis(ledger: &Ledger, keys: &KeySet, ca: &RootCa) -> Result<(), Stri
         return Err("genesis CA certificate differs from ca.pem".into());
     }
     Ok(())
+}
+
+/// `credmint ca import`: checks the certificate the enterprise root signed for the CA key
+/// (`crate::ca::import::check_import`), installs it as `ca.pem` (issuers in
+/// `ca-chain.pem`), then finishes init under it (genesis with this certificate, the init
+/// operators) and records the import with its issuer chain (`CaImported`).
+pub fn import_ca(cfg: &Config, cert_pem: &[u8], chain_pem: &[u8]) -> Result<InitReport, InitError> {
+    use crate::ca::import::{check_import, read_certificates, ImportError};
+    let cert = read_certificates("certificate", cert_pem)?.remove(0);
+    let chain = read_certificates("--chain", chain_pem)?;
+    let now = OffsetDateTime::now_utc();
+    prepare_environment(cfg, TokenDir::MustExist)?;
+    let hsm = Arc::new(Hsm::open(&cfg.hsm)?);
+    if cfg.ledger.file.exists() {
+        if !cfg.ca_request_path().exists() {
+            return Err(ImportError::AlreadyImported.into());
+        }
+        crate::rotation::offline::import(cfg, &hsm, cert, chain, now)?;
+        let _ = std::fs::remove_file(cfg.ca_request_path());
+        let mut report = InitReport::default();
+        report.push("CA rotation and import recorded in the ledger", true);
+        return Ok(report);
+    }
+    let keys = KeySet::load(hsm, cfg)?;
+    check_import(&cert, &chain, &keys.ca, now.unix_timestamp())?;
+    let ca_path = cfg.ca_cert_path();
+    let pem = crate::issuance::pem_encode("CERTIFICATE", &cert);
+    std::fs::write(&ca_path, &pem).map_err(io(&ca_path))?;
+    let chain_path = cfg.data_dir.join("ca-chain.pem");
+    let issuers: String = chain
+        .iter()
+        .map(|d| crate::issuance::pem_encode("CERTIFICATE", d))
+        .collect();
+    std::fs::write(&chain_path, issuers).map_err(io(&chain_path))?;
+    let mut report = run_with(cfg, InitOptions::default())?;
+    let ledger = Ledger::open(&cfg.ledger.file)?;
+    let ca_key = keys
+        .key_infos()
+        .into_iter()
+        .find(|k| k.role == credmint_ledger::event::KeyRole::Ca)
+        .ok_or_else(|| InitError::Operator("no CA key".into()))?;
+    ledger
+        .append_batch_with(
+            vec![NewEntry {
+                timestamp_ms: unix_ms(now).max(ledger.head_timestamp_ms()),
+                actor: crate::rotation::offline::CA_IMPORT_ACTOR.into(),
+                event: Event::CaImported(credmint_ledger::event::CaImported {
+                    key: ca_key,
+                    ca_certificate_der: cert,
+                    issuer_chain_der: chain,
+                }),
+            }],
+            crate::registry::apply,
+        )
+        .map_err(|e| InitError::Operator(e.to_string()))?;
+    ledger.sign_checkpoint(&keys.ledger)?;
+    let request = cfg.ca_request_path();
+    let _ = std::fs::remove_file(&request);
+    report.push(
+        format!("CA import recorded in {}", cfg.ledger.file.display()),
+        true,
+    );
+    Ok(report)
 }
 
 pub fn unix_ms(t: OffsetDateTime) -> u64 {

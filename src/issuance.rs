@@ -50,8 +50,10 @@ pub struct Issuer {
     pub sequencer: Sequencer,
     pub admission: Admission,
     pub clock: Clock,
-    /// Base URL relying parties reach (OCSP URL, token `iss`).
+    /// Base URL relying parties reach (token `iss`).
     pub public_url: std::sync::Arc<str>,
+    /// Base URL of OCSP and CRLs in certificates (`Config::status_url`).
+    pub status_url: std::sync::Arc<str>,
     pub ledger_origin: String,
 }
 
@@ -120,7 +122,7 @@ pub fn leaf_spec(issuer: &Issuer, grant: &CertGrant, now: OffsetDateTime) -> Lea
         not_after,
         client_auth: true,
         server_auth: grant.server_auth,
-        ocsp_url: format!("{}/ocsp", issuer.public_url),
+        ocsp_url: format!("{}/ocsp", issuer.status_url),
         crl_url: issuer.keys.current().crl_url().to_string(),
         governance: Governance {
             integration: grant.integration.clone(),

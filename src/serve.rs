@@ -56,10 +56,12 @@ pub enum ServeError {
 }
 
 /// Opens everything the handlers need. Blocking (PKCS#11 login, redb open, projection
-/// rebuild). `port` is the bound listener's, for the default public URL.
+/// rebuild). `port` is the bound listener's, for the default public URL; `status_port`
+/// the plain status listener's, for the default status URL.
 pub fn open_state(
     cfg: Config,
     port: u16,
+    status_port: Option<u16>,
     clock: Clock,
 ) -> Result<
     (
@@ -69,6 +71,14 @@ pub fn open_state(
     ),
     ServeError,
 > {
+    if !cfg.ca_cert_path().exists() && cfg.ca_request_path().exists() {
+        return Err(ServeError::Init(
+            crate::ca::import::ImportError::Pending {
+                csr: cfg.ca_request_path().display().to_string(),
+            }
+            .into(),
+        ));
+    }
     for path in [cfg.ca_cert_path(), cfg.ledger.file.clone()] {
         if !path.exists() {
             return Err(ServeError::NotInitialized(path.display().to_string()));
@@ -89,18 +99,28 @@ pub fn open_state(
     crate::init::refresh_token_copy(&cfg);
     // The keys in force come from the ledger's key history (genesis + rotations).
     let public_url = cfg.public_url(port);
+    let status_url = cfg.status_url(port, status_port);
     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
-    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &public_url, now).map_err(
+    let mut active = crate::rotation::load(hsm.clone(), &cfg, &ledger, &status_url, now).map_err(
         |e| match e {
             crate::rotation::RotationError::Hsm(h) => ServeError::Hsm(h),
             other => ServeError::Task(other.to_string()),
         },
     )?;
+    // Intermediate CA mode: every chain handed out (leaves, server TLS, `/v1/ca.pem`)
+    // continues with the issuers up to the enterprise root, as the ledger recorded them.
+    let issuers = crate::rotation::offline::issuers_pem(&ledger)?;
     if active.ca_generation == 0 {
         // Before any CA rotation ca.pem must still certify the genesis CA key.
-        let root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
+        let mut root = load_root(&cfg.ca_cert_path(), &active.keys.ca)?;
+        root.pem.push_str(&issuers);
         active.cas[0].root = root.clone();
         active.ca = Arc::new(root);
+    } else if !issuers.is_empty() {
+        if let Some(current) = active.cas.last_mut() {
+            current.root.pem.push_str(&issuers);
+            active.ca = Arc::new(current.root.clone());
+        }
     }
     crate::rotation::write_ca_files(&cfg, &active, now)
         .map_err(|e| ServeError::Task(e.to_string()))?;
@@ -143,6 +163,7 @@ pub fn open_state(
     let checkpoint = checkpoint.and_then(|note| CheckpointView::parse(note, clock.unix()));
     let state = AppState {
         public_url: public_url.into(),
+        status_url: status_url.into(),
         admission: Admission::for_sessions(cfg.hsm.sessions),
         config: Arc::new(cfg),
         hsm,
@@ -162,11 +183,14 @@ pub fn open_state(
 /// A running appliance.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The plain-HTTP status listener's address, when `server.status_listen` is set.
+    pub status_addr: Option<SocketAddr>,
     pub state: AppState,
     edge: Arc<Edge>,
     handle: axum_server::Handle<SocketAddr>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    status_server: Option<JoinHandle<std::io::Result<()>>>,
     checkpointer: JoinHandle<()>,
     refresher: JoinHandle<()>,
     renewer: JoinHandle<()>,
@@ -200,24 +224,19 @@ pub async fn start_with_clock(
         );
     }
     let interval = Duration::from_secs(cfg.ledger.checkpoint_interval_secs);
-    let listener = match listener {
-        Some(l) => l,
-        None => std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
-            addr: listen,
-            source,
-        })?,
-    };
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: listen,
-        source,
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    let (state, tls, writer_thread) =
-        tokio::task::spawn_blocking(move || open_state(cfg, addr.port(), clock))
-            .await
-            .map_err(|e| ServeError::Task(e.to_string()))??;
+    let (listener, addr) = bind(listener, listen)?;
+    // Bound before the state opens: its port is in the default status URL.
+    let status_listener = cfg
+        .server
+        .status_listen
+        .map(|a| bind(None, a))
+        .transpose()?;
+    let status_addr = status_listener.as_ref().map(|(_, a)| *a);
+    let (state, tls, writer_thread) = tokio::task::spawn_blocking(move || {
+        open_state(cfg, addr.port(), status_addr.map(|a| a.port()), clock)
+    })
+    .await
+    .map_err(|e| ServeError::Task(e.to_string()))??;
     // Make sure a checkpoint covering the current ledger exists before serving it.
     crate::checkpointer::sign_if_grown(&state)
         .await
@@ -246,6 +265,9 @@ pub async fn start_with_clock(
     server.http_builder().http1().half_close(true);
     let server =
         tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+    let status_server = status_listener
+        .map(|(l, a)| serve_status(l, a, &state, &edge, &limits, &handle))
+        .transpose()?;
     let (stop, stop_rx) = watch::channel(false);
     let checkpointer = tokio::spawn(crate::checkpointer::run(
         state.clone(),
@@ -265,6 +287,7 @@ pub async fn start_with_clock(
     let refresher = tokio::spawn(crate::status::cache::run_refresher(state.clone(), stop_rx));
     tracing::info!(
         %addr,
+        status_addr = ?status_addr,
         ledger_size = state.ledger.size(),
         max_connections = limits.max_connections,
         max_connections_per_ip = limits.max_connections_per_ip,
@@ -273,17 +296,65 @@ pub async fn start_with_clock(
     );
     Ok(Running {
         addr,
+        status_addr,
         state,
         edge,
         handle,
         stop,
         server,
+        status_server,
         checkpointer,
         refresher,
         renewer,
         prober,
         writer_thread,
     })
+}
+
+/// `listener` (tests pass 127.0.0.1:0) or a new socket on `listen`, non-blocking.
+fn bind(
+    listener: Option<std::net::TcpListener>,
+    listen: SocketAddr,
+) -> Result<(std::net::TcpListener, SocketAddr), ServeError> {
+    let listener = match listener {
+        Some(l) => l,
+        None => std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?,
+    };
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    Ok((listener, addr))
+}
+
+/// The plain-HTTP status listener: OCSP and CRL only, under the HTTPS listener's edge
+/// (one connection budget, same timeouts) and stopped by the same graceful shutdown.
+fn serve_status(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    state: &AppState,
+    edge: &Arc<Edge>,
+    limits: &EdgeLimits,
+    handle: &axum_server::Handle<SocketAddr>,
+) -> Result<JoinHandle<std::io::Result<()>>, ServeError> {
+    let errors = edge.clone();
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(|source| ServeError::Listen { addr, source })?
+        .acceptor(EdgeAcceptor::plain(edge.clone(), limits))
+        .handle(handle.clone())
+        .first_request_timeout(limits.header_read_timeout)
+        .accept_error_handler(move |peer, e| errors.accept_error(peer.is_some(), e));
+    crate::edge::configure_http(server.http_builder(), limits);
+    let app = crate::api::status_router(state.clone());
+    Ok(tokio::spawn(server.serve(
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )))
 }
 
 impl Running {
@@ -299,6 +370,11 @@ impl Running {
             .server
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
+        if let Some(status) = self.status_server {
+            if let Err(e) = status.await.map_err(|e| ServeError::Task(e.to_string()))? {
+                tracing::error!(error = %e, "status listener failed");
+            }
+        }
         // Commands that handlers queued before the grace ran out still commit, with their
         // effects, before the final checkpoint.
         if let Err(e) = self.state.sequencer.flush().await {

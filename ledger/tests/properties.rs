@@ -6,7 +6,8 @@ mod common;
 use std::path::Path;
 
 use credmint_ledger::event::{
-    MonitorTokenCreated, MonitorTokenRevoked, OperatorApproved, OperatorRequested,
+    CaImported, KeyInfo, KeyRole, MonitorTokenCreated, MonitorTokenRevoked, OperatorApproved,
+    OperatorRequested,
 };
 use credmint_ledger::merkle::{self, Frontier};
 use credmint_ledger::note::Note;
@@ -242,6 +243,18 @@ fn event_strategy() -> impl Strategy<Value = Event> {
                 token_hash,
             })
         }),
+        (
+            any::<[u8; 32]>(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..100), 0..4)
+        )
+            .prop_map(|(raw, ca_certificate_der, issuer_chain_der)| {
+                Event::CaImported(CaImported {
+                    key: KeyInfo::ed25519(KeyRole::Ca, "ca", &raw),
+                    ca_certificate_der,
+                    issuer_chain_der,
+                })
+            }),
     ]
 }
 

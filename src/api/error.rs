@@ -343,6 +343,7 @@ impl From<crate::rotation::RotationError> for ApiError {
         match e {
             RotationError::Sequence(e) => e.into(),
             RotationError::NotInForce(message) => ApiError::Conflict(message),
+            e @ RotationError::IntermediateCa => ApiError::Conflict(e.to_string()),
             RotationError::Unavailable(_) | RotationError::Hsm(_) => ApiError::Unavailable {
                 what: "key rotation",
                 detail: e.to_string(),

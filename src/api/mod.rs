@@ -34,19 +34,33 @@ use crate::app::AppState;
 
 /// The whole router; tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
+    edge_layers(
+        Router::new()
+            .merge(public::router())
+            .merge(admin::router())
+            .merge(workload::router())
+            .merge(revocation::router())
+            .merge(rotation::router())
+            .merge(status::router())
+            .merge(ocsp::router())
+            .merge(export::router())
+            .merge(governance::router())
+            .merge(inventory::router())
+            .merge(console::router()),
+        state,
+    )
+}
+
+/// The plain-HTTP status listener's router: the same OCSP and CRL handlers as
+/// [`router`], nothing else (every other path is 404 in the JSON error shape).
+pub fn status_router(state: AppState) -> Router {
+    edge_layers(ocsp::router(), state)
+}
+
+/// Fallbacks, body limits, peer scope and the access log every listener shares.
+fn edge_layers(routes: Router<AppState>, state: AppState) -> Router {
     let limit = state.config.server.max_body_bytes;
-    Router::new()
-        .merge(public::router())
-        .merge(admin::router())
-        .merge(workload::router())
-        .merge(revocation::router())
-        .merge(rotation::router())
-        .merge(status::router())
-        .merge(ocsp::router())
-        .merge(export::router())
-        .merge(governance::router())
-        .merge(inventory::router())
-        .merge(console::router())
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(inventory::peer_scope))

@@ -49,7 +49,7 @@ async fn sign_operator(
         name,
         approval_ref,
         &state.config.identity.trust_domain,
-        &state.public_url,
+        &state.status_url,
         state.ledger.origin(),
         spki_der,
         state.clock.now(),

@@ -1,6 +1,7 @@
 //! X.509 issuance with the HSM CA key: the self-signed root, the appliance's own TLS
 //! certificate, and (later) workload leaves, CRLs and OCSP responses.
 
+pub mod import;
 mod root;
 pub mod serial;
 mod server_cert;

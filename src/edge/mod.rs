@@ -1,4 +1,4 @@
-//! The HTTPS edge: what one connection, and one peer, may cost the appliance.
+//! The HTTPS (and plain status) edge: what one connection, and one peer, may cost the appliance.
 //!
 //! Order for each accepted TCP connection: take a place under the global cap
 //! (`server.max_connections`) and under its peer's cap (`server.max_connections_per_ip`),
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::accept::Accept;
+use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::RustlsAcceptor;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -174,31 +174,48 @@ impl Edge {
     }
 }
 
-/// Puts each connection under the caps before its TLS handshake, then under the idle
-/// timeout.
+/// Puts each connection under the caps before its TLS handshake (or, on the plain status
+/// listener, before hyper reads a byte), then under the idle timeout.
 #[derive(Clone)]
-pub struct EdgeAcceptor {
+pub struct EdgeAcceptor<A = RustlsAcceptor> {
     edge: Arc<Edge>,
-    tls: RustlsAcceptor,
+    inner: A,
     idle: Duration,
 }
 
-impl EdgeAcceptor {
+impl EdgeAcceptor<RustlsAcceptor> {
     pub fn new(edge: Arc<Edge>, tls: RustlsAcceptor, limits: &EdgeLimits) -> Self {
         EdgeAcceptor {
             edge,
-            tls: tls.handshake_timeout(limits.tls_handshake_timeout),
+            inner: tls.handshake_timeout(limits.tls_handshake_timeout),
             idle: limits.idle_timeout,
         }
     }
 }
 
-type TlsAccept<S> = <RustlsAcceptor as Accept<TcpStream, Tracked<S>>>::Stream;
-type TlsService<S> = <RustlsAcceptor as Accept<TcpStream, Tracked<S>>>::Service;
+impl EdgeAcceptor<DefaultAcceptor> {
+    /// Plain HTTP (the status listener): caps and idle timeout, no handshake.
+    pub fn plain(edge: Arc<Edge>, limits: &EdgeLimits) -> Self {
+        EdgeAcceptor {
+            edge,
+            inner: DefaultAcceptor,
+            idle: limits.idle_timeout,
+        }
+    }
+}
 
-impl<S: Send + 'static> Accept<TcpStream, S> for EdgeAcceptor {
-    type Stream = IdleStream<TlsAccept<S>>;
-    type Service = TlsService<S>;
+type InnerStream<A, S> = <A as Accept<TcpStream, Tracked<S>>>::Stream;
+
+impl<A, S> Accept<TcpStream, S> for EdgeAcceptor<A>
+where
+    S: Send + 'static,
+    A: Accept<TcpStream, Tracked<S>>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = IdleStream<InnerStream<A, S>>;
+    type Service = A::Service;
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
@@ -207,7 +224,7 @@ impl<S: Send + 'static> Accept<TcpStream, S> for EdgeAcceptor {
             Err(e) => return Box::pin(ready(Err(e))),
         };
         let Ok(slot) = slot else {
-            // Closed here, before a byte of TLS is read or written.
+            // Closed here, before a byte of TLS (or HTTP) is read or written.
             drop(stream);
             return Box::pin(ready(Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
@@ -216,7 +233,7 @@ impl<S: Send + 'static> Accept<TcpStream, S> for EdgeAcceptor {
         };
         let activity = Activity::new();
         let handshake = self
-            .tls
+            .inner
             .accept(stream, Tracked::new(service, activity.clone()));
         let (edge, idle) = (self.edge.clone(), self.idle);
         Box::pin(async move {

@@ -25,6 +25,7 @@
 
 mod build;
 pub mod listener;
+pub mod offline;
 mod rotate;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -58,6 +59,10 @@ pub enum RotationError {
     /// The key the appliance signs with is not the ledger's key in force.
     #[error("{0}")]
     NotInForce(String),
+    /// Intermediate CA mode: a successor would be a self-signed root, outside the
+    /// enterprise hierarchy; the next CA certificate must come from the enterprise root.
+    #[error("intermediate CA mode: the CA key cannot be rotated online (its certificate comes from the enterprise root): stop it, run `credmint ca rotate --csr`, and import the certificate")]
+    IntermediateCa,
     #[error(transparent)]
     Sequence(#[from] crate::sequencer::SequenceError),
     #[error("{0}")]
@@ -273,11 +278,11 @@ pub fn token_overlap_secs(cfg: &Config) -> u64 {
     cfg.ttl.routine_max_secs.max(cfg.ttl.privileged_max_secs) + BACKDATE_SECS.unsigned_abs()
 }
 
-pub fn crl_url(public_url: &str, generation: u32) -> String {
+pub fn crl_url(status_url: &str, generation: u32) -> String {
     if generation == 0 {
-        format!("{public_url}/crl")
+        format!("{status_url}/crl")
     } else {
-        format!("{public_url}/crl/r{generation}")
+        format!("{status_url}/crl/r{generation}")
     }
 }
 
@@ -325,7 +330,7 @@ pub fn load(
     hsm: Arc<Hsm>,
     cfg: &Config,
     ledger: &Ledger,
-    public_url: &str,
+    status_url: &str,
     now: u64,
 ) -> Result<Active, RotationError> {
     let genesis = match ledger
@@ -409,7 +414,7 @@ pub fn load(
             issuer: Arc::new(
                 OcspIssuer::from_ca_der(der).map_err(|e| RotationError::Ca(e.to_string()))?,
             ),
-            crl_url: crl_url(public_url, generation),
+            crl_url: crl_url(status_url, generation),
             retire_at,
         });
     }

@@ -51,7 +51,7 @@ struct Prepared {
 /// The result handed back to the operator.
 pub type RotationOutcome = crate::wire::Rotated;
 
-fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
+pub(super) fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
     KeyInfo {
         role,
         algorithm: ledger_algorithm(key.algorithm()),
@@ -61,7 +61,7 @@ fn info(role: KeyRole, key: &HsmKey) -> KeyInfo {
 }
 
 /// The rotation message signature of `key`: raw Ed25519, or DER ECDSA over SHA-256.
-fn sign_rotation(key: &HsmKey, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
+pub(super) fn sign_rotation(key: &HsmKey, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
     match key.algorithm() {
         Algorithm::Ed25519 => key.sign_raw(msg),
         Algorithm::EcdsaP256 => key.sign_x509(msg),
@@ -183,7 +183,7 @@ fn next(
                 },
                 cross_der: p.event.cross_certificate_der.clone(),
                 key: p.new_key.clone(),
-                crl_url: crl_url(&state.public_url, generation),
+                crl_url: crl_url(&state.status_url, generation),
                 retire_at: None,
             });
         }
@@ -213,6 +213,13 @@ pub async fn rotate(
 ) -> Result<RotationOutcome, RotationError> {
     // One rotation at a time, until its keys are swapped: the guard moves into the swap,
     // so a caller that goes away cannot let a second rotation start from a stale set.
+    if role == KeyRole::Ca
+        && super::offline::latest_import(&state.ledger)
+            .map_err(|e| RotationError::History(e.to_string()))?
+            .is_some()
+    {
+        return Err(RotationError::IntermediateCa);
+    }
     let one_at_a_time = state.keys.rotating.clone().lock_owned().await;
     let active = state.keys.current();
     let (st, act) = (state.clone(), active.clone());

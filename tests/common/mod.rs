@@ -368,10 +368,29 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// `openssl req -newkey ec (P-256) -nodes <args>`: a fresh key with a CSR or self-signed
+/// certificate, as `args` say.
+pub fn openssl_req_p256(args: &[&str]) -> (bool, String) {
+    let mut all = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    all.extend_from_slice(args);
+    openssl(&all)
+}
+
 /// Asks the appliance listening on `port` about `cert` with `openssl ocsp` (no nonce, so
 /// the pre-signed cache answers), trusting only `ca`; returns (success, output).
 pub fn openssl_ocsp(port: u16, ca: &str, cert: &str) -> (bool, String) {
-    let url = format!("https://127.0.0.1:{port}/ocsp");
+    openssl_ocsp_at(&format!("https://127.0.0.1:{port}/ocsp"), ca, cert)
+}
+
+/// As [`openssl_ocsp`], against the responder at `url` (`http://` for the status listener).
+pub fn openssl_ocsp_at(url: &str, ca: &str, cert: &str) -> (bool, String) {
     openssl(&[
         "ocsp",
         "-issuer",
@@ -379,11 +398,31 @@ pub fn openssl_ocsp(port: u16, ca: &str, cert: &str) -> (bool, String) {
         "-CAfile",
         ca,
         "-url",
-        &url,
+        url,
         "-cert",
         cert,
         "-no_nonce",
     ])
+}
+
+/// Checks a DER CRL with `openssl crl` (signature by `ca`) and that it lists `serial`
+/// (openssl's upper-case hex).
+pub fn assert_crl_lists(dir: &Path, der: &[u8], ca: &str, serial: &str) {
+    let crl = dir.join("crl.der");
+    std::fs::write(&crl, der).unwrap();
+    let (ok, out) = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        crl.to_str().unwrap(),
+        "-CAfile",
+        ca,
+        "-noout",
+        "-text",
+    ]);
+    assert!(ok && out.contains("verify OK"), "{out}");
+    assert!(out.contains(&format!("Serial Number: {serial}")), "{out}");
 }
 
 /// A `credmint serve` child process with its own SoftHSM store; killed on drop.
@@ -726,4 +765,79 @@ pub fn assert_oversized_bodies_get_413(s: &Served, path: &str, content_type: &st
     let resp = raw_exchange(s, &chunked);
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
     assert!(resp.contains("\"too_large\""), "{resp}");
+}
+
+// Intermediate CA mode: an enterprise (offline) root made with the openssl CLI.
+
+/// Extension sections for `openssl x509 -req`: a CA (`v3_ca`) and a non-CA (`v3_leaf`).
+pub const CA_EXT: &str = "[v3_ca]\nbasicConstraints = critical, CA:TRUE, pathlen:0\nkeyUsage = critical, keyCertSign, cRLSign, digitalSignature\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n[v3_leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n";
+
+pub fn p(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// A self-signed enterprise root: `<name>.pem` and `<name>.key` in `dir`.
+pub fn openssl_root(dir: &Path, name: &str) -> String {
+    let (ok, out) = openssl_req_p256(&[
+        "-x509",
+        "-keyout",
+        &p(dir, &format!("{name}.key")),
+        "-out",
+        &p(dir, &format!("{name}.pem")),
+        "-subj",
+        &format!("/O=Example Corp/CN={name}"),
+        "-days",
+        "60",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    assert!(ok, "{out}");
+    p(dir, &format!("{name}.pem"))
+}
+
+/// `openssl x509 -req`: `csr` signed by root `name` with extensions `section` of CA_EXT.
+pub fn openssl_sign_csr(dir: &Path, root: &str, csr: &str, section: &str, out: &str) -> String {
+    std::fs::write(dir.join("ext.cnf"), CA_EXT).unwrap();
+    let (ok, o) = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        &p(dir, &format!("{root}.pem")),
+        "-CAkey",
+        &p(dir, &format!("{root}.key")),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &p(dir, "ext.cnf"),
+        "-extensions",
+        section,
+        "-out",
+        &p(dir, out),
+    ]);
+    assert!(ok, "{o}");
+    p(dir, out)
+}
+
+impl Served {
+    /// `credmint serve` as a child, reached by clients trusting only the enterprise root.
+    pub fn spawned_under_root(
+        app: TestAppliance,
+        port: u16,
+        root_pem: &[u8],
+    ) -> (Served, ServerProcess) {
+        let server = app.spawn_serve();
+        let s = Served {
+            app,
+            running: None,
+            base: format!("https://localhost:{port}"),
+            ca_pem: root_pem.to_vec(),
+            clock: credmint::clock::Clock::default(),
+        };
+        (s, server)
+    }
 }

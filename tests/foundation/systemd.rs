@@ -57,7 +57,7 @@ fn installed_unit_verifies_rates_ok_and_serve_notifies_readiness() {
     assert!(score <= 3.0, "exposure {score} above 3.0 (OK):\n{report}");
     for line in [
         "Type=notify",
-        "RestartPreventExitStatus=2 3 4 12 13 14 16 22",
+        "RestartPreventExitStatus=2 3 4 12 13 14 16 22 24",
     ] {
         assert!(
             std::fs::read_to_string(&unit).unwrap().contains(line),

@@ -276,3 +276,30 @@ fn x509_der(pem: &str) -> Vec<u8> {
         .1
         .contents
 }
+
+/// Intermediate CA mode: Go trusts only the enterprise root (made with openssl) and
+/// builds leaf -> credmint intermediate -> root from the chain the appliance returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_verifies_an_intermediate_mode_leaf_up_to_the_enterprise_root() {
+    use crate::common::{free_port, openssl_root, openssl_sign_csr, p, text};
+    interop_binary();
+    let port = free_port();
+    let app = TestAppliance::with_listen("go-inter", &format!("127.0.0.1:{port}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let csr = p(dir, "ca.csr");
+    let out = app.cli(&["init", "--ca-csr", &csr]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let root = openssl_root(dir, "root");
+    let inter = openssl_sign_csr(dir, "root", &csr, "v3_ca", "intermediate.pem");
+    let out = app.cli(&["ca", "import", &inter, "--chain", &root]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (s, server) = Served::spawned_under_root(app, port, &std::fs::read(&root).unwrap());
+    let w = registered_workload(&s, "go-inter").await;
+    let chain = write(dir, "chain.pem", &w.chain_pem);
+    let report = go_ok(&["verify", &root, &chain]);
+    let chains = report["chains"].as_array().unwrap();
+    assert_eq!(chains[0].as_array().unwrap().len(), 3, "{report}");
+    let (status, lines) = server.terminate();
+    assert!(status.success(), "{lines:?}");
+}

@@ -72,6 +72,19 @@ impl Enrolled {
         s.with_identity(&self.chain_pem, &self.csr.key_pem)
     }
 
+    /// `POST /v1/revoke` of its own certificate over its mTLS; asserts 200.
+    #[allow(dead_code)]
+    pub async fn revoke_self(&self, s: &Served, reason: &str) {
+        let resp = self
+            .client(s)
+            .post(s.url("/v1/revoke"))
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+
     /// `POST /v1/tokens` over this workload's mTLS for audience `a` with `deploy:read`.
     /// (Not every test binary that includes this file mints.)
     #[allow(dead_code)]

@@ -136,21 +136,7 @@ async fn token_directory_lost_and_restored_degrades_then_recovers_without_restar
     // The CRL lists the serial revoked during the outage (openssl checks its signature).
     let resp = s.anonymous().get(s.url("/crl")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let crl = tmp.path().join("crl.der");
-    std::fs::write(&crl, resp.bytes().await.unwrap()).unwrap();
-    let (ok, out) = openssl(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        crl.to_str().unwrap(),
-        "-CAfile",
-        &ca,
-        "-noout",
-        "-text",
-    ]);
-    assert!(ok && out.contains("verify OK"), "{out}");
-    assert!(out.contains(&format!("Serial Number: {serial}")), "{out}");
+    crate::common::assert_crl_lists(tmp.path(), &resp.bytes().await.unwrap(), &ca, &serial);
     // OCSP says revoked.
     let out = ocsp(&s, &ca, &doomed_pem);
     assert!(out.contains("Response verify OK"), "{out}");

@@ -8,6 +8,7 @@ mod disconnect;
 mod hsm_outage;
 mod http_status;
 mod ocsp_crl;
+mod plain_http;
 mod revoke;
 mod status_refresh;
 #[path = "../issuance/support.rs"]

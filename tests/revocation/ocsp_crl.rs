@@ -1,7 +1,5 @@
 //! OCSP and CRL checked by openssl against the live appliance.
 
-use serde_json::json;
-
 use crate::common::{openssl, openssl_csr, Served, TestAppliance};
 use crate::support::registered_workload;
 
@@ -48,14 +46,7 @@ async fn openssl_sees_good_revoked_and_unknown_over_ocsp_and_crl() {
     let out = ocsp_query(&s, &ca, &["-cert", &doomed_pem]);
     assert!(out.contains(&format!("{doomed_pem}: good")), "{out}");
 
-    let resp = doomed
-        .client(&s)
-        .post(s.url("/v1/revoke"))
-        .json(&json!({"reason": "keyCompromise"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    doomed.revoke_self(&s, "keyCompromise").await;
 
     let out = ocsp_query(&s, &ca, &["-cert", &doomed_pem]);
     assert!(out.contains(&format!("{doomed_pem}: revoked")), "{out}");

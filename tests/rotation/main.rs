@@ -6,6 +6,7 @@
 mod ca;
 #[path = "../common/mod.rs"]
 mod common;
+mod intermediate;
 mod ledger;
 #[path = "../issuance/support.rs"]
 mod support;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::{Reader, Writer};
 
+mod ca_import;
 mod credential;
 mod governance;
 mod monitor;
@@ -18,6 +19,7 @@ mod operator;
 mod rotation;
 
 use crate::error::DecodeError;
+pub use ca_import::{CaImported, MAX_CHAIN};
 pub use credential::{ReuseDetected, ReuseKind, TokenIssued, TokenRevoked};
 pub use governance::{AnomalyFlagged, AnomalyKind, ChangeRequested};
 pub use governance::{
@@ -409,6 +411,7 @@ events! {
     OperatorApproved => "operator_approved",
     MonitorTokenCreated => "monitor_token_created",
     MonitorTokenRevoked => "monitor_token_revoked",
+    CaImported => "ca_imported",
 }
 
 impl Event {

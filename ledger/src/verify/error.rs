@@ -136,6 +136,14 @@ pub enum VerifyError {
         #[source]
         source: crate::keys::RotationError,
     },
+    /// A `ca_imported` record does not fit the keys in force (FORMAT.md §7.2).
+    #[error("record {index}: CA import check failed: {reason}")]
+    CaImport {
+        /// Record index.
+        index: u64,
+        /// What failed.
+        reason: &'static str,
+    },
     /// A checkpoint's note, signature or body is invalid.
     #[error("checkpoint at size {size}: signature check failed: {source}")]
     CheckpointNote {
@@ -203,6 +211,7 @@ impl VerifyError {
             VerifyError::NodeMismatch { .. } => "tree_node",
             VerifyError::MissingRecord { .. } => "completeness",
             VerifyError::KeyRotation { .. } => "key_rotation",
+            VerifyError::CaImport { .. } => "ca_import",
             VerifyError::CheckpointNote { .. } => "checkpoint_signature",
             VerifyError::CheckpointSizeMismatch { .. }
             | VerifyError::CheckpointBeyondLedger { .. } => "checkpoint_size",

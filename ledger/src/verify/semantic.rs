@@ -674,6 +674,16 @@ impl SemanticChecker {
                     self.require_operator(index, actor, "key_rotated");
                 }
             }
+            // Written by `credmint ca import` on the appliance itself, never over the API.
+            Event::CaImported(_) => {
+                if !matches!(actor, Actor::System(_)) {
+                    self.flag(
+                        index,
+                        "actor_not_allowed",
+                        "ca_imported must be written by a system: actor".into(),
+                    );
+                }
+            }
             // Signals: any well-formed actor (normally system:*).
             Event::ReuseDetected(_) | Event::AnomalyFlagged(_) => {}
         }

@@ -135,6 +135,12 @@ impl StreamVerifier {
                         source,
                     })?;
                 }
+                if let (Event::CaImported(c), Some(ring)) = (event, self.keys.as_ref()) {
+                    check_ca_import(ring, c).map_err(|reason| VerifyError::CaImport {
+                        index: expected,
+                        reason,
+                    })?;
+                }
             }
         }
         self.frontier.push(merkle::leaf_hash(bytes), emit);
@@ -209,4 +215,25 @@ impl StreamVerifier {
             head_hash: self.prev_hash,
         })
     }
+}
+
+/// FORMAT.md §7.2: an imported CA certificate is for the CA key in force and names its
+/// issuers up to a root.
+fn check_ca_import(
+    ring: &crate::keys::KeyRing,
+    c: &crate::event::CaImported,
+) -> Result<(), &'static str> {
+    let current = ring
+        .current(crate::event::KeyRole::Ca)
+        .ok_or("no CA key in force")?;
+    if c.key.role != crate::event::KeyRole::Ca || c.key.spki_der != current.spki_der {
+        return Err("the certificate is not for the CA key in force");
+    }
+    if c.ca_certificate_der.is_empty() || c.issuer_chain_der.iter().any(Vec::is_empty) {
+        return Err("empty certificate");
+    }
+    if c.issuer_chain_der.is_empty() {
+        return Err("no issuer chain");
+    }
+    Ok(())
 }
