@@ -57,7 +57,9 @@ pub enum Command {
     Init {
         /// Mark a new ledger as a benchmark ledger (a throwaway appliance that
         /// `bench seed` may fill with synthetic events). Never on a real appliance.
-        #[arg(long)]
+        /// `CREDMINT_BENCHMARK_LEDGER=true` does the same, for benchmark scripts that run a
+        /// plain `credmint init` (the side-by-side harness).
+        #[arg(long, env = "CREDMINT_BENCHMARK_LEDGER")]
         benchmark: bool,
         /// Intermediate CA mode: write a PKCS#10 request for the HSM CA key to this file
         /// instead of self-signing a root; `serve` refuses until `credmint ca import`.

@@ -57,3 +57,21 @@ fn bench_seed_refuses_a_real_appliance_ledger_and_fills_a_benchmark_one() {
     assert_eq!(out.status.code(), Some(23), "{}", text(&out.stderr));
     assert!(ledger_state(&real) == before);
 }
+
+/// The side-by-side harness runs a plain `credmint init`; the environment variable marks
+/// that ledger as a benchmark ledger instead of the flag.
+#[test]
+fn benchmark_ledger_from_the_environment_for_scripts_that_run_plain_init() {
+    let bench = TestAppliance::new("seed-env");
+    let init = std::process::Command::new(env!("CARGO_BIN_EXE_credmint"))
+        .arg("--config")
+        .arg(&bench.config_path)
+        .arg("init")
+        .env("CREDMINT_BENCHMARK_LEDGER", "true")
+        .env_remove("SOFTHSM2_CONF")
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let out = bench.cli(&["bench", "seed", "--certs", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
