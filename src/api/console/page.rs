@@ -9,6 +9,7 @@ use super::chart;
 use super::format::{age, when, when_rfc3339};
 use super::snapshot::{LedgerHealth, Snapshot};
 use crate::health::Health;
+use crate::wire::InventoryEntry;
 
 /// The page's stylesheet, inline (its hash is in the Content-Security-Policy).
 pub const STYLE: &str = include_str!("console.css");
@@ -99,11 +100,15 @@ fn health(h: &Health, ledger: &LedgerHealth) -> Markup {
     }
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
+/// A wire enum's name as the JSON API spells it (`routine`, `due_soon`, ...).
+fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
-fn inventory(rows: &[Value]) -> Markup {
+fn inventory(rows: &[InventoryEntry]) -> Markup {
     html! {
         section #inventory {
             h2 { "Inventory (" (rows.len()) ")" }
@@ -118,17 +123,18 @@ fn inventory(rows: &[Value]) -> Markup {
                     } }
                     tbody {
                         @for row in rows {
-                            tr .integration data-name=(text(&row["name"])) {
-                                td { code { (text(&row["name"])) } }
-                                td { (text(&row["business_owner"])) br; span .note { (text(&row["technical_owner"])) } }
-                                td { (text(&row["privilege_class"])) }
-                                td { (text(&row["status"])) }
-                                td { (text(&row["review_state"])) br; span .note { "by " (text(&row["review_by"]).get(..10).unwrap_or("")) } }
-                                td .num { (row["live_certificates"]) }
-                                td .num { (row["live_tokens"]) }
-                                td { (row["last_issuance"].as_str().map_or_else(|| "never".into(), when_rfc3339)) }
-                                td { @for flag in row["flags"].as_array().into_iter().flatten() {
-                                    span .flag { (text(flag)) } " "
+                            @let i = &row.integration;
+                            tr .integration data-name=(i.name) {
+                                td { code { (i.name) } }
+                                td { (i.business_owner) br; span .note { (i.technical_owner) } }
+                                td { (wire_name(&i.privilege_class)) }
+                                td { (wire_name(&i.status)) }
+                                td { (wire_name(&row.review_state)) br; span .note { "by " (i.review_by.get(..10).unwrap_or("")) } }
+                                td .num { (row.live_certificates) }
+                                td .num { (row.live_tokens) }
+                                td { (row.last_issuance.as_deref().map_or_else(|| "never".into(), when_rfc3339)) }
+                                td { @for flag in &row.flags {
+                                    span .flag { (flag) } " "
                                 } }
                             }
                         }

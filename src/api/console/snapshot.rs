@@ -5,7 +5,6 @@
 
 use credmint_ledger::note::Note;
 use credmint_ledger::Event;
-use serde_json::Value;
 
 use crate::api::governance::differences;
 use crate::api::{inventory, ApiError};
@@ -13,6 +12,7 @@ use crate::app::AppState;
 use crate::health::Health;
 use crate::registry::{LiveCredential, OperatorRequest, PendingChange, Registry};
 use crate::signals::{kind_name, reuse_kind_name};
+use crate::wire::InventoryEntry;
 
 /// Days the expiry chart covers, today (UTC) first.
 pub const DAYS: u64 = 7;
@@ -26,7 +26,7 @@ pub const SIGNALS_SHOWN: usize = 20;
 pub struct Snapshot {
     pub now: u64,
     /// Inventory rows, as the JSON inventory has them.
-    pub inventory: Vec<Value>,
+    pub inventory: Vec<InventoryEntry>,
     /// One entry per UTC day, today first, [`DAYS`] of them.
     pub expiries: Vec<Day>,
     /// Pending change requests, oldest first, with the fields each would change.
@@ -83,11 +83,7 @@ impl Snapshot {
         let registry = Registry::open(&state.ledger)?;
         Ok(Snapshot {
             now,
-            // The page reads the rows by their JSON field names, as API clients do.
-            inventory: inventory::rows(state, &registry)?
-                .iter()
-                .map(|row| serde_json::to_value(row).unwrap_or_default())
-                .collect(),
+            inventory: inventory::rows(state, &registry)?,
             expiries: expiries(&registry, now)?,
             changes: pending_changes(&registry)?,
             operator_requests: registry.operator_requests()?,
