@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, TtlConfig};
 use crate::registry::{
-    check_dns, check_identifier, check_scope, class_cap, parse_class, FieldError,
+    check_audiences, check_dns, check_identifier, check_scope, class_cap, parse_class, FieldError,
 };
 
 const DAY: u64 = 86_400;
@@ -193,6 +193,23 @@ pub fn propose(
     if let Some(v) = body.allow_server_auth {
         next.allow_server_auth = v;
     }
+    match (&body.audiences, body.any_audience) {
+        (Some(_), Some(_)) => {
+            return Err(field_err(
+                "audiences",
+                "give either audiences or any_audience, not both",
+            ))
+        }
+        (Some(list), None) => next.policy.audiences = Some(check_audiences(list)?),
+        (None, Some(true)) => next.policy.audiences = None,
+        (None, Some(false)) => {
+            return Err(field_err(
+                "any_audience",
+                "only `true` is meaningful; to restrict audiences, list them in `audiences`",
+            ))
+        }
+        (None, None) => {}
+    }
     if let Some(v) = &body.business_owner {
         next.business_owner = non_empty("business_owner", v.clone())?;
     }
@@ -214,6 +231,7 @@ fn authority_changed(a: &IntegrationSpec, b: &IntegrationSpec) -> bool {
         || a.privilege_class != b.privilege_class
         || a.dns_names != b.dns_names
         || a.allow_server_auth != b.allow_server_auth
+        || a.policy != b.policy
 }
 
 /// Classifies `next` against `current`. Any increase of authority, and any change of the
@@ -323,6 +341,7 @@ mod tests {
             allow_server_auth: false,
             dns_names: vec!["ci.example".into()],
             status: IntegrationStatus::Active,
+            policy: Default::default(),
         }
     }
 
@@ -373,6 +392,48 @@ mod tests {
         ] {
             assert!(
                 matches!(class_of(v.clone()), Classification::NeedsApproval(_)),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn audience_lists_narrow_at_once_and_widen_under_dual_control() {
+        let mut cur = spec();
+        cur.policy.audiences = Some(vec!["api".into(), "web".into()]);
+        let step = |v: serde_json::Value| classify(&cur, &propose(&cur, &body(v), &TTL).unwrap());
+        assert_eq!(
+            step(serde_json::json!({"audiences": ["web"]})),
+            Classification::Immediate {
+                narrowed: true,
+                owners: false
+            }
+        );
+        for v in [
+            serde_json::json!({"audiences": ["web", "db"]}),
+            serde_json::json!({"any_audience": true}),
+        ] {
+            assert!(
+                matches!(step(v.clone()), Classification::NeedsApproval(_)),
+                "{v}"
+            );
+        }
+        // Canonical form: unsorted input with a duplicate is the same (unchanged) state.
+        assert_eq!(
+            step(serde_json::json!({"audiences": ["web", "api", "web"]})),
+            Classification::Unchanged
+        );
+        for (v, field) in [
+            (serde_json::json!({"audiences": [""]}), "audiences"),
+            (
+                serde_json::json!({"audiences": ["a"], "any_audience": true}),
+                "audiences",
+            ),
+            (serde_json::json!({"any_audience": false}), "any_audience"),
+        ] {
+            assert_eq!(
+                propose(&cur, &body(v.clone()), &TTL).unwrap_err().field,
+                field,
                 "{v}"
             );
         }

@@ -27,6 +27,8 @@ pub enum Denial {
     NoScope,
     #[error("audience is required (1-255 bytes)")]
     BadAudience,
+    #[error("audience {0:?} is not allowed for this integration")]
+    AudienceNotAllowed(String),
     #[error("name {0:?} is outside what this integration may have")]
     NameNotAllowed(String),
     #[error("subjectAltName type {0} is not supported: credmint certifies only dNSName and URI (SPIFFE ID) names")]
@@ -134,7 +136,8 @@ pub fn decide_certificate(
     })
 }
 
-/// Decides a token: scopes must be a non-empty subset of the integration's.
+/// Decides a token: the audience must be one the integration allows (any, unless it lists
+/// them) and the scopes a non-empty subset of its own.
 pub fn decide_token(
     spec: &IntegrationSpec,
     audience: &str,
@@ -147,6 +150,9 @@ pub fn decide_token(
     check_standing(spec, now)?;
     if audience.is_empty() || audience.len() > 255 {
         return Err(Denial::BadAudience);
+    }
+    if !spec.policy.allows_audience(audience) {
+        return Err(Denial::AudienceNotAllowed(audience.to_string()));
     }
     if scopes.is_empty() {
         return Err(Denial::NoScope);
@@ -191,6 +197,7 @@ mod tests {
             allow_server_auth: false,
             dns_names: vec!["ci.example".into()],
             status: IntegrationStatus::Active,
+            policy: Default::default(),
         }
     }
 
@@ -222,6 +229,23 @@ mod tests {
         s.privilege_class = PrivilegeClass::Privileged;
         let g = decide_token(&s, "aud", &["read".into()], None, &LIMITS, "td", 0).unwrap();
         assert_eq!(g.ttl_secs, 300);
+    }
+
+    #[test]
+    fn tokens_name_only_listed_audiences() {
+        let mut s = spec();
+        let mint = |s: &IntegrationSpec, aud: &str| {
+            decide_token(s, aud, &["read".into()], None, &LIMITS, "td", 0)
+        };
+        assert!(mint(&s, "anything").is_ok(), "no list: any audience");
+        s.policy.audiences = Some(vec!["api".into()]);
+        assert_eq!(mint(&s, "api").unwrap().audience, "api");
+        assert_eq!(
+            mint(&s, "web"),
+            Err(Denial::AudienceNotAllowed("web".into()))
+        );
+        s.policy.audiences = Some(vec![]);
+        assert!(mint(&s, "api").is_err(), "an empty list allows no token");
     }
 
     fn csr(dns: &[&str], uris: &[&str], unsupported: &[&'static str]) -> ValidCsr {

@@ -61,7 +61,7 @@ pub fn router() -> Router<AppState> {
         "purpose": "deploys the payments service", "environment": "prod",
         "scopes": ["deploy:read", "deploy:write"], "privilege_class": "routine",
         "max_ttl_secs": 900, "review_by": "2027-06-30", "approval_ref": "CHG-1234",
-        "dns_names": ["ci-deploy.internal.example"]
+        "dns_names": ["ci-deploy.internal.example"], "audiences": ["billing"]
     })),
     responses(
         (status = 201, description = "Registered", body = IntegrationUpdate, example = json!({
@@ -71,7 +71,7 @@ pub fn router() -> Router<AppState> {
             "scopes": ["deploy:read", "deploy:write"], "privilege_class": "routine",
             "max_ttl_secs": 900, "review_by": "2027-06-30T23:59:59Z", "approval_ref": "CHG-1234",
             "allow_server_auth": false, "dns_names": ["ci-deploy.internal.example"],
-            "status": "active", "ledger_index": 5
+            "audiences": ["billing"], "status": "active", "ledger_index": 5
         })),
         (status = 409, description = "An integration of that name exists", body = ErrorBody),
     )

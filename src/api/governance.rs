@@ -78,6 +78,7 @@ pub(super) fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<Strin
         a.allow_server_auth != b.allow_server_auth,
         "allow_server_auth",
     );
+    diff(a.policy.audiences != b.policy.audiences, "audiences");
     diff(a.business_owner != b.business_owner, "business_owner");
     diff(a.technical_owner != b.technical_owner, "technical_owner");
     diff(a.purpose != b.purpose, "purpose");

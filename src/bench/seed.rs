@@ -93,6 +93,7 @@ fn seed_unchecked(
             allow_server_auth: false,
             dns_names: vec![],
             status: IntegrationStatus::Active,
+            policy: Default::default(),
         };
         ledger
             .append_batch_with(

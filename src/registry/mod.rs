@@ -17,8 +17,8 @@ pub use read::{
     Registry, RevokedRow, TokenRow,
 };
 pub use validate::{
-    check_dns, check_identifier, check_scope, class_cap, parse_class, parse_review_by, validate,
-    FieldError, Registration,
+    check_audiences, check_dns, check_identifier, check_scope, class_cap, parse_class,
+    parse_review_by, validate, FieldError, Registration,
 };
 
 /// Identity of an integration's state: SHA-256 of its canonical spec bytes. Changes name

@@ -1,7 +1,10 @@
 //! Shape checks for integration registrations: every missing or invalid field is refused
 //! with its name, before anything reaches the ledger.
 
-use credmint_ledger::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
+use credmint_ledger::event::policy::MAX_AUDIENCES;
+use credmint_ledger::event::{
+    IntegrationSpec, IntegrationStatus, PolicyExtensions, PrivilegeClass,
+};
 use credmint_ledger::governance::ReviewCaps;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
@@ -74,6 +77,27 @@ pub fn check_dns(s: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
+}
+
+/// Checks an audience list and puts it in its one canonical order (sorted, distinct), the
+/// form the ledger requires (FORMAT.md §3.4.1).
+pub fn check_audiences(list: &[String]) -> Result<Vec<String>, FieldError> {
+    if list.len() > MAX_AUDIENCES {
+        return Err(field_err(
+            "audiences",
+            format!("at most {MAX_AUDIENCES} audiences"),
+        ));
+    }
+    if let Some(bad) = list.iter().find(|a| a.is_empty() || a.len() > 255) {
+        return Err(field_err(
+            "audiences",
+            format!("invalid audience {bad:?} (1-255 bytes)"),
+        ));
+    }
+    let mut list = list.to_vec();
+    list.sort();
+    list.dedup();
+    Ok(list)
 }
 
 /// Parses `review_by`: RFC 3339, or a date meaning the end of that day (UTC).
@@ -157,6 +181,7 @@ pub fn validate(
     if let Some(bad) = reg.dns_names.iter().find(|d| !check_dns(d)) {
         return Err(field_err("dns_names", format!("invalid DNS name {bad:?}")));
     }
+    let audiences = reg.audiences.as_deref().map(check_audiences).transpose()?;
     Ok(IntegrationSpec {
         name,
         business_owner,
@@ -171,6 +196,7 @@ pub fn validate(
         allow_server_auth: reg.allow_server_auth,
         dns_names: reg.dns_names,
         status: IntegrationStatus::Active,
+        policy: PolicyExtensions { audiences },
     })
 }
 

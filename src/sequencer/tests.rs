@@ -37,6 +37,7 @@ fn spec(name: &str) -> IntegrationSpec {
         allow_server_auth: false,
         dns_names: vec![],
         status: IntegrationStatus::Active,
+        policy: Default::default(),
     }
 }
 

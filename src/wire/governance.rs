@@ -31,6 +31,20 @@ pub struct ChangeBody {
     #[arg(long = "server-auth", value_name = "BOOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_server_auth: Option<bool>,
+    /// New audience list, replacing the old; repeat for several. `[]` (JSON only) allows
+    /// no token.
+    #[arg(
+        long = "audience",
+        value_name = "AUDIENCE",
+        conflicts_with = "any_audience"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
+    /// `true`: lift the audience list, so tokens may name any audience (a widening, so it
+    /// needs a second operator). `false` is refused: name the list instead.
+    #[arg(long = "any-audience", num_args = 0, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub any_audience: Option<bool>,
     /// New business owner.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

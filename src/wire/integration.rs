@@ -107,6 +107,12 @@ pub struct Registration {
     #[arg(long = "dns", value_name = "NAME")]
     #[serde(default)]
     pub dns_names: Vec<String>,
+    /// JWT audience its tokens may name; repeat for several (at most 64, each 1-255 bytes).
+    /// Absent: any audience (the behaviour of integrations registered before audience
+    /// lists existed). `[]`: no token at all.
+    #[arg(long = "audience", value_name = "AUDIENCE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<String>>,
 }
 
 /// An integration as the API shows it.
@@ -128,6 +134,8 @@ pub struct IntegrationView {
     pub approval_ref: String,
     pub allow_server_auth: bool,
     pub dns_names: Vec<String>,
+    /// Audiences its tokens may name, sorted; `null`: any audience.
+    pub audiences: Option<Vec<String>>,
     pub status: Lifecycle,
 }
 
@@ -148,6 +156,7 @@ impl IntegrationView {
             approval_ref: spec.approval_ref.clone(),
             allow_server_auth: spec.allow_server_auth,
             dns_names: spec.dns_names.clone(),
+            audiences: spec.policy.audiences.clone(),
             status: spec.status.into(),
         }
     }

@@ -6,11 +6,9 @@ use credmint_ledger::event::ChangeKind;
 use credmint_ledger::Event;
 use serde_json::json;
 
-use crate::common::{leaf_serial, openssl, openssl_csr, Served, TestAppliance};
+use crate::common::{leaf_serial, openssl, Served, TestAppliance};
 use crate::helpers::{assert_audit_clean, get, post, records, token};
-use crate::support::{
-    enroll, enrollment_token, register, registered_workload, registration, Enrolled,
-};
+use crate::support::{enrolled, register, registered_workload, registration};
 
 fn leaf_pem(chain: &str) -> String {
     chain
@@ -44,14 +42,7 @@ async fn decommission_revokes_all_live_credentials_and_retires_the_name() {
     let op = s.operator();
     let tmp = tempfile::tempdir().unwrap();
     let first = registered_workload(&s, "retiring").await;
-    let tok = enrollment_token(&s, "retiring").await;
-    let csr = openssl_csr("ec", "");
-    let resp = enroll(&s, &tok, &csr, None).await;
-    assert_eq!(resp.status(), 201);
-    let second = Enrolled {
-        csr,
-        chain_pem: resp.text().await.unwrap(),
-    };
+    let second = enrolled(&s, "retiring").await;
     let (status, issued) = token(&first.client(&s), &s, &["deploy:read"], None).await;
     assert_eq!(status, 201);
     let jti = issued["jti"].as_str().unwrap().to_string();

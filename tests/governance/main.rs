@@ -2,6 +2,7 @@
 //! recertification, decommissioning (checked with openssl OCSP), inventory, anomaly signals;
 //! every run ends with the exported ledger passing the offline auditor's semantic rules.
 
+mod audiences;
 #[path = "../common/mod.rs"]
 mod common;
 mod console;

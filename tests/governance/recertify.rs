@@ -5,10 +5,9 @@
 use credmint_ledger::event::ChangeKind;
 use serde_json::json;
 
-use crate::common::openssl_csr;
 use crate::common::TestAppliance;
 use crate::helpers::{assert_audit_clean, at, change_kinds, get, post, token};
-use crate::support::{assert_error, enroll, enrollment_token, register, registration, Enrolled};
+use crate::support::{assert_error, enrolled, register, registration};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuance_fails_after_review_by_and_works_again_after_recertify() {
@@ -18,14 +17,7 @@ async fn issuance_fails_after_review_by_and_works_again_after_recertify() {
     reg["review_by"] = json!(at(&s, 600));
     let resp = register(&s, &reg).await;
     assert_eq!(resp.status(), 201);
-    let tok = enrollment_token(&s, "reviewed").await;
-    let csr = openssl_csr("ec", "");
-    let resp = enroll(&s, &tok, &csr, None).await;
-    assert_eq!(resp.status(), 201);
-    let w = Enrolled {
-        csr,
-        chain_pem: resp.text().await.unwrap(),
-    };
+    let w = enrolled(&s, "reviewed").await;
     let wl = w.client(&s);
     assert_eq!(token(&wl, &s, &["deploy:read"], None).await.0, 201);
 

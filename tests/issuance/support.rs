@@ -102,6 +102,11 @@ impl Enrolled {
 pub async fn registered_workload(s: &Served, name: &str) -> Enrolled {
     let resp = register(s, &registration(name)).await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    enrolled(s, name).await
+}
+
+/// A new workload of the registered integration `name` (a fresh key, one enrollment).
+pub async fn enrolled(s: &Served, name: &str) -> Enrolled {
     let token = enrollment_token(s, name).await;
     let csr = openssl_csr("ec", "");
     let resp = enroll(s, &token, &csr, None).await;

@@ -132,6 +132,7 @@ fn spec(i: u64) -> IntegrationSpec {
         allow_server_auth: false,
         dns_names: Vec::new(),
         status: IntegrationStatus::Active,
+        policy: Default::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Governance events: integrations (owned non-human identities), their changes,
 //! enrollment tokens and operator certificates.
 
+use super::policy::{PolicyExtensions, EXTENSIONS_FLAG};
 use super::{EventBody, MAX_NAME, MAX_SERIAL};
 use crate::codec::{Reader, Writer};
 use crate::error::DecodeError;
@@ -64,6 +65,8 @@ pub struct IntegrationSpec {
     /// DNS names certificates of this integration may carry.
     pub dns_names: Vec<String>,
     pub status: IntegrationStatus,
+    /// Policy added after the first format version (FORMAT.md §3.4.1).
+    pub policy: PolicyExtensions,
 }
 
 impl IntegrationSpec {
@@ -81,12 +84,17 @@ impl IntegrationSpec {
         w.str(&self.approval_ref);
         w.bool(self.allow_server_auth);
         w.str_list(&self.dns_names);
-        w.u8(status_to_u8(self.status));
+        if self.policy.is_empty() {
+            w.u8(status_to_u8(self.status));
+        } else {
+            w.u8(status_to_u8(self.status) | EXTENSIONS_FLAG);
+            self.policy.encode(w);
+        }
     }
 
     /// Reads a spec written by [`IntegrationSpec::encode`].
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(IntegrationSpec {
+        let mut spec = IntegrationSpec {
             name: r.non_empty_str("integration.name", MAX_NAME)?.to_owned(),
             business_owner: r.str("integration.business_owner", MAX_NAME)?.to_owned(),
             technical_owner: r.str("integration.technical_owner", MAX_NAME)?.to_owned(),
@@ -103,13 +111,20 @@ impl IntegrationSpec {
             approval_ref: r.str("integration.approval_ref", MAX_NAME)?.to_owned(),
             allow_server_auth: r.bool("integration.allow_server_auth")?,
             dns_names: r.str_list("integration.dns_names", MAX_LIST, MAX_NAME)?,
-            status: match r.u8("integration.status")? {
-                1 => IntegrationStatus::Active,
-                2 => IntegrationStatus::Suspended,
-                3 => IntegrationStatus::Decommissioned,
-                _ => return Err(invalid("integration.status", "must be 1, 2 or 3")),
-            },
-        })
+            status: IntegrationStatus::Active,
+            policy: PolicyExtensions::default(),
+        };
+        let status = r.u8("integration.status")?;
+        spec.status = match status & !EXTENSIONS_FLAG {
+            1 => IntegrationStatus::Active,
+            2 => IntegrationStatus::Suspended,
+            3 => IntegrationStatus::Decommissioned,
+            _ => return Err(invalid("integration.status", "must be 1, 2 or 3")),
+        };
+        if status & EXTENSIONS_FLAG != 0 {
+            spec.policy = PolicyExtensions::decode(r)?;
+        }
+        Ok(spec)
     }
 
     /// Standalone canonical bytes (used by the appliance's projection table).

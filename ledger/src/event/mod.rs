@@ -16,6 +16,7 @@ mod credential;
 mod governance;
 mod monitor;
 mod operator;
+pub mod policy;
 mod rotation;
 
 use crate::error::DecodeError;
@@ -28,6 +29,7 @@ pub use governance::{
 };
 pub use monitor::{MonitorTokenCreated, MonitorTokenRevoked};
 pub use operator::{OperatorApproved, OperatorRequested, MAX_OPERATOR_SPKI};
+pub use policy::PolicyExtensions;
 pub use rotation::{KeyRotated, MAX_SIGNATURE, ROTATION_CONTEXT};
 
 /// Maximum encoded size of one event body (the CA certificate dominates).

@@ -17,7 +17,8 @@ use super::operators::OperatorBook;
 use sha2::{Digest, Sha256};
 
 use crate::event::{
-    ChangeKind, Event, IntegrationSpec, IntegrationStatus, OperatorCertIssued, PrivilegeClass,
+    ChangeKind, Event, IntegrationSpec, IntegrationStatus, OperatorCertIssued, PolicyExtensions,
+    PrivilegeClass,
 };
 use crate::governance::{ApprovalRefusal, Lineage, ReviewCaps};
 use crate::record::Record;
@@ -182,7 +183,8 @@ impl Default for SemanticChecker {
 }
 
 /// Whether `new` grants more than `old`: a new scope, a longer max TTL,
-/// Routine -> Privileged, serverAuth newly allowed, or a new DNS name.
+/// Routine -> Privileged, serverAuth newly allowed, a new DNS name, or a wider policy
+/// extension ([`PolicyExtensions::increases_authority`]).
 pub fn increases_authority(old: &IntegrationSpec, new: &IntegrationSpec) -> Option<String> {
     if let Some(s) = new.scopes.iter().find(|s| !old.scopes.contains(s)) {
         return Some(format!("adds scope {s:?}"));
@@ -204,7 +206,7 @@ pub fn increases_authority(old: &IntegrationSpec, new: &IntegrationSpec) -> Opti
     if let Some(d) = new.dns_names.iter().find(|d| !old.dns_names.contains(d)) {
         return Some(format!("adds DNS name {d:?}"));
     }
-    None
+    PolicyExtensions::increases_authority(&old.policy, &new.policy)
 }
 
 impl SemanticChecker {
@@ -655,6 +657,15 @@ impl SemanticChecker {
                             index,
                             "token_scope",
                             format!("token scope {s:?} is not granted to {:?}", t.integration),
+                        );
+                    } else if !spec.policy.allows_audience(&t.audience) {
+                        self.flag(
+                            index,
+                            "token_audience",
+                            format!(
+                                "token audience {:?} is not allowed for {:?}",
+                                t.audience, t.integration
+                            ),
                         );
                     }
                 }

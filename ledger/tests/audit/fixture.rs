@@ -76,6 +76,7 @@ pub fn spec(name: &str) -> IntegrationSpec {
         allow_server_auth: false,
         dns_names: vec![],
         status: IntegrationStatus::Active,
+        policy: Default::default(),
     }
 }
 

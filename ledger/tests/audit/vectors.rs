@@ -60,6 +60,7 @@ fn events() -> Vec<(&'static str, Event)> {
                     allow_server_auth: false,
                     dns_names: vec![],
                     status: IntegrationStatus::Active,
+                    policy: Default::default(),
                 },
             }),
         ),
