@@ -65,6 +65,16 @@ impl AppState {
             .clone()
     }
 
+    /// Size of the published checkpoint, without copying its note (the JSON status hot
+    /// path compares it with cached answers).
+    pub fn checkpoint_size(&self) -> Option<u64> {
+        self.checkpoint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.size)
+    }
+
     /// Publishes `note` unless a larger checkpoint is already published: signers run
     /// concurrently (schedule, export, rotation) and readers must never see the tree shrink.
     pub fn set_checkpoint(&self, note: String) {
@@ -126,6 +136,10 @@ pub struct AppEffects {
 impl AfterCommit for AppEffects {
     fn revoked(&self, serials: &[Vec<u8>]) {
         self.status.invalidate(serials);
+    }
+
+    fn tokens_revoked(&self, jtis: &[String]) {
+        self.status.invalidate_tokens(jtis);
     }
 
     fn checkpoint_due(&self) {

@@ -1,14 +1,18 @@
 //! Public status routes (no authentication): JSON with ledger proofs.
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 
 use super::extract::ApiPath;
 use super::ApiError;
 use crate::app::AppState;
 use crate::revoke::parse_serial;
+use crate::status::answers::Subject;
+use crate::status::json::encoded;
 use crate::wire::{CertificateStatus, ErrorBody, TokenStatus};
 
 pub fn router() -> Router<AppState> {
@@ -32,9 +36,8 @@ pub async fn certificate(
     ApiPath(serial): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let serial = parse_serial(&serial)?;
-    Ok(Json(
-        crate::status::json::certificate(&state, &serial).await?,
-    ))
+    let body = encoded(&state, Subject::Certificate(serial)).await?;
+    Ok(json_body(body))
 }
 
 /// A token's status with its ledger evidence.
@@ -53,5 +56,11 @@ pub async fn token(
     if jti.is_empty() || jti.len() > 255 {
         return Err(ApiError::BadRequest("invalid jti".into()));
     }
-    Ok(Json(crate::status::json::token(&state, &jti).await?))
+    let body = encoded(&state, Subject::Token(jti)).await?;
+    Ok(json_body(body))
+}
+
+/// An already-encoded JSON answer (what `axum::Json` would have written).
+fn json_body(body: Bytes) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], body)
 }

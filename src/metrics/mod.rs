@@ -27,7 +27,7 @@ pub use credentials::{Class, CredentialMetrics, Tallied};
 pub use hsm::HsmMetrics;
 pub use http::HttpMetrics;
 pub use ledger::LedgerMetrics;
-pub use status::OcspMetrics;
+pub use status::{CacheLookups, OcspMetrics};
 
 use crate::app::AppState;
 use crate::signals::Signals;
@@ -44,6 +44,7 @@ pub struct Metrics {
     pub ledger: LedgerMetrics,
     pub credentials: CredentialMetrics,
     pub ocsp: OcspMetrics,
+    pub status_json: CacheLookups,
     gauges: ScrapeGauges,
     /// One scrape at a time: gauges are refreshed and encoded as one snapshot.
     scrape: Mutex<()>,
@@ -66,6 +67,7 @@ impl Metrics {
         let ledger = LedgerMetrics::register(credmint);
         let credentials = CredentialMetrics::register(credmint);
         let ocsp = OcspMetrics::register(credmint);
+        let status_json = status::register_status_json(credmint);
         let gauges = ScrapeGauges::register(credmint);
         credmint.register_collector(Box::new(signals::SignalCounters(signals)));
         // Process series keep their conventional unprefixed names (`process_*`).
@@ -77,6 +79,7 @@ impl Metrics {
             ledger,
             credentials,
             ocsp,
+            status_json,
             gauges,
             scrape: Mutex::new(()),
         })

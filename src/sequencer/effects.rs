@@ -15,6 +15,8 @@ use crate::metrics::{Class, Tallied};
 pub enum Effect {
     /// This certificate is revoked: no cache may answer "good" for it any more.
     Revoked(Vec<u8>),
+    /// This token is revoked: the same for its JSON status.
+    TokenRevoked(String),
     /// State relying parties read changed: sign a checkpoint soon.
     Checkpoint,
     /// A credential was issued to `integration` (signal evaluation).
@@ -41,6 +43,8 @@ pub enum Effect {
 pub trait AfterCommit: Send + Sync {
     /// Drops cached status answers (OCSP, JSON, CRL) for these serials.
     fn revoked(&self, serials: &[Vec<u8>]);
+    /// Drops cached status answers for these tokens.
+    fn tokens_revoked(&self, jtis: &[String]);
     /// Asks for a checkpoint soon.
     fn checkpoint_due(&self);
     /// Evaluates signals after an issuance; returns commands (signal events) to sequence
@@ -70,6 +74,7 @@ pub struct NoEffects;
 
 impl AfterCommit for NoEffects {
     fn revoked(&self, _: &[Vec<u8>]) {}
+    fn tokens_revoked(&self, _: &[String]) {}
     fn checkpoint_due(&self) {}
     fn issued(&self, _: Issued<'_>) -> Vec<Command> {
         Vec::new()
@@ -81,11 +86,13 @@ impl AfterCommit for NoEffects {
 /// Runs the effects of one committed batch, in order; returns follow-up commands.
 pub fn run(hooks: &dyn AfterCommit, effects: Vec<Effect>, now: u64) -> Vec<Command> {
     let mut revoked = Vec::new();
+    let mut revoked_tokens = Vec::new();
     let mut checkpoint = false;
     let mut follow_ups = Vec::new();
     for effect in effects {
         match effect {
             Effect::Revoked(serial) => revoked.push(serial),
+            Effect::TokenRevoked(jti) => revoked_tokens.push(jti),
             Effect::Checkpoint => checkpoint = true,
             Effect::Issued {
                 integration,
@@ -114,6 +121,9 @@ pub fn run(hooks: &dyn AfterCommit, effects: Vec<Effect>, now: u64) -> Vec<Comma
     // Caches first: once a caller hears "revoked", no status channel may say "good".
     if !revoked.is_empty() {
         hooks.revoked(&revoked);
+    }
+    if !revoked_tokens.is_empty() {
+        hooks.tokens_revoked(&revoked_tokens);
     }
     if checkpoint {
         hooks.checkpoint_due();

@@ -642,6 +642,7 @@ fn push_revocation(
                 reason,
             });
             p.push(actor, event, now_ms);
+            p.effects.push(Effect::TokenRevoked(jti.clone()));
             p.claims.push(Claim::RevokedJti(jti, at));
         }
     }

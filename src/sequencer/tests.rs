@@ -168,6 +168,7 @@ impl Store for FaultyStore {
 #[derive(Default)]
 struct Recorded {
     revoked: Mutex<Vec<Vec<u8>>>,
+    tokens_revoked: Mutex<Vec<String>>,
     checkpoints: AtomicUsize,
     issued: AtomicUsize,
     flagged: AtomicUsize,
@@ -182,6 +183,9 @@ struct Recorded {
 impl AfterCommit for Recorded {
     fn revoked(&self, serials: &[Vec<u8>]) {
         self.revoked.lock().unwrap().extend_from_slice(serials);
+    }
+    fn tokens_revoked(&self, jtis: &[String]) {
+        self.tokens_revoked.lock().unwrap().extend_from_slice(jtis);
     }
     fn checkpoint_due(&self) {
         self.checkpoints.fetch_add(1, Ordering::SeqCst);
@@ -665,6 +669,11 @@ fn revoke_all_goes_in_bounded_chunks_and_answers_once_with_the_total() {
     assert_eq!(batches.len(), 2, "{batches:?}");
     assert!(batches.iter().all(|&n| n <= REVOKE_CHUNK));
     assert_eq!(f.hooks.revoked.lock().unwrap().len(), many + 1);
+    // Tokens are reported too: their cached JSON status must go as well.
+    assert_eq!(
+        *f.hooks.tokens_revoked.lock().unwrap(),
+        vec!["t1".to_string()]
+    );
     let registry = Registry::open(&f.ledger).unwrap();
     assert_eq!(registry.live_credentials("ci", 0).unwrap(), (0, 0));
 }

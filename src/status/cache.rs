@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use super::answers::{JsonAnswers, Subject};
 use super::crl::{build_crl, CrlEntry};
 use super::ocsp::{
     build_response, error_response, parse_request, CertState, ErrorStatus, HashAlg, RequestCertId,
@@ -75,6 +76,8 @@ pub struct StatusCache {
     crl_numbers: Mutex<Option<HashMap<u32, u64>>>,
     /// Held by query-time CRL builds, so concurrent requests for a stale CRL sign once.
     crl_build: Mutex<()>,
+    /// Encoded JSON status answers (`status::answers`).
+    pub json: JsonAnswers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,7 @@ impl StatusCache {
             epoch: AtomicU64::new(0),
             crl_numbers: Mutex::new(None),
             crl_build: Mutex::new(()),
+            json: JsonAnswers::default(),
         }
     }
 
@@ -108,6 +112,8 @@ impl StatusCache {
     /// schedules a new CRL.
     pub fn invalidate(&self, serials: &[Vec<u8>]) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.json
+            .invalidate(serials.iter().cloned().map(Subject::Certificate));
         {
             let mut ocsp = self.ocsp.write().unwrap_or_else(|p| p.into_inner());
             for s in serials {
@@ -120,6 +126,12 @@ impl StatusCache {
             .extend(serials.iter().map(|s| (s.clone(), 0)));
         self.crl_dirty.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Drops cached JSON answers for these tokens (tokens have no OCSP or CRL).
+    pub fn invalidate_tokens(&self, jtis: &[String]) {
+        self.json
+            .invalidate(jtis.iter().cloned().map(Subject::Token));
     }
 
     fn cached(&self, id: &RequestCertId, now: u64) -> Option<(Vec<u8>, u64)> {

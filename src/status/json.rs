@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use credmint_ledger::merkle;
@@ -14,6 +15,7 @@ use crate::clock::rfc3339;
 use crate::registry::ProjectionError;
 use crate::registry::Registry;
 use crate::revoke::reason_name;
+use crate::status::answers::Subject;
 use crate::wire::{CertificateStatus, Evidence, StatusName, TokenStatus};
 
 /// Why a status answer could not be given.
@@ -94,8 +96,12 @@ struct Standing {
     reason: u8,
 }
 
-/// The status, revocation details and the ledger evidence of the deciding record.
-async fn decide(state: &AppState, s: Standing) -> Result<crate::wire::Standing, LookupError> {
+/// The status, revocation details and the ledger evidence of the deciding record, and the
+/// last second the status stays what it is (`u64::MAX` once revoked or expired).
+async fn decide(
+    state: &AppState,
+    s: Standing,
+) -> Result<(crate::wire::Standing, u64), LookupError> {
     let (status, revoked, index) = match s.revoked_index {
         Some(index) => {
             let at = state
@@ -110,20 +116,59 @@ async fn decide(state: &AppState, s: Standing) -> Result<crate::wire::Standing, 
         None if s.expires_at < state.clock.unix() => (StatusName::Expired, None, s.issued_index),
         None => (StatusName::Good, None, s.issued_index),
     };
+    let valid_until = match status {
+        StatusName::Good => s.expires_at,
+        _ => u64::MAX,
+    };
     let (revoked_at, reason) = revoked.unzip();
-    Ok(crate::wire::Standing {
+    let standing = crate::wire::Standing {
         status,
         revoked_at,
         reason,
         ledger: evidence(state, index).await?,
-    })
+    };
+    Ok((standing, valid_until))
 }
 
-/// Status of a certificate by serial.
-pub async fn certificate(
+/// The encoded JSON answer for `subject`: from the cache while nothing it depends on
+/// changed (`status::answers`), else built and, once its proof leads to a checkpoint,
+/// cached.
+pub async fn encoded(state: &AppState, subject: Subject) -> Result<Bytes, LookupError> {
+    let answers = &state.status.json;
+    let size = state.checkpoint_size();
+    if let Some(body) = size.and_then(|n| answers.get(&subject, n, state.clock.unix())) {
+        state.metrics.status_json.cache(true);
+        return Ok(body);
+    }
+    state.metrics.status_json.cache(false);
+    let ticket = answers.ticket();
+    let (body, standing, valid_until) = match &subject {
+        Subject::Certificate(serial) => {
+            let (answer, valid_until) = certificate(state, serial).await?;
+            (encode(&answer)?, answer.standing.ledger, valid_until)
+        }
+        Subject::Token(jti) => {
+            let (answer, valid_until) = token(state, jti).await?;
+            (encode(&answer)?, answer.standing.ledger, valid_until)
+        }
+    };
+    if let Some(tree_size) = standing.tree_size {
+        answers.put(ticket, subject, tree_size, valid_until, body.clone());
+    }
+    Ok(body)
+}
+
+fn encode(answer: &impl serde::Serialize) -> Result<Bytes, LookupError> {
+    serde_json::to_vec(answer)
+        .map(Bytes::from)
+        .map_err(ledger_err)
+}
+
+/// Status of a certificate by serial, and until when it holds.
+async fn certificate(
     state: &AppState,
     serial: &[u8],
-) -> Result<CertificateStatus, LookupError> {
+) -> Result<(CertificateStatus, u64), LookupError> {
     let id = hex::encode(serial);
     let row = Registry::open(&state.ledger)?
         .certificate(serial)?
@@ -134,16 +179,18 @@ pub async fn certificate(
         revoked_index: row.revoked_index,
         reason: row.reason,
     };
-    Ok(CertificateStatus {
+    let (standing, valid_until) = decide(state, standing).await?;
+    let answer = CertificateStatus {
         serial: id,
         owner: row.owner,
         not_after: rfc3339(row.not_after),
-        standing: decide(state, standing).await?,
-    })
+        standing,
+    };
+    Ok((answer, valid_until))
 }
 
-/// Status of a token by jti.
-pub async fn token(state: &AppState, jti: &str) -> Result<TokenStatus, LookupError> {
+/// Status of a token by jti, and until when it holds.
+async fn token(state: &AppState, jti: &str) -> Result<(TokenStatus, u64), LookupError> {
     let row = Registry::open(&state.ledger)?
         .token(jti)?
         .ok_or_else(|| unknown("jti", jti))?;
@@ -153,10 +200,12 @@ pub async fn token(state: &AppState, jti: &str) -> Result<TokenStatus, LookupErr
         revoked_index: row.revoked_index,
         reason: row.reason,
     };
-    Ok(TokenStatus {
+    let (standing, valid_until) = decide(state, standing).await?;
+    let answer = TokenStatus {
         jti: jti.to_string(),
         integration: row.integration,
         expires_at: rfc3339(row.expires_at),
-        standing: decide(state, standing).await?,
-    })
+        standing,
+    };
+    Ok((answer, valid_until))
 }

@@ -7,6 +7,7 @@ mod common;
 mod disconnect;
 mod hsm_outage;
 mod http_status;
+mod json_cache;
 mod ocsp_crl;
 mod plain_http;
 mod revoke;
