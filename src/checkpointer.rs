@@ -28,6 +28,11 @@ impl CheckpointSignal {
         })
     }
 
+    /// Follows the size of every checkpoint signed from now on (the tiles publisher).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.signed.subscribe()
+    }
+
     /// Asks for a checkpoint soon.
     pub fn wake(&self) {
         self.wake.notify_one();

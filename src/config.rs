@@ -58,6 +58,9 @@ pub struct Config {
     pub keys: KeysConfig,
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// tlog-tiles publication (`[tiles]`, optional; off unless `dir` is set).
+    #[serde(default)]
+    pub tiles: TilesConfig,
     pub server: ServerConfig,
     pub identity: IdentityConfig,
     pub ttl: TtlConfig,
@@ -128,6 +131,18 @@ pub struct LedgerConfig {
     /// How often a new checkpoint is signed when the ledger has grown (default 5 s).
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval_secs: u64,
+}
+
+/// C2SP tlog-tiles publication (README "Scaling reads: tiles", FORMAT.md §15).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TilesConfig {
+    /// Directory the appliance writes `checkpoint`, `tile/<L>/<N>[.p/<W>]` and
+    /// `tile/entries/<N>[.p/<W>]` into after each checkpoint (relative to `data_dir`).
+    /// Absent (the default): nothing is published, because the operator chooses where
+    /// public files go and who serves them. Point a web server or `rclone sync` at it.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for LedgerConfig {
@@ -372,6 +387,9 @@ impl Config {
             soft.so_pin.resolve(&data);
         }
         self.ledger.file = data.join(&self.ledger.file);
+        if let Some(dir) = &mut self.tiles.dir {
+            *dir = normalize(&data.join(&*dir));
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -408,6 +426,14 @@ impl Config {
         }
         if self.ledger.checkpoint_interval_secs == 0 {
             return invalid("ledger.checkpoint_interval_secs", "must be at least 1");
+        }
+        if let Some(dir) = &self.tiles.dir {
+            if dir == &self.data_dir || self.data_dir.starts_with(dir) {
+                return invalid(
+                    "tiles.dir",
+                    "must not be the data directory or contain it (its files are public)",
+                );
+            }
         }
         if self.server.names.is_empty() {
             return invalid("server.names", "needs at least one DNS name or IP address");

@@ -4,7 +4,7 @@
 //! `edge` (connection caps and timeouts) -> `api` (routes, error mapping) -> `app` (shared state) -> `ca` (X.509 building) ->
 //! `hsm` (PKCS#11 custody, the only code that touches keys) -> `credmint_ledger`
 //! (append-only, hash-chained, Merkle-tree ledger). `init` provisions token, keys, CA and
-//! genesis; `serve` runs the listener; `checkpointer` signs tree heads on a schedule;
+//! genesis; `serve` runs the listener; `checkpointer` signs tree heads on a schedule; `tiles` publishes them as tlog-tiles;
 //! `metrics` holds every Prometheus series (`GET /metrics`); `bench` measures the hot paths.
 
 pub mod api;
@@ -38,6 +38,7 @@ pub mod serve;
 pub mod signals;
 pub mod status;
 pub mod telemetry;
+pub mod tiles;
 pub mod tls;
 pub mod token;
 pub mod wire;

@@ -192,6 +192,8 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     status_server: Option<JoinHandle<std::io::Result<()>>>,
     checkpointer: JoinHandle<()>,
+    /// The tiles publisher and its stop switch (flipped after the checkpointer ended).
+    tiles: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     refresher: JoinHandle<()>,
     renewer: JoinHandle<()>,
     prober: JoinHandle<()>,
@@ -274,6 +276,16 @@ pub async fn start_with_clock(
         interval,
         stop_rx.clone(),
     ));
+    let tiles = state.config.tiles.dir.clone().map(|dir| {
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(crate::tiles::run(
+            state.ledger.clone(),
+            dir,
+            state.checkpoints.subscribe(),
+            stop_rx,
+        ));
+        (stop, task)
+    });
     let prober = tokio::spawn(crate::hsm::run_health_probe(
         state.hsm.clone(),
         crate::hsm::HEALTH_PROBE_INTERVAL,
@@ -304,6 +316,7 @@ pub async fn start_with_clock(
         server,
         status_server,
         checkpointer,
+        tiles,
         refresher,
         renewer,
         prober,
@@ -384,6 +397,11 @@ impl Running {
         self.checkpointer
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
+        // The final checkpoint exists now: publish it, then stop publishing.
+        if let Some((stop, task)) = self.tiles {
+            let _ = stop.send(true);
+            task.await.map_err(|e| ServeError::Task(e.to_string()))?;
+        }
         self.refresher
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;

@@ -12,6 +12,7 @@
 //! - [`governance`]: the dual-control independence rule shared by appliance and auditor.
 //! - [`keys`]: the keys in force per role across rotations (shared by store and verifier).
 //! - [`export`]: the auditor's bundle (writer and streaming reader).
+//! - [`tiles`]: C2SP tlog-tiles paths and bytes (pure; the appliance writes the files).
 //! - [`audit`]: bundle verification, blast-radius queries and the `credmint-audit` CLI.
 //!
 //! The byte formats are specified in `FORMAT.md`. This crate has no async
@@ -32,6 +33,7 @@ pub mod note;
 pub mod record;
 pub mod signer;
 pub mod store;
+pub mod tiles;
 pub mod verify;
 
 /// A SHA-256 hash.

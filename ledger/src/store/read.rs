@@ -72,9 +72,17 @@ pub(crate) fn record_iter(txn: &ReadTransaction, from: u64) -> Result<RecordIter
 }
 
 pub(crate) fn checkpoint_iter(txn: &ReadTransaction) -> Result<CheckpointIter, StoreError> {
+    checkpoint_iter_from(txn, 0)
+}
+
+/// Checkpoints of size `>= from`, in size order.
+pub(crate) fn checkpoint_iter_from(
+    txn: &ReadTransaction,
+    from: u64,
+) -> Result<CheckpointIter, StoreError> {
     let table = txn.open_table(schema::CHECKPOINTS)?;
     Ok(CheckpointIter {
-        range: table.range::<u64>(..)?,
+        range: table.range::<u64>(from..)?,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 
-use super::read::{checkpoint_iter, node_lookup, record_iter};
+use super::read::{checkpoint_iter, checkpoint_iter_from, node_lookup, record_iter};
 use super::{schema, CheckpointIter, Ledger, RecordIter};
 use crate::error::StoreError;
 use crate::merkle;
@@ -46,6 +46,21 @@ impl Snapshot {
     /// Streams `(size, note text)` checkpoints in size order.
     pub fn checkpoints(&self) -> Result<CheckpointIter, StoreError> {
         checkpoint_iter(&self.txn)
+    }
+
+    /// Streams `(size, note text)` checkpoints of size `>= from`, in size order (the tiles
+    /// publisher reads only the checkpoints it has not published yet).
+    pub fn checkpoints_from(&self, from: u64) -> Result<CheckpointIter, StoreError> {
+        checkpoint_iter_from(&self.txn, from)
+    }
+
+    /// The stored tree node `(level, index)`: the hash of leaves
+    /// `[index << level, (index + 1) << level)` (FORMAT.md §10); a missing node is
+    /// corruption. Tiles are read from here, so they are exactly the signed tree.
+    pub fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        let nodes = self.txn.open_table(schema::NODES)?;
+        let hash = node_lookup(&nodes)(level, index);
+        hash
     }
 
     /// Size of the latest stored checkpoint, if any.
