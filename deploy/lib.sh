@@ -7,7 +7,7 @@
 #                   pkilint and openapi-spec-validator, g++ (deploy/fuzz.sh builds
 #                   libFuzzer), prometheus (promtool and the server, for the metrics
 #                   tests), Chromium with its driver, Selenium and NSS tools (the console
-#                   test), and the current
+#                   test), nginx (the tlog-tiles test), and the current
 #                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go
 #                   (`--only-upgrade`, so CI tests what relying parties on current
 #                   Debian run).
@@ -86,6 +86,8 @@ ensure_test_deps() {
     /usr/bin/python3 -c 'import selenium' 2>/dev/null || need+=(python3-selenium)
     command -v certutil >/dev/null || need+=(libnss3-tools)
     [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+    # The tiles test serves the tlog-tiles directory with Debian's nginx.
+    [ -x /usr/sbin/nginx ] || need+=(nginx)
     _apt_install "${need[@]}"
 
     # Test against the current Debian versions, not whatever the image happened to ship.

@@ -16,6 +16,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use credmint_ledger::store::Snapshot;
@@ -65,6 +66,15 @@ pub struct Published {
     pub written: usize,
 }
 
+/// Tiles are public: readable by the web server's user whatever the appliance's umask
+/// (the systemd unit sets 0077). Only directories the publisher creates are changed.
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+fn public(path: &Path, mode: u32) -> Result<(), PublishError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
     move |source| PublishError::Io {
         path: path.to_path_buf(),
@@ -74,7 +84,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
 
 /// Publishes every stored checkpoint newer than the directory's, with the tiles each needs.
 pub fn publish(ledger: &Ledger, dir: &Path) -> Result<Published, PublishError> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        public(dir, DIR_MODE)?;
+    }
     let snap = ledger.snapshot()?;
     let from = published_size(ledger, &snap, dir)?;
     let target = match snap.latest_checkpoint_size()? {
@@ -240,7 +253,14 @@ impl Writer<'_> {
     /// renaming it is atomic). Dot-prefixed: never a tile name.
     fn temp(&mut self, path: &Path, bytes: &[u8]) -> Result<PathBuf, PublishError> {
         let parent = path.parent().unwrap_or(self.dir);
-        fs::create_dir_all(parent).map_err(io(parent))?;
+        if !parent.exists() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+            let mut d = parent;
+            while d != self.dir && d.starts_with(self.dir) {
+                public(d, DIR_MODE)?;
+                d = d.parent().unwrap_or(self.dir);
+            }
+        }
         let mut dir = parent;
         while dir.starts_with(self.dir) {
             self.touched.insert(dir.to_path_buf());
@@ -255,6 +275,8 @@ impl Writer<'_> {
             .unwrap_or_default();
         let tmp = parent.join(format!(".{name}.tmp"));
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+            .map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         Ok(tmp)
@@ -268,5 +290,64 @@ impl Writer<'_> {
                 .map_err(io(dir))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credmint_ledger::event::{CaImported, Event, Genesis, KeyAlgorithm, KeyInfo, KeyRole};
+    use credmint_ledger::{DalekSigner, NewEntry, Signer};
+
+    fn entry(event: Event) -> NewEntry {
+        NewEntry {
+            timestamp_ms: 1_700_000_000_000,
+            actor: "system:init".into(),
+            event,
+        }
+    }
+
+    /// A record the u16 framing cannot carry stops publication at the last checkpoint
+    /// before it, with an error naming the record; nothing is written for the new size.
+    #[test]
+    fn a_record_over_65535_bytes_stops_publication_at_the_previous_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let signer = DalekSigner::from_seed([3u8; 32]);
+        let ca = KeyInfo {
+            role: KeyRole::Ca,
+            algorithm: KeyAlgorithm::EcdsaP256,
+            label: "ca".into(),
+            spki_der: vec![0x30, 0x59, 0x01, 0x02],
+        };
+        let genesis = Event::Genesis(Genesis {
+            origin: "tiles.test/ledger".into(),
+            keys: vec![
+                ca.clone(),
+                KeyInfo::ed25519(KeyRole::Ledger, "ledger", &signer.public_key()),
+            ],
+            config_digest: [0; 32],
+            ca_certificate_der: vec![0x30, 0x00],
+        });
+        let ledger = Ledger::create(&tmp.path().join("l.redb"), entry(genesis)).unwrap();
+        ledger.sign_checkpoint(&signer).unwrap();
+        let dir = tmp.path().join("tiles");
+        assert_eq!(publish(&ledger, &dir).unwrap().to, 1);
+
+        let big = Event::CaImported(CaImported {
+            key: ca,
+            ca_certificate_der: vec![0x30; 65_536],
+            issuer_chain_der: vec![vec![0x30; 16]],
+        });
+        ledger.append_batch(vec![entry(big)]).unwrap();
+        ledger.sign_checkpoint(&signer).unwrap();
+        let before = fs::read(dir.join("checkpoint")).unwrap();
+        let err = publish(&ledger, &dir).unwrap_err();
+        assert!(
+            matches!(err, PublishError::Tile(TileError::EntryTooLarge { index: 1, len }) if len > 65_535),
+            "{err}"
+        );
+        assert_eq!(err.kind(), "entry_too_large");
+        assert_eq!(fs::read(dir.join("checkpoint")).unwrap(), before);
+        assert!(!dir.join("tile/entries/000.p/2").exists());
     }
 }

@@ -72,6 +72,8 @@ async fn published(dir: &std::path::Path, size: u64) {
 /// one full tile, then stopped (its final checkpoint published). Returns it, the tiles
 /// directory and the ledger size.
 pub async fn published_appliance(name: &str) -> (common::Served, std::path::PathBuf, u64) {
+    // The systemd unit's UMask=0077 (both tests of this binary set the same value).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let app = TestAppliance::new(name);
     std::fs::write(
         &app.config_path,
@@ -116,6 +118,15 @@ async fn nginx_serves_tiles_a_spec_client_rebuilds_the_exported_ledger_from() {
     let (key, origin) = (genesis_key_of(&ledger), ledger.origin().to_string());
     drop(ledger);
 
+    // Public files, whatever the appliance's umask.
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["checkpoint", "tile/0/000", "tile/entries/000"] {
+        let mode = std::fs::metadata(tiles_dir.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{f}");
+    }
     let (records, checkpoints) = exported(&s.app);
     assert_eq!(records.len() as u64, size);
     assert!(checkpoints.len() >= 4, "{} checkpoints", checkpoints.len());
