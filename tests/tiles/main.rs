@@ -6,6 +6,7 @@ mod client;
 #[path = "../common/mod.rs"]
 mod common;
 mod nginx;
+mod retry;
 #[path = "../issuance/support.rs"]
 #[allow(dead_code)]
 mod support;

@@ -1,0 +1,55 @@
+//! A publication that fails is logged and retried, and never holds up issuance.
+
+use std::time::Duration;
+
+use crate::common::{captured_logs, TestAppliance};
+use crate::support::registered_workload;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_publication_is_logged_retried_and_never_blocks_issuance() {
+    let app = TestAppliance::new("tiles-retry");
+    std::fs::write(
+        &app.config_path,
+        std::fs::read_to_string(&app.config_path).unwrap()
+            + "\n[tiles]\ndir = \"../retry-tiles\"\n",
+    )
+    .unwrap();
+    // `tile` is a file where the publisher needs a directory: every run fails.
+    let dir = app.dir.path().join("retry-tiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tile"), b"in the way").unwrap();
+    let s = app.serve().await;
+    let w = registered_workload(&s, "retry").await;
+    for _ in 0..5 {
+        let r = w.mint_token(&s).await;
+        assert_eq!(r.status(), 201);
+    }
+    let size = s.state().ledger.size();
+    assert!(
+        s.state()
+            .checkpoints
+            .covered(size, Duration::from_secs(10))
+            .await
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !captured_logs().contains("tiles publication failed") {
+        assert!(std::time::Instant::now() < deadline, "no failure logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!dir.join("checkpoint").exists());
+    // Cleared: the next retry (at most RETRY later) publishes everything.
+    std::fs::remove_file(dir.join("tile")).unwrap();
+    let deadline = std::time::Instant::now() + credmint::tiles::RETRY + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(dir.join("checkpoint")).unwrap_or_default();
+        if text.lines().nth(1).and_then(|l| l.parse::<u64>().ok()) >= Some(size) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never published after the fault cleared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
+}
