@@ -124,7 +124,17 @@ pub fn publish(ledger: &Ledger, dir: &Path) -> Result<Published, PublishError> {
         written: 0,
     };
     for tile in &wanted {
-        let hashes = tiles::tile_bytes(tile, &mut |l, i| snap.node(l, i))?;
+        let level = tile.level * 8;
+        let first = tile.first_node();
+        let nodes = snap.nodes(level, first, u64::from(tile.width))?;
+        let hashes = tiles::tile_bytes(tile, &mut |l, i| {
+            i.checked_sub(first)
+                .and_then(|k| usize::try_from(k).ok())
+                .and_then(|k| nodes.get(k))
+                .filter(|_| l == level)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt(format!("tile node ({l}, {i}) not read")))
+        })?;
         writer.immutable(&tile.path(), &hashes)?;
         if tile.level == 0 {
             writer.immutable(&tile.entries_path(), &bundle(&snap, tile)?)?;

@@ -54,13 +54,27 @@ impl Snapshot {
         checkpoint_iter_from(&self.txn, from)
     }
 
-    /// The stored tree node `(level, index)`: the hash of leaves
-    /// `[index << level, (index + 1) << level)` (FORMAT.md §10); a missing node is
-    /// corruption. Tiles are read from here, so they are exactly the signed tree.
-    pub fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+    /// `count` consecutive stored nodes of one level from `first`, in one range read (a
+    /// whole tile at once); a missing node is corruption.
+    pub fn nodes(&self, level: u8, first: u64, count: u64) -> Result<Vec<Hash>, StoreError> {
         let nodes = self.txn.open_table(schema::NODES)?;
-        let hash = node_lookup(&nodes)(level, index);
-        hash
+        let end = first.saturating_add(count);
+        let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        for item in nodes.range((level, first)..(level, end))? {
+            let (key, value) = item?;
+            let (_, index) = key.value();
+            if index != first + out.len() as u64 {
+                break;
+            }
+            out.push(value.value());
+        }
+        if out.len() as u64 != count {
+            return Err(StoreError::Corrupt(format!(
+                "tree node ({level}, {}) is missing",
+                first + out.len() as u64
+            )));
+        }
+        Ok(out)
     }
 
     /// Size of the latest stored checkpoint, if any.
