@@ -281,6 +281,7 @@ pub async fn start_with_clock(
         let task = tokio::spawn(crate::tiles::run(
             state.ledger.clone(),
             dir,
+            state.metrics.ledger.clone(),
             state.checkpoints.subscribe(),
             stop_rx,
         ));

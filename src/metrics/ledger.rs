@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -12,10 +16,18 @@ const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
 ];
 
+/// Why a tiles publication run failed (`PublishError::kind`, a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TilesFailure {
+    kind: &'static str,
+}
+
 #[derive(Clone)]
 pub struct LedgerMetrics {
     commit: Histogram,
     batch: Histogram,
+    tiles_records: Gauge,
+    tiles_failures: Family<TilesFailure, Counter>,
 }
 
 impl LedgerMetrics {
@@ -23,7 +35,19 @@ impl LedgerMetrics {
         let m = LedgerMetrics {
             commit: histogram(LATENCY_BUCKETS),
             batch: histogram(BATCH_BUCKETS),
+            tiles_records: Gauge::default(),
+            tiles_failures: Family::default(),
         };
+        registry.register(
+            "tiles_published_records",
+            "Records covered by the checkpoint in the tlog-tiles directory (0 while tiles are off)",
+            m.tiles_records.clone(),
+        );
+        registry.register(
+            "tiles_publish_failures",
+            "tlog-tiles publication runs that failed, by kind (each is retried)",
+            m.tiles_failures.clone(),
+        );
         registry.register_with_unit(
             "ledger_commit_duration",
             "Time of one ledger write transaction (append, projections, fsync)",
@@ -36,6 +60,19 @@ impl LedgerMetrics {
             m.batch.clone(),
         );
         m
+    }
+
+    /// The tiles directory's checkpoint now covers `size` records.
+    pub fn tiles_published(&self, size: u64) {
+        self.tiles_records
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+    }
+
+    /// One tiles publication run failed with `kind`.
+    pub fn tiles_failed(&self, kind: &'static str) {
+        self.tiles_failures
+            .get_or_create(&TilesFailure { kind })
+            .inc();
     }
 
     /// Records one committed transaction of `commands` commands.

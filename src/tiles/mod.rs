@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use credmint_ledger::Ledger;
+
+use crate::metrics::LedgerMetrics;
 use tokio::sync::watch;
 
 pub use publish::{publish, PublishError, Published};
@@ -20,10 +22,11 @@ pub use publish::{publish, PublishError, Published};
 /// Pause before retrying a failed run when no new checkpoint wakes the task sooner.
 pub const RETRY: Duration = Duration::from_secs(5);
 
-async fn run_once(ledger: &Arc<Ledger>, dir: &Path) -> bool {
+async fn run_once(ledger: &Arc<Ledger>, dir: &Path, metrics: &LedgerMetrics) -> bool {
     let (l, d) = (ledger.clone(), dir.to_path_buf());
     match tokio::task::spawn_blocking(move || publish(&l, &d)).await {
         Ok(Ok(p)) => {
+            metrics.tiles_published(p.to);
             if p.to > p.from {
                 tracing::info!(
                     from = p.from,
@@ -35,10 +38,12 @@ async fn run_once(ledger: &Arc<Ledger>, dir: &Path) -> bool {
             true
         }
         Ok(Err(error)) => {
+            metrics.tiles_failed(error.kind());
             tracing::error!(kind = error.kind(), %error, dir = %dir.display(), "tiles publication failed; retrying");
             false
         }
         Err(error) => {
+            metrics.tiles_failed("task");
             tracing::error!(%error, "tiles publication task failed; retrying");
             false
         }
@@ -51,17 +56,18 @@ async fn run_once(ledger: &Arc<Ledger>, dir: &Path) -> bool {
 pub async fn run(
     ledger: Arc<Ledger>,
     dir: PathBuf,
+    metrics: LedgerMetrics,
     mut signed: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut signed_open = true;
     loop {
-        let ok = run_once(&ledger, &dir).await;
+        let ok = run_once(&ledger, &dir, &metrics).await;
         tokio::select! {
             changed = signed.changed(), if signed_open => signed_open = changed.is_ok(),
             _ = tokio::time::sleep(RETRY), if !ok => {}
             _ = stop.changed() => break,
         }
     }
-    run_once(&ledger, &dir).await;
+    run_once(&ledger, &dir, &metrics).await;
 }

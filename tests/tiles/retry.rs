@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::{captured_logs, TestAppliance};
+use crate::common::{captured_logs, metric_value, TestAppliance};
 use crate::support::registered_workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,6 +37,9 @@ async fn a_failing_publication_is_logged_retried_and_never_blocks_issuance() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!dir.join("checkpoint").exists());
+    let m = s.scrape_metrics().await;
+    assert!(metric_value(&m, "credmint_tiles_publish_failures_total{kind=\"io\"}") >= 1.0);
+    assert_eq!(metric_value(&m, "credmint_tiles_published_records"), 0.0);
     // Cleared: the next retry (at most RETRY later) publishes everything.
     std::fs::remove_file(dir.join("tile")).unwrap();
     let deadline = std::time::Instant::now() + credmint::tiles::RETRY + Duration::from_secs(10);
@@ -48,6 +51,18 @@ async fn a_failing_publication_is_logged_retried_and_never_blocks_issuance() {
         assert!(
             std::time::Instant::now() < deadline,
             "never published after the fault cleared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The gauge follows right after the checkpoint file moved.
+    while metric_value(
+        &s.scrape_metrics().await,
+        "credmint_tiles_published_records",
+    ) < size as f64
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gauge never reached {size}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
