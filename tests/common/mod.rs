@@ -553,6 +553,19 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 }
 
 impl Served {
+    /// Waits (up to 10 s) until a signed checkpoint covers the whole ledger; returns its size.
+    pub async fn await_covered(&self) -> u64 {
+        let size = self.state().ledger.size();
+        assert!(
+            self.state()
+                .checkpoints
+                .covered(size, std::time::Duration::from_secs(10))
+                .await,
+            "no checkpoint of size {size}"
+        );
+        size
+    }
+
     /// `GET /metrics` as the init operator: the Prometheus text.
     pub async fn scrape_metrics(&self) -> String {
         let resp = self

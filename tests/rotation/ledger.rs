@@ -1,8 +1,6 @@
 //! Ledger key rotation: checkpoints after it are signed by the new key, and the exported
 //! bundle verifies offline with only the genesis key pinned.
 
-use std::time::Duration;
-
 use credmint_ledger::audit::Outcome;
 use credmint_ledger::event::{Event, KeyRole};
 use serde_json::json;
@@ -13,14 +11,7 @@ use crate::util::{assert_custodial, restart, rotate};
 
 /// Waits until the served checkpoint covers the whole ledger; returns its note.
 async fn covered_checkpoint(s: &crate::common::Served) -> String {
-    let size = s.state().ledger.size();
-    assert!(
-        s.state()
-            .checkpoints
-            .covered(size, Duration::from_secs(10))
-            .await,
-        "no checkpoint of size {size}"
-    );
+    s.await_covered().await;
     let resp = s
         .anonymous()
         .get(s.url("/v1/ledger/checkpoint"))

@@ -85,16 +85,9 @@ pub async fn published_appliance(name: &str) -> (common::Served, std::path::Path
     let mut s = app.serve().await;
     let w = registered_workload(&s, "tiler").await;
     // Several checkpoints (1 s interval), crossing a full 256-record tile.
-    for round in 0..3 {
+    for _ in 0..3 {
         mint(&s, &w, 112).await;
-        let size = s.state().ledger.size();
-        assert!(
-            s.state()
-                .checkpoints
-                .covered(size, Duration::from_secs(10))
-                .await,
-            "round {round}"
-        );
+        let size = s.await_covered().await;
         published(&tiles_dir, size).await;
     }
     w.revoke_self(&s, "superseded").await;
