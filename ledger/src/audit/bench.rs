@@ -116,7 +116,9 @@ impl<W: Write> Gen<W> {
     }
 }
 
-fn spec(i: u64) -> IntegrationSpec {
+/// A routine integration `int-NN`, registrable at the bench's base time (also the unit
+/// tests' fixture).
+pub(crate) fn spec(i: u64) -> IntegrationSpec {
     IntegrationSpec {
         name: format!("int-{i:02}"),
         business_owner: "payments".into(),

@@ -145,25 +145,14 @@ fn invalid(field: &'static str, reason: &'static str) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{IntegrationSpec, IntegrationStatus, PrivilegeClass};
+    use crate::event::{IntegrationSpec, IntegrationStatus};
     use proptest::prelude::*;
 
     fn spec(policy: PolicyExtensions) -> IntegrationSpec {
         IntegrationSpec {
-            name: "billing".into(),
-            business_owner: "finance".into(),
-            technical_owner: "platform".into(),
-            purpose: "invoices".into(),
-            environment: "prod".into(),
-            scopes: vec!["invoices:read".into()],
-            privilege_class: PrivilegeClass::Routine,
-            max_ttl_secs: 3600,
-            review_by: 1_731_536_000,
-            approval_ref: "CHG-1".into(),
-            allow_server_auth: false,
-            dns_names: vec![],
             status: IntegrationStatus::Suspended,
             policy,
+            ..crate::audit::bench::spec(1)
         }
     }
 
