@@ -886,4 +886,31 @@ mod tests {
         walk(&super::Cli::command(), "credmint".into(), &mut missing);
         assert!(missing.is_empty(), "flags without help: {missing:?}");
     }
+
+    /// clap's own consistency checks (conflicts name real arguments, no duplicate flags).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn audience_flags_map_to_the_change_body() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let args = ["credmint", "integration", "change", "ci", "--reason", "r"];
+            super::Cli::try_parse_from(args.iter().chain(extra))
+        };
+        let body = |extra: &[&str]| match parse(extra).unwrap().command {
+            super::Command::Integration(super::IntegrationCommand::Governance(
+                crate::cli::governance::GovernanceCommand::Change(c),
+            )) => c.body,
+            other => panic!("{other:?}"),
+        };
+        let b = body(&["--audience", "b", "--audience", "a"]);
+        assert_eq!(b.audiences, Some(vec!["b".to_string(), "a".to_string()]));
+        assert_eq!(b.any_audience, None);
+        assert_eq!(body(&["--any-audience"]).any_audience, Some(true));
+        assert!(parse(&["--audience", "a", "--any-audience"]).is_err());
+        assert!(parse(&["--no-audiences", "--audience", "a"]).is_err());
+    }
 }

@@ -58,10 +58,13 @@ pub struct ChangeArgs {
     /// Integration name.
     name: String,
     #[command(flatten)]
-    body: ChangeBody,
+    pub(crate) body: ChangeBody,
     /// Remove every DNS name.
     #[arg(long, conflicts_with = "dns_names")]
     no_dns: bool,
+    /// Allow no audience at all (an empty list: no token can be minted).
+    #[arg(long, conflicts_with_all = ["audiences", "any_audience"])]
+    no_audiences: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -98,6 +101,9 @@ pub async fn run(cfg: &Config, cmd: &GovernanceCommand) -> Result<(), CliError> 
             let mut body = args.body.clone();
             if args.no_dns {
                 body.dns_names = Some(Vec::new());
+            }
+            if args.no_audiences {
+                body.audiences = Some(Vec::new());
             }
             let path = format!("/v1/admin/integrations/{}/changes", args.name);
             client(cfg, &args.conn)?.post(&path, &body).await?

@@ -31,8 +31,8 @@ pub struct ChangeBody {
     #[arg(long = "server-auth", value_name = "BOOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_server_auth: Option<bool>,
-    /// New audience list, replacing the old; repeat for several. `[]` (JSON only) allows
-    /// no token.
+    /// New audience list, replacing the old; repeat for several. `[]` (CLI
+    /// `--no-audiences`) allows no token.
     #[arg(
         long = "audience",
         value_name = "AUDIENCE",
