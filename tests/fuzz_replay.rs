@@ -151,7 +151,7 @@ async fn regenerate_fuzz_seeds() {
         "purpose": "serves the payments site", "environment": "prod",
         "scopes": ["deploy:read"], "privilege_class": "routine", "max_ttl_secs": 900,
         "review_by": date_in_days(300), "approval_ref": "CHG-1",
-        "dns_names": ["web.internal.example"],
+        "dns_names": ["web.internal.example"], "audiences": ["deploy-api"],
     });
     post(&s.operator(), &s, "/v1/admin/integrations", registration).await;
     let enrollment: serde_json::Value = serde_json::from_str(
