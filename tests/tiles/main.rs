@@ -55,7 +55,12 @@ async fn mint(s: &common::Served, w: &support::Enrolled, n: usize) {
 
 /// Waits until the tiles directory's checkpoint covers `size` records.
 async fn published(dir: &std::path::Path, size: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    published_within(dir, size, Duration::from_secs(20)).await;
+}
+
+/// Waits up to `timeout` until the tiles directory's checkpoint covers `size` records.
+pub async fn published_within(dir: &std::path::Path, size: u64, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(dir.join("checkpoint")).unwrap_or_default();
         if text.lines().nth(1).and_then(|l| l.parse::<u64>().ok()) >= Some(size) {

@@ -42,18 +42,7 @@ async fn a_failing_publication_is_logged_retried_and_never_blocks_issuance() {
     assert_eq!(metric_value(&m, "credmint_tiles_published_records"), 0.0);
     // Cleared: the next retry (at most RETRY later) publishes everything.
     std::fs::remove_file(dir.join("tile")).unwrap();
-    let deadline = std::time::Instant::now() + credmint::tiles::RETRY + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(dir.join("checkpoint")).unwrap_or_default();
-        if text.lines().nth(1).and_then(|l| l.parse::<u64>().ok()) >= Some(size) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never published after the fault cleared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::published_within(&dir, size, credmint::tiles::RETRY + Duration::from_secs(10)).await;
     // The gauge follows right after the checkpoint file moved.
     while metric_value(
         &s.scrape_metrics().await,
