@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand};
 
 use serde_json::Value;
 
+use crate::agent::AgentError;
 use crate::client::{ClientError, OperatorClient, Target};
 use crate::config::{Config, ConfigError};
 use crate::hsm::{Hsm, HsmError};
@@ -146,6 +147,21 @@ pub enum Command {
         #[arg(long, value_name = "PEM")]
         out: Option<PathBuf>,
     },
+    /// Workload: the agent. Enrolls once with the token its config names, then keeps a
+    /// certificate fresh in files until SIGTERM; `agent run -- CMD` runs one job with a
+    /// credential revoked when it exits. Needs no appliance config.
+    Agent {
+        /// The agent's configuration file (not the appliance's).
+        #[arg(
+            short = 'c',
+            long = "agent-config",
+            env = "CREDMINT_AGENT_CONFIG",
+            value_name = "TOML"
+        )]
+        file: PathBuf,
+        #[command(subcommand)]
+        mode: Option<AgentMode>,
+    },
     /// Workload: mint a JWT over mTLS with its certificate; prints the token alone.
     Token {
         #[command(flatten)]
@@ -155,6 +171,23 @@ pub enum Command {
         /// Print the whole JSON answer (token, jti, expires_at, ledger_index).
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentMode {
+    /// Job mode: run CMD with a fresh credential (paths in CREDMINT_CERT_FILE,
+    /// CREDMINT_KEY_FILE, CREDMINT_BUNDLE_FILE), revoke it when CMD exits, and exit with
+    /// CMD's status.
+    Run {
+        /// The command and its arguments (after `--`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true,
+            value_name = "CMD"
+        )]
+        command: Vec<String>,
     },
 }
 
@@ -406,6 +439,11 @@ pub enum CliError {
     /// `credmint health`: degraded or not answering (exit 1).
     #[error("appliance unhealthy")]
     Unhealthy,
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    /// Job mode's command exited with this code (not an error of credmint's).
+    #[error("job exited with {0}")]
+    JobExit(i32),
     #[error("{0}")]
     Other(String),
 }
@@ -433,8 +471,7 @@ impl CliError {
             | CliError::Init(InitError::SoftHsm(_))
             | CliError::Init(InitError::UnsafeDataDir { .. })
             | CliError::Serve(ServeError::Init(InitError::UnsafeDataDir { .. }))
-            | CliError::Serve(ServeError::Init(InitError::SoftHsm(_)))
-            | CliError::Client(ClientError::Read { .. }) => 4,
+            | CliError::Serve(ServeError::Init(InitError::SoftHsm(_))) => 4,
             CliError::NotBenchmarkLedger(_) => 23,
             CliError::Hsm(e)
             | CliError::Init(InitError::Hsm(e))
@@ -451,12 +488,23 @@ impl CliError {
             | CliError::Serve(ServeError::Ca(_))
             | CliError::Serve(ServeError::Tls(_)) => 21,
             CliError::Init(InitError::ForeignLedger { .. }) => 22,
-            CliError::Client(ClientError::Refused { status, .. }) if *status < 500 => 31,
-            CliError::Client(ClientError::Refused { .. })
-            | CliError::Client(ClientError::Decode { .. }) => 32,
-            CliError::Client(_) => 30,
+            CliError::Client(e) | CliError::Agent(AgentError::Client(e)) => client_exit(e),
+            CliError::Agent(AgentError::Config(_)) => 3,
+            CliError::Agent(AgentError::Io { .. }) => 4,
+            CliError::Agent(AgentError::Token(_)) => 16,
+            CliError::Agent(AgentError::NoCredential(_)) => 31,
+            CliError::JobExit(code) => *code,
             _ => 1,
         }
+    }
+}
+
+fn client_exit(e: &ClientError) -> i32 {
+    match e {
+        ClientError::Read { .. } => 4,
+        ClientError::Refused { status, .. } if *status < 500 => 31,
+        ClientError::Refused { .. } | ClientError::Decode { .. } => 32,
+        _ => 30,
     }
 }
 
@@ -472,11 +520,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             request,
             json,
         } => return block_on(credentials::token(conn, request, *json)),
+        Command::Agent { file, mode } => return agent(file, mode.as_ref()),
         _ => {}
     }
     let cfg = Config::load(&cli.config)?;
     match cli.command {
-        Command::Renew { .. } | Command::Token { .. } => Ok(()),
+        Command::Renew { .. } | Command::Token { .. } | Command::Agent { .. } => Ok(()),
         Command::Revoke {
             id,
             reason,
@@ -694,6 +743,21 @@ fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(f: F) -> Resu
     tokio::runtime::Runtime::new()
         .map_err(|e| CliError::Other(e.to_string()))?
         .block_on(f)
+}
+
+/// `credmint agent`: the daemon, or one job.
+fn agent(file: &std::path::Path, mode: Option<&AgentMode>) -> Result<(), CliError> {
+    let cfg = crate::agent::config::AgentConfig::load(file).map_err(AgentError::from)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| CliError::Other(e.to_string()))?;
+    match mode {
+        None => Ok(runtime.block_on(crate::agent::serve(cfg))?),
+        Some(AgentMode::Run { command }) => {
+            match runtime.block_on(crate::agent::job::run(cfg, command))? {
+                0 => Ok(()),
+                code => Err(CliError::JobExit(code)),
+            }
+        }
+    }
 }
 
 fn print_json(v: &Value) {

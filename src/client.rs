@@ -91,13 +91,22 @@ impl OperatorClient {
             Some((cert, key)) => {
                 let mut pem = read(cert)?;
                 pem.extend(read(key)?);
-                Some(pem)
+                Some(zeroize::Zeroizing::new(pem))
             }
             None => None,
         };
+        OperatorClient::from_pem(base, &read(ca)?, identity.as_deref().map(Vec::as_slice))
+    }
+
+    /// As [`OperatorClient::connect`], from PEM bytes already in memory (the agent's).
+    pub fn from_pem(
+        base: &str,
+        ca_pem: &[u8],
+        identity_pem: Option<&[u8]>,
+    ) -> Result<OperatorClient, ClientError> {
         Ok(OperatorClient {
             base: base.trim_end_matches('/').to_string(),
-            http: build(&read(ca)?, identity.as_deref())?,
+            http: build(ca_pem, identity_pem)?,
         })
     }
 
@@ -144,10 +153,25 @@ impl OperatorClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Value, ClientError> {
+        self.call_as(method, path, body, None).await
+    }
+
+    /// As [`OperatorClient::call`], with `Authorization: Bearer <bearer>` when given (an
+    /// enrollment token: sent, never logged).
+    pub async fn call_as<B: Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+        bearer: Option<&str>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
             req = req.json(b);
+        }
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
         }
         let resp = req.send().await.map_err(|e| ClientError::Transport {
             url: url.clone(),
@@ -170,6 +194,23 @@ impl OperatorClient {
             });
         }
         Ok(value)
+    }
+
+    /// `GET path`: the raw body (a DER CRL, a PEM bundle).
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let resp = self.http.get(&url).send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(transport)?;
+        if !(200..300).contains(&status) {
+            let message = String::from_utf8_lossy(&body).into_owned();
+            return Err(ClientError::Refused { status, message });
+        }
+        Ok(body.to_vec())
     }
 
     /// Streams a GET response body into `out` (temp file, fsync, rename); returns bytes.

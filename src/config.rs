@@ -235,6 +235,11 @@ pub struct TtlConfig {
     pub routine_max_secs: u64,
     /// Upper bound on any privileged credential's TTL.
     pub privileged_max_secs: u64,
+    /// How long after its expiry a workload certificate may still renew itself (0: not
+    /// at all). An agent that outlived an appliance outage then recovers on its own; the
+    /// price is that a stolen key outlives its certificate by as much.
+    #[serde(default)]
+    pub renew_after_expiry_secs: u64,
 }
 
 fn default_sessions() -> usize {
@@ -484,6 +489,9 @@ impl Config {
         }
         if self.ttl.routine_max_secs == 0 || self.ttl.routine_max_secs > 86_400 {
             return invalid("ttl.routine_max_secs", "must be between 1 and 86400");
+        }
+        if self.ttl.renew_after_expiry_secs > 86_400 {
+            return invalid("ttl.renew_after_expiry_secs", "must be at most 86400");
         }
         if self.ttl.privileged_max_secs == 0
             || self.ttl.privileged_max_secs > self.ttl.routine_max_secs

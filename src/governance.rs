@@ -348,6 +348,7 @@ mod tests {
     const TTL: TtlConfig = TtlConfig {
         routine_max_secs: 3600,
         privileged_max_secs: 900,
+        renew_after_expiry_secs: 0,
     };
 
     fn body(v: serde_json::Value) -> ChangeBody {

@@ -7,6 +7,7 @@
 //! genesis; `serve` runs the listener; `checkpointer` signs tree heads on a schedule; `tiles` publishes them as tlog-tiles;
 //! `metrics` holds every Prometheus series (`GET /metrics`); `bench` measures the hot paths.
 
+pub mod agent;
 pub mod api;
 pub mod app;
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod edge;
+pub mod fsutil;
 pub mod governance;
 pub mod health;
 pub mod hsm;

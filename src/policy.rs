@@ -204,6 +204,7 @@ mod tests {
     const LIMITS: TtlConfig = TtlConfig {
         routine_max_secs: 3600,
         privileged_max_secs: 300,
+        renew_after_expiry_secs: 0,
     };
 
     #[test]

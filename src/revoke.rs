@@ -17,6 +17,9 @@ pub const REASONS: [(&str, u8); 6] = [
     ("privilegeWithdrawn", 9),
 ];
 
+/// RFC 5280 `superseded`: the only revocation a renewal may get past (`sequencer::Slack`).
+pub const SUPERSEDED: u8 = 4;
+
 /// Parses a reason name (RFC 5280 spelling) or its numeric code.
 pub fn parse_reason(s: &str) -> Result<u8, FieldError> {
     REASONS

@@ -12,9 +12,11 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
+use crate::api::workload::record_reuse;
 use crate::app::AppState;
 use crate::registry::{CertRow, CredentialKind, Registry};
-use crate::sequencer::Actor;
+use crate::sequencer::{Actor, Slack};
+use credmint_ledger::event::ReuseKind;
 
 /// A JSON body; malformed or oversized bodies become `ApiError`s.
 pub struct ApiJson<T>(pub T);
@@ -205,10 +207,11 @@ impl FromRequestParts<AppState> for Reader {
     }
 }
 
-/// A workload, authenticated by its current certificate.
+/// A workload, authenticated by its current certificate: unrevoked and unexpired.
 pub struct Workload {
     pub serial: Vec<u8>,
     pub integration: IntegrationSpec,
+    slack: Slack,
 }
 
 impl Workload {
@@ -217,11 +220,104 @@ impl Workload {
         Actor::Workload {
             integration: self.integration.name.clone(),
             serial: self.serial.clone(),
+            slack: self.slack,
         }
+    }
+
+    /// Checks `peer` against `slack` (what it may still do past revocation or expiry),
+    /// recording the presentation of a dead certificate as reuse.
+    async fn admit(peer: PeerCert, state: &AppState, slack: Slack) -> Result<Self, ApiError> {
+        if let Some(dead) = Dead::judge(&peer.row, state.clock.unix(), slack) {
+            let serial = hex::encode(&peer.serial);
+            let (kind, detail) = match dead {
+                Dead::Revoked(_) => (
+                    ReuseKind::RevokedCertificate,
+                    "revoked certificate presented",
+                ),
+                Dead::Expired => (
+                    ReuseKind::ExpiredCertificate,
+                    "expired certificate presented",
+                ),
+            };
+            record_reuse(state, kind, &peer.row.owner, serial, detail).await;
+            return Err(ApiError::Unauthenticated(dead.message()));
+        }
+        let integration = Registry::open(&state.ledger)?
+            .integration(&peer.row.owner)?
+            .ok_or_else(|| ApiError::Unauthenticated("integration unknown".into()))?;
+        Ok(Workload {
+            serial: peer.serial,
+            integration,
+            slack,
+        })
     }
 }
 
 impl FromRequestParts<AppState> for Workload {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = WorkloadPeer::from_request_parts(parts, state).await?.0;
+        Workload::admit(peer, state, Slack::default()).await
+    }
+}
+
+/// Why a workload certificate may not act (beyond what its `Slack` forgives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dead {
+    /// Revoked, with the RFC 5280 reason code.
+    Revoked(u8),
+    Expired,
+}
+
+impl Dead {
+    pub fn judge(row: &CertRow, now: u64, slack: Slack) -> Option<Dead> {
+        if row.revoked_index.is_some() && !slack.forgives_revocation(row.reason) {
+            return Some(Dead::Revoked(row.reason));
+        }
+        (!slack.covers(row.not_after, now)).then_some(Dead::Expired)
+    }
+
+    /// The 401 message.
+    pub fn message(self) -> String {
+        match self {
+            Dead::Revoked(reason) => format!(
+                "certificate revoked ({})",
+                crate::revoke::reason_name(reason)
+            ),
+            Dead::Expired => "certificate expired; enroll again".into(),
+        }
+    }
+}
+
+/// What `POST /v1/renew` lets through.
+pub fn renewal_slack(state: &AppState) -> Slack {
+    Slack {
+        superseded: true,
+        after_expiry_secs: state.config.ttl.renew_after_expiry_secs,
+    }
+}
+
+/// A workload renewing: as [`Workload`], but its certificate may be revoked as
+/// `superseded` or expired by at most `[ttl] renew_after_expiry_secs` (`Slack`).
+pub struct Renewer(pub Workload);
+
+impl FromRequestParts<AppState> for Renewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = WorkloadPeer::from_request_parts(parts, state).await?.0;
+        Ok(Renewer(
+            Workload::admit(peer, state, renewal_slack(state)).await?,
+        ))
+    }
+}
+
+/// Any workload certificate the ledger knows, revoked or expired too: for reading its
+/// own standing (`GET /v1/self`), which authorises nothing.
+pub struct WorkloadPeer(pub PeerCert);
+
+impl FromRequestParts<AppState> for WorkloadPeer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -231,30 +327,7 @@ impl FromRequestParts<AppState> for Workload {
                 "workload routes require a workload certificate".into(),
             ));
         }
-        if peer.row.revoked_index.is_some() {
-            crate::api::workload::record_reuse_of_revoked(state, &peer).await;
-            return Err(ApiError::Unauthenticated("certificate revoked".into()));
-        }
-        if peer.row.not_after < state.clock.unix() {
-            crate::api::workload::record_reuse(
-                state,
-                credmint_ledger::event::ReuseKind::ExpiredCertificate,
-                &peer.row.owner,
-                hex::encode(&peer.serial),
-                "expired certificate presented",
-            )
-            .await;
-            return Err(ApiError::Unauthenticated(
-                "certificate expired; enroll again".into(),
-            ));
-        }
-        let integration = Registry::open(&state.ledger)?
-            .integration(&peer.row.owner)?
-            .ok_or_else(|| ApiError::Unauthenticated("integration unknown".into()))?;
-        Ok(Workload {
-            serial: peer.serial,
-            integration,
-        })
+        Ok(WorkloadPeer(peer))
     }
 }
 

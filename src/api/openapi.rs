@@ -38,7 +38,7 @@ use crate::wire::ErrorBody;
         governance::change, governance::recertify, governance::decommission,
         governance::list_changes, governance::show_change, governance::approve,
         operators::add_operator, operators::list_requests, operators::approve_request,
-        workload::enroll, workload::renew, workload::token,
+        workload::enroll, workload::renew, workload::token, workload::whoami,
         revocation::admin_certificate, revocation::admin_token, revocation::admin_integration,
         revocation::self_revoke,
         status::certificate, status::token,

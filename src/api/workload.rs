@@ -3,12 +3,12 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use credmint_ledger::event::{ReuseDetected, ReuseKind};
 use sha2::{Digest, Sha256};
 
-use super::extract::{ApiJson, Bearer, PeerCert, Workload};
+use super::extract::{renewal_slack, ApiJson, Bearer, Dead, Renewer, Workload, WorkloadPeer};
 use super::{views, ApiError};
 use crate::app::AppState;
 use crate::issuance::IssueError;
@@ -18,13 +18,17 @@ use crate::policy::{decide_certificate, decide_token};
 use crate::registry::Registry;
 use crate::sequencer::{Actor, Command, Op, Refusal, SequenceError};
 use crate::signals::current_peer;
-use crate::wire::{CertRequest, ErrorBody, IssuedToken, TokenRequest};
+use crate::wire::{
+    CertRequest, ErrorBody, IssuedToken, PresentedCertificate, StatusName, TokenRequest,
+    WorkloadSelf,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/enroll", post(enroll))
         .route("/v1/renew", post(renew))
         .route("/v1/tokens", post(token))
+        .route("/v1/self", get(whoami))
 }
 
 /// The certificate chain, leaf first; the headers name the new certificate.
@@ -79,17 +83,6 @@ pub async fn record_reuse(
         state.signals.write_failed();
         tracing::error!(error = %e, "could not record reuse signal");
     }
-}
-
-pub async fn record_reuse_of_revoked(state: &AppState, peer: &PeerCert) {
-    record_reuse(
-        state,
-        ReuseKind::RevokedCertificate,
-        &peer.row.owner,
-        hex::encode(&peer.serial),
-        "revoked certificate presented",
-    )
-    .await;
 }
 
 /// A workload's first certificate, for a one-time enrollment token.
@@ -170,7 +163,9 @@ pub async fn enroll(
     Ok(cert_response(result?))
 }
 
-/// A fresh certificate for the workload presenting its current one (mTLS).
+/// A fresh certificate for the workload presenting its current one (mTLS). The current one
+/// may also be revoked as `superseded` (the operator asks for a new certificate; nothing
+/// is suspected of the key) or expired by at most `[ttl] renew_after_expiry_secs`.
 #[utoipa::path(
     post, path = "/v1/renew", tag = "workloads",
     security(("workload_mtls" = [])),
@@ -182,7 +177,7 @@ pub async fn enroll(
 )]
 pub async fn renew(
     State(state): State<AppState>,
-    workload: Workload,
+    Renewer(workload): Renewer,
     ApiJson(req): ApiJson<CertRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let csr = parse_csr(req.csr.as_bytes())?;
@@ -245,4 +240,50 @@ pub async fn token(
             ledger_index: issued.ledger_index,
         }),
     ))
+}
+
+/// The presenting workload's own standing, for its agent's poll: the integration (status,
+/// policy) and the presented certificate, revoked or expired ones too. Authorises nothing
+/// and records nothing: an agent asks this every few seconds.
+#[utoipa::path(
+    get, path = "/v1/self", tag = "workloads",
+    security(("workload_mtls" = [])),
+    responses(
+        (status = 200, description = "Integration and presented certificate", body = WorkloadSelf),
+        (status = 401, description = "No client certificate, or one the ledger does not know", body = ErrorBody),
+    )
+)]
+pub async fn whoami(
+    State(state): State<AppState>,
+    WorkloadPeer(peer): WorkloadPeer,
+) -> Result<Json<WorkloadSelf>, ApiError> {
+    let now = state.clock.unix();
+    let spec = crate::api::lifecycle::load(&state, &peer.row.owner)?;
+    let status = if peer.row.revoked_index.is_some() {
+        StatusName::Revoked
+    } else if peer.row.not_after < now {
+        StatusName::Expired
+    } else {
+        StatusName::Good
+    };
+    let refusal = match Dead::judge(&peer.row, now, renewal_slack(&state)) {
+        Some(dead) => Some(dead.message()),
+        None => crate::policy::check_standing(&spec, now)
+            .err()
+            .map(|d| d.to_string()),
+    };
+    Ok(Json(WorkloadSelf {
+        integration: views::integration_of(&state, &spec),
+        certificate: PresentedCertificate {
+            serial: hex::encode(&peer.serial),
+            not_after: views::rfc3339(peer.row.not_after),
+            status,
+            reason: peer
+                .row
+                .revoked_index
+                .map(|_| crate::revoke::reason_name(peer.row.reason).to_string()),
+            renewable: refusal.is_none(),
+            refusal,
+        },
+    }))
 }

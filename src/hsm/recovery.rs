@@ -15,7 +15,6 @@
 //! good file (for example after a PIN change made with another tool).
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The object file SoftHSM rewrites on login; it also names the token (its label).
@@ -215,7 +214,7 @@ pub fn refresh(copies: &Path, token_root: &Path, label: &str) -> Result<usize, R
             write_atomically(&copy, &bytes)?;
             written += 1;
         }
-        sync_dir(&live_dir)?;
+        crate::fsutil::sync_dir(&live_dir).map_err(io(&live_dir))?;
         for copy in object_files(&copy_dir)? {
             if !live_files.iter().any(|l| l.file_name() == copy.file_name()) {
                 fs::remove_file(&copy).map_err(io(&copy))?;
@@ -248,29 +247,9 @@ fn create_private_dir(dir: &Path) -> Result<(), RecoveryError> {
     builder.create(dir).map_err(io(dir))
 }
 
-/// Temporary file in the same directory, fsync, rename over `path`, fsync the directory:
-/// a reader (or a crash) sees the old bytes or the new, never a mix.
+/// Replaces `path` durably and atomically (mode 0600: the recovery files name the token).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RecoveryError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.credmint-tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), RecoveryError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    crate::fsutil::write_atomically(path, bytes, 0o600).map_err(io(path))
 }
 
 #[cfg(test)]

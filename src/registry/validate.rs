@@ -208,6 +208,7 @@ mod tests {
         TtlConfig {
             routine_max_secs: 3600,
             privileged_max_secs: 900,
+            renew_after_expiry_secs: 0,
         }
     }
 

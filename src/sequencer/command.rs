@@ -23,6 +23,8 @@ pub enum Actor {
     Workload {
         integration: String,
         serial: Vec<u8>,
+        /// How far past revocation or expiry that certificate may still act (renewal only).
+        slack: Slack,
     },
     /// A workload enrolling with a one-time token (the token is checked by the command).
     Enrollment { integration: String },
@@ -47,6 +49,29 @@ impl Actor {
             Actor::Operator { serial, .. } | Actor::Workload { serial, .. } => Some(serial),
             Actor::Enrollment { .. } | Actor::System(_) => None,
         }
+    }
+}
+
+/// What a workload certificate may still do once it is no longer plainly live. Only a
+/// renewal gets any: a certificate revoked as `superseded` (RFC 5280: no suspicion on the
+/// key, the operator asks for a new certificate) may renew, and an expired one may renew
+/// for `[ttl] renew_after_expiry_secs` (0 by default), so an agent that outlived an
+/// outage recovers without a new enrollment token. Tokens and revocations get none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slack {
+    pub superseded: bool,
+    pub after_expiry_secs: u64,
+}
+
+impl Slack {
+    /// Whether a certificate revoked for `reason` (RFC 5280 code) may still act.
+    pub fn forgives_revocation(&self, reason: u8) -> bool {
+        self.superseded && reason == crate::revoke::SUPERSEDED
+    }
+
+    /// Whether a certificate valid until `not_after` may still act at `now`.
+    pub fn covers(&self, not_after: u64, now: u64) -> bool {
+        now <= not_after.saturating_add(self.after_expiry_secs)
     }
 }
 

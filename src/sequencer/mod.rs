@@ -29,7 +29,8 @@ use credmint_ledger::{NewEntry, Record};
 use tokio::sync::oneshot;
 
 pub use command::{
-    Actor, Basis, Change, Command, KeySwap, Op, Outcome, Receipt, Refusal, SequenceError, Target,
+    Actor, Basis, Change, Command, KeySwap, Op, Outcome, Receipt, Refusal, SequenceError, Slack,
+    Target,
 };
 pub use effects::{AfterCommit, Issued, NoEffects};
 pub use plan::{spec_hash, CESSATION_OF_OPERATION, REVOKE_CHUNK, SIGNALS};

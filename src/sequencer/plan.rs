@@ -13,7 +13,7 @@ use credmint_ledger::governance::may_approve;
 use credmint_ledger::verify::semantic::increases_authority;
 use credmint_ledger::NewEntry;
 
-use super::command::{Actor, Basis, Change, Command, KeySwap, Op, Outcome, Refusal, Target};
+use super::command::{Actor, Basis, Change, Command, KeySwap, Op, Outcome, Refusal, Slack, Target};
 use super::effects::Effect;
 use crate::metrics::{Class, Tallied};
 pub use crate::registry::spec_hash;
@@ -451,10 +451,17 @@ fn check_actor(ctx: &Context<'_>, actor: &Actor) -> Result<()> {
     if !owner_matches {
         return Err(Refusal::ActorUnknown.into());
     }
-    if row.revoked_index.is_some() || ctx.claims.revoked_serials.contains_key(serial) {
+    let slack = match actor {
+        Actor::Workload { slack, .. } => *slack,
+        _ => Slack::default(),
+    };
+    // A revocation in this very batch is not forgiven: its reason is not at hand.
+    let revoked = ctx.claims.revoked_serials.contains_key(serial)
+        || (row.revoked_index.is_some() && !slack.forgives_revocation(row.reason));
+    if revoked {
         return Err(Refusal::ActorRevoked.into());
     }
-    if row.not_after < ctx.now() {
+    if !slack.covers(row.not_after, ctx.now()) {
         return Err(Refusal::ActorExpired.into());
     }
     Ok(())

@@ -309,6 +309,7 @@ fn workload() -> Actor {
     Actor::Workload {
         integration: "ci".into(),
         serial: vec![1],
+        slack: Slack::default(),
     }
 }
 
@@ -722,6 +723,7 @@ fn signal_follow_ups_commit_in_the_next_batch_and_may_suspend_the_integration() 
     let vault = Actor::Workload {
         integration: "vault".into(),
         serial: vec![0x56],
+        slack: Slack::default(),
     };
     rt.block_on(f.sequencer.submit(Command::new(
         vault,

@@ -157,6 +157,35 @@ pub struct CertificateStatus {
     pub standing: Standing,
 }
 
+/// `GET /v1/self`: one poll tells a workload's agent whether the certificate it presents
+/// still stands and whether its integration may still receive credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkloadSelf {
+    pub integration: super::IntegrationView,
+    pub certificate: PresentedCertificate,
+}
+
+/// The certificate a workload presented, as the ledger sees it now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PresentedCertificate {
+    /// Hex serial.
+    pub serial: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// `good`, `revoked` or `expired`.
+    pub status: StatusName,
+    /// RFC 5280 reason name, when revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether `POST /v1/renew` with this certificate would be let through now: it is
+    /// good, revoked as `superseded`, or expired within `[ttl] renew_after_expiry_secs`,
+    /// and the integration is active and not past review-by.
+    pub renewable: bool,
+    /// Why not, when `renewable` is false (the message `POST /v1/renew` would give).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
 /// `GET /v1/status/token/{jti}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenStatus {

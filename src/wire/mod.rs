@@ -17,8 +17,8 @@ mod system;
 
 pub use credentials::{
     CertRequest, CertificateStatus, EnrollmentRequest, EnrollmentToken, Evidence,
-    IntegrationRevoked, IssuedToken, Revoked, SelfRevoke, Standing, StatusName, TokenRequest,
-    TokenStatus,
+    IntegrationRevoked, IssuedToken, PresentedCertificate, Revoked, SelfRevoke, Standing,
+    StatusName, TokenRequest, TokenStatus, WorkloadSelf,
 };
 pub use governance::{
     ApprovalBody, ChangeApplied, ChangeApproved, ChangeBody, ChangeList, ChangeOutcome,

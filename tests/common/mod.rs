@@ -479,8 +479,16 @@ impl Served {
     /// (under the data directory, so it can be taken away without touching other tests),
     /// reached through the returned `Served` (whose `running` and `state()` are absent).
     pub fn spawned(name: &str) -> (Served, ServerProcess) {
+        Served::spawned_with(name, None)
+    }
+
+    /// As [`Served::spawned`], with one config line replaced (`from`, `to`) before init.
+    pub fn spawned_with(name: &str, edit: Option<(&str, &str)>) -> (Served, ServerProcess) {
         let port = free_port();
         let app = TestAppliance::with_listen(name, &format!("127.0.0.1:{port}"));
+        if let Some((from, to)) = edit {
+            app.edit_config(from, to);
+        }
         let server = app.spawn_server();
         let ca_pem = std::fs::read(app.data().join("ca.pem")).unwrap();
         let served = Served {

@@ -251,11 +251,19 @@ fn cli_verbs_renew_mint_check_and_revoke_without_curl_for_the_operator() {
     let token_status = status_of(&app, &url, jti);
     assert_eq!(token_status["status"], "revoked");
     assert_eq!(token_status["reason"], "keyCompromise");
-    let revoke = app.cli(&["revoke", &second, "--reason", "superseded", "--url", &url]);
+    let revoke = app.cli(&[
+        "revoke",
+        &second,
+        "--reason",
+        "cessationOfOperation",
+        "--url",
+        &url,
+    ]);
     assert!(revoke.status.success(), "{}", text(&revoke.stderr));
     assert_eq!(status_of(&app, &url, &second)["status"], "revoked");
 
-    // A revoked certificate renews nothing: refused (31), the file is left as it was.
+    // A revoked certificate renews nothing (unless revoked as `superseded`, see
+    // tests/agent/standing.rs): refused (31), the file is left as it was.
     let again = workload_cli(&[&["renew"][..], &conn].concat());
     assert_eq!(again.status.code(), Some(31), "{}", text(&again.stderr));
     assert_eq!(serial_of(&cert), second);

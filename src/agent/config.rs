@@ -1,0 +1,287 @@
+//! The agent's own configuration file: the workload has no appliance config, only the
+//! appliance's URL and CA, where its enrollment token is, and where its files go.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::secret::SecretSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentConfigError {
+    #[error("cannot read agent config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("agent config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("agent config: {field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// `agent.toml`. Relative paths are relative to the file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Appliance base URL, e.g. `https://credmint.internal:8443`.
+    pub url: String,
+    /// The CA bundle to trust when reaching the appliance (what `GET /v1/ca.pem` serves).
+    pub ca: PathBuf,
+    /// Where the one-time enrollment token is: `{ file = "..." }` or `{ env = "VAR" }`,
+    /// never the token itself (a command-line argument would show in `ps`).
+    pub enrollment_token: SecretSource,
+    /// The agent's directory: its state (`state/`, mode 0700) and, unless `[files]` says
+    /// otherwise, the delivered files and `status.json`.
+    pub dir: PathBuf,
+    /// Certificate lifetime to ask for; default: the integration's maximum.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub renew: RenewConfig,
+    #[serde(default)]
+    pub files: FilesConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
+}
+
+/// When to renew, how to back off, how often to ask for the certificate's standing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenewConfig {
+    /// Fraction of the lifetime after which to renew.
+    pub at_fraction: f64,
+    /// Random spread around that point, as a fraction of the lifetime (so a fleet
+    /// enrolled together does not renew together).
+    pub jitter_fraction: f64,
+    /// First retry delay after a failed renewal, in milliseconds; doubles per failure.
+    pub backoff_initial_ms: u64,
+    /// Longest retry delay, in seconds.
+    pub backoff_max_secs: u64,
+    /// How often to ask `GET /v1/self` whether the certificate was revoked or the
+    /// integration suspended, in seconds.
+    pub poll_secs: u64,
+}
+
+impl Default for RenewConfig {
+    fn default() -> Self {
+        RenewConfig {
+            at_fraction: 2.0 / 3.0,
+            jitter_fraction: 0.05,
+            backoff_initial_ms: 1000,
+            backoff_max_secs: 60,
+            poll_secs: 30,
+        }
+    }
+}
+
+/// The files a program reads. Written atomically (temp file, fsync, rename), key last
+/// but one and certificate last, then the reload action runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8 PEM).
+    pub key: PathBuf,
+    /// The CA bundle relying parties trust (`GET /v1/ca.pem`).
+    pub bundle: PathBuf,
+    /// The CRL (PEM), refreshed with every renewal; empty to skip it.
+    pub crl: PathBuf,
+    /// The agent's state as JSON (what it serves, why not, the next renewal).
+    pub status: PathBuf,
+    #[serde(deserialize_with = "octal")]
+    pub cert_mode: u32,
+    #[serde(deserialize_with = "octal")]
+    pub key_mode: u32,
+    /// Owner of the delivered files (numeric uid/gid; the agent must be allowed to chown).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            cert: "cert.pem".into(),
+            key: "key.pem".into(),
+            bundle: "bundle.pem".into(),
+            crl: "crl.pem".into(),
+            status: "status.json".into(),
+            cert_mode: 0o644,
+            key_mode: 0o600,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// What to do after new files are in place: signal a process and/or run a command.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// File holding the PID to signal (read at each reload: the program may restart).
+    pub pid_file: Option<PathBuf>,
+    /// Signal name: HUP (default), USR1, USR2, TERM, INT.
+    pub signal: Option<String>,
+    /// Command and arguments, run without a shell; a non-zero exit is logged.
+    pub command: Option<Vec<String>>,
+}
+
+/// `"0640"`: file modes are written in octal, as in chmod.
+fn octal<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let s = String::deserialize(d)?;
+    match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(serde::de::Error::custom(format!(
+            "{s:?} is not a file mode (octal, e.g. \"0640\")"
+        ))),
+    }
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, AgentConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AgentConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg: AgentConfig = toml::from_str(&text).map_err(|e| AgentConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve(base);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        self.ca = base.join(&self.ca);
+        self.dir = base.join(&self.dir);
+        self.enrollment_token.resolve(base);
+        let dir = self.dir.clone();
+        let f = &mut self.files;
+        for p in [&mut f.cert, &mut f.key, &mut f.bundle, &mut f.status] {
+            *p = dir.join(&*p);
+        }
+        if !f.crl.as_os_str().is_empty() {
+            f.crl = dir.join(&f.crl);
+        }
+        if let Some(p) = &mut self.reload.pid_file {
+            *p = base.join(&*p);
+        }
+    }
+
+    fn validate(&self) -> Result<(), AgentConfigError> {
+        let invalid = |field, message: &str| {
+            Err(AgentConfigError::Invalid {
+                field,
+                message: message.to_string(),
+            })
+        };
+        if !(self.url.starts_with("https://")) {
+            return invalid("url", "must be an https:// URL");
+        }
+        let r = &self.renew;
+        if !(0.1..=0.95).contains(&r.at_fraction) {
+            return invalid("renew.at_fraction", "must be between 0.1 and 0.95");
+        }
+        if !(0.0..=0.2).contains(&r.jitter_fraction) {
+            return invalid("renew.jitter_fraction", "must be between 0 and 0.2");
+        }
+        if r.backoff_initial_ms == 0 || r.backoff_max_secs == 0 || r.poll_secs == 0 {
+            return invalid(
+                "renew",
+                "backoff_initial_ms, backoff_max_secs and poll_secs must be at least 1",
+            );
+        }
+        if let Some(s) = &self.reload.signal {
+            if super::deliver::signal(s).is_none() {
+                return invalid("reload.signal", "must be HUP, USR1, USR2, TERM or INT");
+            }
+        }
+        if matches!(&self.reload.command, Some(c) if c.is_empty()) {
+            return invalid("reload.command", "must name a program");
+        }
+        if self.ttl_secs == Some(0) {
+            return invalid("ttl_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The agent's private state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<AgentConfig, AgentConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, text).unwrap();
+        AgentConfig::load(&path)
+    }
+
+    const MINIMAL: &str = r#"
+url = "https://localhost:8443"
+ca = "ca.pem"
+enrollment_token = { file = "token" }
+dir = "out"
+"#;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults_and_paths_under_dir() {
+        let cfg = load(MINIMAL).unwrap();
+        assert!((cfg.renew.at_fraction - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(cfg.files.key_mode, 0o600);
+        assert_eq!(cfg.files.cert_mode, 0o644);
+        assert!(cfg.files.cert.ends_with("out/cert.pem"));
+        assert!(cfg.files.crl.ends_with("out/crl.pem"));
+        assert!(cfg.state_dir().ends_with("out/state"));
+    }
+
+    /// The example the README points to stays loadable.
+    #[test]
+    fn the_shipped_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/agent.toml");
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!(cfg.files.key_mode, 0o600);
+        assert_eq!(cfg.renew.poll_secs, 30);
+        assert_eq!(
+            cfg.enrollment_token.describe(),
+            "env:CREDMINT_ENROLLMENT_TOKEN"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            ("[renew]\nat_fraction = 1.5\n", "renew.at_fraction"),
+            ("[reload]\nsignal = \"KILLALL\"\n", "reload.signal"),
+            ("[files]\nkey_mode = \"0999\"\n", "not a file mode"),
+            ("ttl_secs = 0\n", "ttl_secs"),
+        ];
+        for (extra, needle) in cases {
+            let err = load(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(needle), "{extra:?}: {err}");
+        }
+        let err = load(&MINIMAL.replace("https://", "http://"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("url"), "{err}");
+    }
+
+    #[test]
+    fn a_token_pasted_inline_is_refused_without_echoing_it() {
+        let text = MINIMAL.replace("{ file = \"token\" }", "\"cmt_secretvalue\"");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(!err.contains("cmt_secretvalue"), "{err}");
+        assert!(err.contains("never the secret itself"), "{err}");
+    }
+}

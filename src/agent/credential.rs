@@ -1,0 +1,165 @@
+//! The credential the agent holds: a key it generated itself and the certificate chain
+//! the appliance issued for it, with what the schedule needs (serial, lifetime, when it
+//! arrived). Kept in `state/` (0700) so a restarted agent resumes instead of re-enrolling.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::AgentError;
+
+/// A fresh P-256 key (generated here, never sent anywhere) and a CSR for it. The
+/// appliance decides every name in the certificate from the integration's policy, so the
+/// CSR carries only the public key and its proof of possession.
+pub fn new_key_and_csr() -> Result<(Zeroizing<String>, String), AgentError> {
+    let failed = |e: rcgen::Error| AgentError::Key(e.to_string());
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(failed)?;
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(failed)?;
+    Ok((Zeroizing::new(key.serialize_pem()), csr))
+}
+
+/// A certificate chain and its key.
+#[derive(Clone)]
+pub struct Held {
+    /// Leaf first, then the issuing CA.
+    pub chain_pem: String,
+    pub key_pem: Zeroizing<String>,
+    /// Lowercase hex, as the appliance's routes name it.
+    pub serial: String,
+    pub not_after_ms: u64,
+    /// When the agent received it (unix ms): the schedule counts the lifetime from here.
+    pub obtained_ms: u64,
+    /// The SPIFFE ID in the URI SAN, if any.
+    pub spiffe_id: Option<String>,
+    /// The leaf and CA certificates, DER, in chain order (for the Workload API).
+    pub chain_der: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("serial", &self.serial)
+            .field("not_after_ms", &self.not_after_ms)
+            .field("spiffe_id", &self.spiffe_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Held {
+    /// Parses the appliance's answer (a PEM chain) for `key_pem`.
+    pub fn new(
+        chain_pem: String,
+        key_pem: Zeroizing<String>,
+        obtained_ms: u64,
+    ) -> Result<Held, AgentError> {
+        let bad = |why: String| AgentError::Answer(format!("certificate chain: {why}"));
+        let chain_der: Vec<Vec<u8>> = x509_parser::pem::Pem::iter_from_buffer(chain_pem.as_bytes())
+            .map(|p| p.map(|p| p.contents).map_err(|e| bad(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        let leaf = chain_der.first().ok_or_else(|| bad("empty".into()))?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(leaf).map_err(|e| bad(e.to_string()))?;
+        let spiffe_id = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .and_then(|san| {
+                san.value.general_names.iter().find_map(|n| match n {
+                    x509_parser::extensions::GeneralName::URI(u) if u.starts_with("spiffe://") => {
+                        Some(u.to_string())
+                    }
+                    _ => None,
+                })
+            });
+        let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| AgentError::Key(e.to_string()))?;
+        if rcgen::PublicKeyData::subject_public_key_info(&key) != cert.public_key().raw {
+            return Err(bad("it does not certify the agent's key".into()));
+        }
+        let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+        Ok(Held {
+            serial: hex::encode(cert.raw_serial()),
+            not_after_ms: not_after.saturating_mul(1000),
+            obtained_ms,
+            spiffe_id,
+            chain_pem,
+            key_pem,
+            chain_der,
+        })
+    }
+
+    pub fn expired(&self, now_ms: u64) -> bool {
+        now_ms >= self.not_after_ms
+    }
+}
+
+/// What `state/` holds besides the credential: when it arrived, and the hash of the last
+/// enrollment token spent or refused, so the same token is never presented twice (a
+/// second presentation is recorded by the appliance as reuse).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Memo {
+    #[serde(default)]
+    pub obtained_ms: u64,
+    #[serde(default)]
+    pub spent_token_sha256: Option<String>,
+}
+
+/// The state directory's files.
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn open(dir: &Path) -> Result<StateDir, AgentError> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| AgentError::io(dir, e))?;
+        Ok(StateDir {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn memo(&self) -> Memo {
+        std::fs::read(self.path("memo.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save_memo(&self, memo: &Memo) -> Result<(), AgentError> {
+        let bytes = serde_json::to_vec(memo).unwrap_or_default();
+        self.write("memo.json", &bytes)
+    }
+
+    /// The credential a previous run left, if both files are there and parse.
+    pub fn load(&self) -> Option<Held> {
+        let chain = std::fs::read_to_string(self.path("chain.pem")).ok()?;
+        let key = Zeroizing::new(std::fs::read_to_string(self.path("key.pem")).ok()?);
+        Held::new(chain, key, self.memo().obtained_ms).ok()
+    }
+
+    /// Keeps `held`. A crash between the two files leaves a key and chain that do not
+    /// match, which `load` refuses (`Held::new` checks the pair): the agent then asks for
+    /// a new enrollment token rather than serve a broken pair.
+    pub fn store(&self, held: &Held) -> Result<(), AgentError> {
+        self.write("key.pem", held.key_pem.as_bytes())?;
+        self.write("chain.pem", held.chain_pem.as_bytes())?;
+        let mut memo = self.memo();
+        memo.obtained_ms = held.obtained_ms;
+        self.save_memo(&memo)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), AgentError> {
+        let path = self.path(name);
+        crate::fsutil::write_atomically(&path, bytes, 0o600).map_err(|e| AgentError::io(&path, e))
+    }
+}

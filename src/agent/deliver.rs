@@ -1,0 +1,117 @@
+//! Handing the credential to the program: files replaced atomically, then a reload action
+//! (a signal to a PID, a command), the shape of `step ca renew --daemon` and spiffe-helper.
+
+use std::path::Path;
+
+use super::config::{FilesConfig, ReloadConfig};
+use super::credential::Held;
+use super::AgentError;
+
+/// `HUP`, `SIGHUP`, ...: the signals a reload may send.
+pub fn signal(name: &str) -> Option<rustix::process::Signal> {
+    use rustix::process::Signal;
+    match name.trim_start_matches("SIG") {
+        "HUP" => Some(Signal::HUP),
+        "USR1" => Some(Signal::USR1),
+        "USR2" => Some(Signal::USR2),
+        "TERM" => Some(Signal::TERM),
+        "INT" => Some(Signal::INT),
+        _ => None,
+    }
+}
+
+pub struct Delivery {
+    files: FilesConfig,
+    reload: ReloadConfig,
+}
+
+impl Delivery {
+    pub fn new(files: FilesConfig, reload: ReloadConfig) -> Delivery {
+        Delivery { files, reload }
+    }
+
+    pub fn files(&self) -> &FilesConfig {
+        &self.files
+    }
+
+    /// Writes the key, the CA bundle and the CRL, then the certificate chain last: a
+    /// program that watches the certificate file sees it change only once the rest is
+    /// in place.
+    pub fn deliver(
+        &self,
+        held: &Held,
+        bundle: &[u8],
+        crl_der: Option<&[u8]>,
+    ) -> Result<(), AgentError> {
+        let f = &self.files;
+        self.put(&f.key, held.key_pem.as_bytes(), f.key_mode)?;
+        self.put(&f.bundle, bundle, f.cert_mode)?;
+        if let Some(der) = crl_der.filter(|_| !f.crl.as_os_str().is_empty()) {
+            let pem = pem::encode(&pem::Pem::new("X509 CRL", der));
+            self.put(&f.crl, pem.as_bytes(), f.cert_mode)?;
+        }
+        self.put(&f.cert, held.chain_pem.as_bytes(), f.cert_mode)
+    }
+
+    /// Removes the certificate and key, so no program started from now on can use a
+    /// credential the agent no longer vouches for (one already running keeps what it
+    /// loaded until its certificate expires or fails its peers' revocation check).
+    pub fn withdraw(&self) -> Result<(), AgentError> {
+        for path in [&self.files.cert, &self.files.key] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(AgentError::io(path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
+        let io = |e| AgentError::io(path, e);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        crate::fsutil::write_atomically(path, bytes, mode).map_err(io)?;
+        if self.files.uid.is_some() || self.files.gid.is_some() {
+            std::os::unix::fs::chown(path, self.files.uid, self.files.gid).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the reload action. Failures are returned for the log: the files are in place
+    /// either way, and the next renewal tries again.
+    pub async fn reload(&self) -> Result<(), AgentError> {
+        let r = &self.reload;
+        if let Some(pid_file) = &r.pid_file {
+            let text =
+                std::fs::read_to_string(pid_file).map_err(|e| AgentError::io(pid_file, e))?;
+            let pid = text
+                .trim()
+                .parse::<i32>()
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+                .ok_or_else(|| AgentError::Reload(format!("{}: not a PID", pid_file.display())))?;
+            let sig = signal(r.signal.as_deref().unwrap_or("HUP"))
+                .unwrap_or(rustix::process::Signal::HUP);
+            rustix::process::kill_process(pid, sig).map_err(|e| {
+                AgentError::Reload(format!("signal to PID {}: {e}", pid.as_raw_nonzero()))
+            })?;
+        }
+        if let Some(argv) = &r.command {
+            let status = tokio::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(std::process::Stdio::null())
+                .status()
+                .await
+                .map_err(|e| AgentError::Reload(format!("{}: {e}", argv[0])))?;
+            if !status.success() {
+                return Err(AgentError::Reload(format!(
+                    "{} exited with {status}",
+                    argv[0]
+                )));
+            }
+        }
+        Ok(())
+    }
+}
