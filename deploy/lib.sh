@@ -4,7 +4,7 @@
 #                   a C toolchain and Rust. Idempotent; no network when all is present.
 # ensure_test_deps  ensure_deps plus what the tests check against (test.sh, CI): Go (the
 #                   interop test builds a Go program), Python 3 + a venv with a pinned
-#                   pkilint and openapi-spec-validator, g++ (deploy/fuzz.sh builds
+#                   pkilint, openapi-spec-validator and py-spiffe, g++ (deploy/fuzz.sh builds
 #                   libFuzzer), prometheus (promtool and the server, for the metrics
 #                   tests), Chromium with its driver, Selenium and NSS tools (the console
 #                   test), nginx (the tlog-tiles test), and the current
@@ -18,6 +18,9 @@ PKILINT_VENV="${CREDMINT_PKILINT_VENV:-/opt/credmint/pkilint-venv}"
 # The independent OpenAPI 3.1 validator the API document is checked with (PyPI, same venv;
 # it brings the `jsonschema` package the example test validates live answers with).
 OPENAPI_VALIDATOR_VERSION=0.9.0
+# py-spiffe (PyPI `spiffe`), the Python SPIFFE Workload API client the agent's Workload API is
+# checked with (same venv; it brings grpcio, cryptography and PyJWT).
+PY_SPIFFE_VERSION=0.3.2
 # Debian packages whose current versions the tests must run against (only the installed
 # ones are upgraded; libssl3t64 is the trixie name of libssl3).
 UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go systemd)
@@ -113,6 +116,12 @@ ensure_test_deps() {
         echo "credmint: installing openapi-spec-validator $OPENAPI_VALIDATOR_VERSION into $PKILINT_VENV" >&2
         "$PKILINT_VENV/bin/python" -m pip install -q --disable-pip-version-check \
             "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+    fi
+    if ! "$PKILINT_VENV/bin/python" -m pip show spiffe 2>/dev/null \
+        | grep -qx "Version: $PY_SPIFFE_VERSION"; then
+        echo "credmint: installing py-spiffe $PY_SPIFFE_VERSION into $PKILINT_VENV" >&2
+        "$PKILINT_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+            "spiffe==$PY_SPIFFE_VERSION"
     fi
     # The lint tests look the CLIs up on PATH (and fail when they are missing).
     export PATH="$PATH:$PKILINT_VENV/bin"

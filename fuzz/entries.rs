@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("record", record),
     ("signed_note", signed_note),
     ("bundle", bundle),
+    ("workload_api_stream", workload_api_stream),
 ];
 
 /// PKCS#10 requests come from unauthenticated workloads (enrollment), PEM or DER.
@@ -92,4 +93,25 @@ fn genesis_ledger_key(data: &[u8]) -> Option<[u8; 32]> {
         Event::Genesis(genesis) => genesis.ledger_key().ok(),
         _ => None,
     }
+}
+
+/// What any local process sends to the agent's Workload API socket (HTTP/2 client bytes)
+/// goes through the `:authority` rewrite, which parses frames and HPACK. The first byte
+/// picks how the rest arrives (1..=256 bytes per read). It must never change a length,
+/// nor give a different result for another chunking. Accepted: something was rewritten
+/// (the seeds are grpcio connections, whose `:authority` is the socket path).
+pub fn workload_api_stream(data: &[u8]) -> bool {
+    use credmint::agent::workload_api::rewrite_stream;
+    let Some((&chunk, stream)) = data.split_first() else {
+        return false;
+    };
+    let whole = rewrite_stream(stream, stream.len());
+    assert_eq!(
+        whole.len(),
+        stream.len(),
+        "the rewrite changed the stream's length"
+    );
+    let pieces = rewrite_stream(stream, usize::from(chunk) + 1);
+    assert_eq!(whole, pieces, "another chunking gave another result");
+    whole != stream
 }

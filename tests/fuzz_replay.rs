@@ -257,6 +257,31 @@ async fn regenerate_fuzz_seeds() {
         }
     }
     s.stop().await;
+
+    // What grpcio (py-spiffe) sends on a Workload API socket, read in 16-byte and in
+    // 1-byte pieces (the first byte of a seed picks the chunking).
+    let python = Path::new(
+        &std::env::var("CREDMINT_PKILINT_VENV")
+            .unwrap_or_else(|_| "/opt/credmint/pkilint-venv".into()),
+    )
+    .join("bin/python");
+    for (call, chunk) in [("x509", 15u8), ("jwt", 0)] {
+        let out = file(&format!("grpcio-{call}.bin"));
+        let status = std::process::Command::new(&python)
+            .arg(fuzz_dir().join("capture_grpcio.py"))
+            .args([&out, call])
+            .env("PYTHONWARNINGS", "ignore")
+            .status()
+            .unwrap();
+        assert!(status.success(), "capture_grpcio.py {call}");
+        let mut seed = vec![chunk];
+        seed.extend(std::fs::read(&out).unwrap());
+        write_seed(
+            "workload_api_stream",
+            &format!("grpcio-fetch-{call}.bin"),
+            &seed,
+        );
+    }
     eprintln!("{}", text(b"seeds written under fuzz/seeds/"));
     every_seed_and_regression_input_replays_without_a_panic();
 }

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::credential::{new_key_and_csr, Held};
 use super::AgentError;
 use crate::client::{ClientError, OperatorClient};
-use crate::wire::{CertRequest, SelfRevoke, WorkloadSelf};
+use crate::wire::{CertRequest, IssuedToken, SelfRevoke, TokenRequest, TokenStatus, WorkloadSelf};
 
 pub struct Appliance {
     base: String,
@@ -85,6 +85,37 @@ impl Appliance {
         };
         self.as_holder(held)?.post("/v1/revoke", &body).await?;
         Ok(())
+    }
+
+    /// `POST /v1/tokens` over `held`'s mTLS (the Workload API's JWT-SVIDs).
+    pub async fn token(
+        &self,
+        held: &Held,
+        request: &TokenRequest,
+    ) -> Result<IssuedToken, AgentError> {
+        Ok(self.as_holder(held)?.post_as("/v1/tokens", request).await?)
+    }
+
+    /// `GET /v1/status/token/{jti}`.
+    pub async fn token_status(&self, jti: &str) -> Result<TokenStatus, AgentError> {
+        if jti.is_empty()
+            || !jti
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AgentError::Answer(format!(
+                "token id {jti:?} is not a credmint jti"
+            )));
+        }
+        Ok(self
+            .anonymous
+            .get_as(&format!("/v1/status/token/{jti}"))
+            .await?)
+    }
+
+    /// `GET /.well-known/jwks.json`: the token keys, as the Workload API's JWT bundle.
+    pub async fn jwks(&self) -> Result<Vec<u8>, AgentError> {
+        Ok(self.anonymous.get_bytes("/.well-known/jwks.json").await?)
     }
 
     /// `GET /v1/ca.pem`: what relying parties trust.

@@ -46,6 +46,34 @@ pub struct AgentConfig {
     pub files: FilesConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// The SPIFFE Workload API on a Unix socket; absent: not served.
+    #[serde(default)]
+    pub workload_api: Option<WorkloadApiConfig>,
+}
+
+/// `[workload_api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadApiConfig {
+    /// The socket; clients use `SPIFFE_ENDPOINT_SOCKET=unix://<socket>`.
+    pub socket: PathBuf,
+    /// Who may connect (with the owner and `socket_gid`): the first gate.
+    #[serde(default = "default_socket_mode", deserialize_with = "octal")]
+    pub socket_mode: u32,
+    pub socket_gid: Option<u32>,
+    /// When set, only callers with these uids (SO_PEERCRED) get the identity; the others
+    /// get PermissionDenied. Unset: whoever can connect.
+    pub allowed_uids: Option<Vec<u32>>,
+    /// Scopes of the JWT-SVIDs minted for FetchJWTSVID (some of the integration's);
+    /// empty: FetchJWTSVID is refused.
+    #[serde(default)]
+    pub jwt_scopes: Vec<String>,
+    /// JWT-SVID lifetime; default: the integration's maximum.
+    pub jwt_ttl_secs: Option<u64>,
+}
+
+fn default_socket_mode() -> u32 {
+    0o660
 }
 
 /// When to renew, how to back off, how often to ask for the certificate's standing.
@@ -171,6 +199,9 @@ impl AgentConfig {
         }
         if let Some(p) = &mut self.reload.pid_file {
             *p = base.join(&*p);
+        }
+        if let Some(api) = &mut self.workload_api {
+            api.socket = base.join(&api.socket);
         }
     }
 

@@ -30,17 +30,26 @@ pub async fn run(cfg: AgentConfig, argv: &[String]) -> Result<i32, AgentError> {
         .serving()
         .borrow()
         .as_ref()
-        .and_then(|h| h.spiffe_id.clone())
+        .and_then(|i| i.held.spiffe_id.clone())
         .unwrap_or_default();
-    let mut child = tokio::process::Command::new(program)
+    let (stop, stopped) = watch::channel(false);
+    let api = agent.spawn_workload_api(stopped.clone());
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(&argv[1..])
         .env(ENV_CERT, &files.cert)
         .env(ENV_KEY, &files.key)
         .env(ENV_BUNDLE, &files.bundle)
-        .env(ENV_SPIFFE_ID, spiffe_id)
+        .env(ENV_SPIFFE_ID, spiffe_id);
+    if let Some(api) = &agent.cfg.workload_api {
+        command.env(
+            "SPIFFE_ENDPOINT_SOCKET",
+            super::workload_api::endpoint(&api.socket),
+        );
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| AgentError::io(std::path::Path::new(program), e))?;
-    let (stop, stopped) = watch::channel(false);
     let renewing = tokio::spawn(async move {
         agent.run(stopped).await;
         agent
@@ -51,6 +60,9 @@ pub async fn run(cfg: AgentConfig, argv: &[String]) -> Result<i32, AgentError> {
         .await
         .map_err(|e| AgentError::NoCredential(format!("renewal task: {e}")))?;
     agent.finish().await;
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     let code = exit_code(status.map_err(|e| AgentError::io(std::path::Path::new(program), e))?);
     tracing::info!(exit_code = code, "job finished");
     Ok(code)

@@ -15,8 +15,10 @@ pub mod config;
 pub mod credential;
 pub mod deliver;
 pub mod job;
+pub mod jwt;
 pub mod report;
 pub mod schedule;
+pub mod workload_api;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 use crate::client::ClientError;
 use crate::wire::{Lifecycle, StatusName};
@@ -54,6 +57,8 @@ pub enum AgentError {
     Reload(String),
     #[error("{0}")]
     NoCredential(String),
+    #[error("Workload API: {0}")]
+    Api(String),
 }
 
 impl AgentError {
@@ -65,7 +70,7 @@ impl AgentError {
     }
 
     /// The appliance's HTTP status, when it answered with a refusal.
-    fn refused(&self) -> Option<u16> {
+    pub fn refused(&self) -> Option<u16> {
         match self {
             AgentError::Client(ClientError::Refused { status, .. }) => Some(*status),
             _ => None,
@@ -99,13 +104,49 @@ impl Stop {
     }
 }
 
+/// Everything the agent serves at one moment: the credential and what relying parties
+/// trust (CA bundle, CRL, token keys), swapped as one on every change.
+pub struct Identity {
+    pub held: Held,
+    /// The key as PKCS#8 DER (the Workload API's `x509_svid_key`).
+    pub key_der: Zeroizing<Vec<u8>>,
+    pub bundle_pem: Vec<u8>,
+    /// The bundle's certificates, DER, concatenated.
+    pub bundle_der: Vec<u8>,
+    pub crl_der: Option<Vec<u8>>,
+    /// `GET /.well-known/jwks.json` (empty when it could not be fetched).
+    pub jwks: Vec<u8>,
+}
+
+impl Identity {
+    /// `spiffe://<trust domain>` of the held certificate.
+    pub fn trust_domain(&self) -> String {
+        let id = self.held.spiffe_id.as_deref().unwrap_or_default();
+        let rest = id.strip_prefix("spiffe://").unwrap_or(id);
+        format!("spiffe://{}", rest.split('/').next().unwrap_or_default())
+    }
+
+    fn same_trust(&self, other: &Trust) -> bool {
+        self.bundle_pem == other.bundle_pem
+            && (other.crl_der.is_none() || self.crl_der == other.crl_der)
+            && (other.jwks.is_empty() || self.jwks == other.jwks)
+    }
+}
+
+/// What relying parties trust, fetched from the appliance (public routes).
+struct Trust {
+    bundle_pem: Vec<u8>,
+    crl_der: Option<Vec<u8>>,
+    jwks: Vec<u8>,
+}
+
 /// The credential the agent currently serves, for in-process consumers (job mode, the
 /// Workload API): `None` while it serves nothing.
-pub type Serving = watch::Receiver<Option<Arc<Held>>>;
+pub type Serving = watch::Receiver<Option<Arc<Identity>>>;
 
 pub struct Agent {
     cfg: AgentConfig,
-    appliance: Appliance,
+    appliance: Arc<Appliance>,
     delivery: Delivery,
     state: StateDir,
     reporter: Reporter,
@@ -120,13 +161,13 @@ pub struct Agent {
     obtained: u64,
     /// Job mode: each certificate replaced by a renewal is revoked as `superseded`.
     revoke_replaced: bool,
-    serving: watch::Sender<Option<Arc<Held>>>,
+    serving: watch::Sender<Option<Arc<Identity>>>,
 }
 
 impl Agent {
     pub fn new(cfg: AgentConfig) -> Result<Agent, AgentError> {
         let ca_pem = std::fs::read(&cfg.ca).map_err(|e| AgentError::io(&cfg.ca, e))?;
-        let appliance = Appliance::new(&cfg.url, ca_pem, cfg.ttl_secs)?;
+        let appliance = Arc::new(Appliance::new(&cfg.url, ca_pem, cfg.ttl_secs)?);
         let state = StateDir::open(&cfg.state_dir())?;
         let held = state.load();
         let delivery = Delivery::new(cfg.files.clone(), cfg.reload.clone());
@@ -157,6 +198,25 @@ impl Agent {
 
     pub fn files(&self) -> &config::FilesConfig {
         self.delivery.files()
+    }
+
+    pub fn appliance(&self) -> Arc<Appliance> {
+        self.appliance.clone()
+    }
+
+    /// Serves the Workload API (when configured) until `shutdown`, beside the agent.
+    pub fn spawn_workload_api(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let cfg = self.cfg.workload_api.clone()?;
+        let serving = self.serving();
+        let appliance = self.appliance();
+        Some(tokio::spawn(async move {
+            if let Err(e) = workload_api::serve(cfg, serving, appliance, shutdown).await {
+                tracing::error!(error = %e, "Workload API stopped");
+            }
+        }))
     }
 
     /// Gets a credential now or fails: the one a previous run left if the appliance
@@ -319,21 +379,10 @@ impl Agent {
             self.state.store(&held)?;
             self.obtained += 1;
         }
-        let bundle = match self.appliance.bundle().await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch the CA bundle; delivering the configured CA file");
-                std::fs::read(&self.cfg.ca).map_err(|e| AgentError::io(&self.cfg.ca, e))?
-            }
-        };
-        let crl = match self.appliance.crl(&held).await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch the CRL; keeping the previous one");
-                None
-            }
-        };
-        self.delivery.deliver(&held, &bundle, crl.as_deref())?;
+        let trust = self.fetch_trust(&held).await?;
+        let identity = identity(held.clone(), trust)?;
+        self.delivery
+            .deliver(&held, &identity.bundle_pem, identity.crl_der.as_deref())?;
         if let Err(e) = self.delivery.reload().await {
             tracing::warn!(error = %e, "reload action failed");
         }
@@ -355,9 +404,80 @@ impl Agent {
         self.failures = 0;
         self.stopped = None;
         self.last_error = None;
-        self.serving.send_replace(Some(Arc::new(held)));
+        self.serving.send_replace(Some(Arc::new(identity)));
         self.report();
         Ok(())
+    }
+
+    /// The CA bundle (the configured CA file if the appliance cannot be asked), the CRL
+    /// of `held`'s issuer and the token keys; the last two are optional.
+    async fn fetch_trust(&self, held: &Held) -> Result<Trust, AgentError> {
+        let bundle_pem = match self.appliance.bundle().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the CA bundle; delivering the configured CA file");
+                std::fs::read(&self.cfg.ca).map_err(|e| AgentError::io(&self.cfg.ca, e))?
+            }
+        };
+        let crl_der = match self.appliance.crl(held).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the CRL; keeping the previous one");
+                self.serving
+                    .borrow()
+                    .as_ref()
+                    .and_then(|i| i.crl_der.clone())
+            }
+        };
+        let jwks = match self.appliance.jwks().await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the JWKS");
+                self.serving
+                    .borrow()
+                    .as_ref()
+                    .map(|i| i.jwks.clone())
+                    .unwrap_or_default()
+            }
+        };
+        Ok(Trust {
+            bundle_pem,
+            crl_der,
+            jwks,
+        })
+    }
+
+    /// Between renewals: a new CA bundle (CA rotation), CRL or token key reaches the
+    /// files and the Workload API streams at the next poll.
+    async fn refresh_trust(&mut self) {
+        let Some(current) = self.serving.borrow().clone() else {
+            return;
+        };
+        let Ok(trust) = self.fetch_trust(&current.held).await else {
+            return;
+        };
+        if current.same_trust(&trust) {
+            return;
+        }
+        let bundle_changed = current.bundle_pem != trust.bundle_pem;
+        let updated = match identity(current.held.clone(), trust) {
+            Ok(i) => i,
+            Err(e) => return self.note_failure(&e),
+        };
+        if let Err(e) = self.delivery.deliver(
+            &updated.held,
+            &updated.bundle_pem,
+            updated.crl_der.as_deref(),
+        ) {
+            return self.note_failure(&e);
+        }
+        if bundle_changed {
+            tracing::info!("CA bundle changed; files updated");
+            if let Err(e) = self.delivery.reload().await {
+                tracing::warn!(error = %e, "reload action failed");
+            }
+        }
+        self.serving.send_replace(Some(Arc::new(updated)));
     }
 
     async fn renew(&mut self) {
@@ -431,6 +551,10 @@ impl Agent {
             if let Err(e) = self.install(held, false).await {
                 self.note_failure(&e);
             }
+            return;
+        }
+        if self.stopped.is_none() {
+            self.refresh_trust().await;
         }
     }
 
@@ -482,15 +606,38 @@ impl Agent {
     }
 }
 
+/// The served identity for `held`, with `trust` and the key in DER.
+fn identity(held: Held, trust: Trust) -> Result<Identity, AgentError> {
+    let key = pem::parse(held.key_pem.as_bytes()).map_err(|e| AgentError::Key(e.to_string()))?;
+    let bundle_der = pem::parse_many(&trust.bundle_pem)
+        .map_err(|e| AgentError::Answer(format!("CA bundle: {e}")))?
+        .iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .flat_map(|p| p.contents().to_vec())
+        .collect();
+    Ok(Identity {
+        key_der: Zeroizing::new(key.into_contents()),
+        held,
+        bundle_pem: trust.bundle_pem,
+        bundle_der,
+        crl_der: trust.crl_der,
+        jwks: trust.jwks,
+    })
+}
+
 /// `credmint agent`: serve until SIGTERM or SIGINT.
 pub async fn serve(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut agent = Agent::new(cfg)?;
     let (tx, rx) = watch::channel(false);
+    let api = agent.spawn_workload_api(rx.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = tx.send(true);
     });
     agent.run(rx).await;
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     tracing::info!("agent stopped");
     Ok(())
 }

@@ -14,6 +14,7 @@ pub struct Knobs {
     pub ttl_secs: u64,
     pub at_fraction: f64,
     pub poll_secs: u64,
+    /// More agent config after `[renew]`: whole tables such as `[workload_api]`.
     pub extra: String,
 }
 
@@ -58,13 +59,14 @@ ca = "ca.pem"
 enrollment_token = {{ file = "token" }}
 dir = "out"
 ttl_secs = {ttl}
-{extra}
+
 [renew]
 at_fraction = {at}
 jitter_fraction = 0.0
 backoff_initial_ms = 200
 backoff_max_secs = 1
 poll_secs = {poll}
+{extra}
 "#,
             url = s.base,
             ttl = knobs.ttl_secs,
@@ -114,8 +116,19 @@ poll_secs = {poll}
             .unwrap_or(Value::Null)
     }
 
+    /// The agent's log, without terminal colour codes.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Polls `status.json` every 50 ms until `pred` holds; panics after `timeout` with the

@@ -12,3 +12,4 @@ mod renewal;
 mod standing;
 #[path = "../issuance/support.rs"]
 mod support;
+mod workload_api;

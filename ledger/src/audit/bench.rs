@@ -98,7 +98,7 @@ impl<W: Write> Gen<W> {
         self.frontier.push(leaf_hash(&bytes), |_, _, _| {});
         self.prev = chain_hash(&bytes);
         let size = self.frontier.size();
-        if size % self.every == 0 || size == self.total {
+        if size.is_multiple_of(self.every) || size == self.total {
             let cp = Checkpoint {
                 origin: self.origin.clone(),
                 size,
@@ -150,7 +150,7 @@ pub fn generate_bundle(opts: &GenOptions, out: impl Write) -> io::Result<Generat
         ));
     }
     let n = opts.events;
-    let cps = n / opts.checkpoint_every + u64::from(n % opts.checkpoint_every != 0);
+    let cps = n / opts.checkpoint_every + u64::from(!n.is_multiple_of(opts.checkpoint_every));
     let signer = DalekSigner::from_seed([opts.seed; 32]);
     let ledger_key = signer.public_key();
     let ca = DalekSigner::from_seed([opts.seed.wrapping_add(2); 32]);

@@ -419,7 +419,7 @@ fn run_bundle(run: &mut Run, input: impl Read, progress: Progress<'_>, sink: Sin
                         // Keep verifying: a tampered bundle must still say so.
                     }
                 }
-                if size % 4096 == 0 {
+                if size.is_multiple_of(4096) {
                     progress(offset, size);
                 }
             }
