@@ -110,6 +110,47 @@ impl OperatorClient {
         })
     }
 
+    /// A session presenting `chain_der` whose key is `key`, inside a PKCS#11 token: the
+    /// TLS handshake's CertificateVerify is signed there (ECDSA P-256, SHA-256).
+    pub fn with_token_key(
+        base: &str,
+        ca_pem: &[u8],
+        chain_der: Vec<Vec<u8>>,
+        key: std::sync::Arc<crate::hsm::HsmKey>,
+    ) -> Result<OperatorClient, ClientError> {
+        let tls = |e: String| ClientError::Tls(e);
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject;
+        for der in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+            roots
+                .add(der.map_err(|e| tls(e.to_string()))?)
+                .map_err(|e| tls(e.to_string()))?;
+        }
+        let chain = chain_der
+            .into_iter()
+            .map(rustls::pki_types::CertificateDer::from)
+            .collect();
+        let certified =
+            rustls::sign::CertifiedKey::new(chain, std::sync::Arc::new(TokenTlsKey(key)));
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_cert_resolver(std::sync::Arc::new(Presents(std::sync::Arc::new(
+                certified,
+            ))));
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(config)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| tls(e.to_string()))?;
+        Ok(OperatorClient {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.call::<()>(reqwest::Method::GET, path, None).await
@@ -242,5 +283,58 @@ impl OperatorClient {
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, out).map_err(io)?;
         Ok(n)
+    }
+}
+
+/// A token key as rustls sees a client key: it offers ECDSA P-256 with SHA-256 only.
+#[derive(Debug)]
+struct TokenTlsKey(std::sync::Arc<crate::hsm::HsmKey>);
+
+impl rustls::sign::SigningKey for TokenTlsKey {
+    fn choose_scheme(
+        &self,
+        offered: &[rustls::SignatureScheme],
+    ) -> Option<Box<dyn rustls::sign::Signer>> {
+        offered
+            .contains(&rustls::SignatureScheme::ECDSA_NISTP256_SHA256)
+            .then(|| Box::new(TokenTlsSigner(self.0.clone())) as Box<dyn rustls::sign::Signer>)
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
+}
+
+#[derive(Debug)]
+struct TokenTlsSigner(std::sync::Arc<crate::hsm::HsmKey>);
+
+impl rustls::sign::Signer for TokenTlsSigner {
+    /// DER ECDSA over SHA-256 of the handshake transcript: what `sign_x509` makes.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.0
+            .sign_x509(message)
+            .map_err(|e| rustls::Error::General(format!("token signature: {e}")))
+    }
+
+    fn scheme(&self) -> rustls::SignatureScheme {
+        rustls::SignatureScheme::ECDSA_NISTP256_SHA256
+    }
+}
+
+/// Presents the one certificate it holds to every server that asks.
+#[derive(Debug)]
+struct Presents(std::sync::Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Presents {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }

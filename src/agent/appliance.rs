@@ -5,7 +5,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use super::credential::{new_key_and_csr, Held};
+use super::credential::{AgentKey, Held};
 use super::AgentError;
 use crate::client::{ClientError, OperatorClient};
 use crate::wire::{CertRequest, IssuedToken, SelfRevoke, TokenRequest, TokenStatus, WorkloadSelf};
@@ -33,18 +33,32 @@ impl Appliance {
     }
 
     fn as_holder(&self, held: &Held) -> Result<OperatorClient, AgentError> {
-        let mut identity = Zeroizing::new(held.chain_pem.clone().into_bytes());
-        identity.extend_from_slice(held.key_pem.as_bytes());
-        Ok(OperatorClient::from_pem(
-            &self.base,
-            &self.ca_pem,
-            Some(&identity),
-        )?)
+        match &held.key {
+            AgentKey::File(pem) => {
+                let mut identity = Zeroizing::new(held.chain_pem.clone().into_bytes());
+                identity.extend_from_slice(pem.as_bytes());
+                Ok(OperatorClient::from_pem(
+                    &self.base,
+                    &self.ca_pem,
+                    Some(&identity),
+                )?)
+            }
+            AgentKey::Token(key) => Ok(OperatorClient::with_token_key(
+                &self.base,
+                &self.ca_pem,
+                held.chain_der.clone(),
+                key.clone(),
+            )?),
+        }
     }
 
-    /// `POST /v1/enroll` with a new key; the token is spent by the appliance.
-    pub async fn enroll(&self, token: &SecretString, now_ms: u64) -> Result<Held, AgentError> {
-        let (key, csr) = new_key_and_csr()?;
+    /// `POST /v1/enroll` for `key` (with its `csr`); the token is spent by the appliance.
+    pub async fn enroll(
+        &self,
+        token: &SecretString,
+        (key, csr): (AgentKey, String),
+        now_ms: u64,
+    ) -> Result<Held, AgentError> {
         let body = CertRequest {
             csr,
             ttl_secs: self.ttl_secs,
@@ -61,9 +75,13 @@ impl Appliance {
         Held::new(pem_answer(chain, "/v1/enroll")?, key, now_ms)
     }
 
-    /// `POST /v1/renew` over `held`'s mTLS, for a new key.
-    pub async fn renew(&self, held: &Held, now_ms: u64) -> Result<Held, AgentError> {
-        let (key, csr) = new_key_and_csr()?;
+    /// `POST /v1/renew` over `held`'s mTLS, for `key` (with its `csr`).
+    pub async fn renew(
+        &self,
+        held: &Held,
+        (key, csr): (AgentKey, String),
+        now_ms: u64,
+    ) -> Result<Held, AgentError> {
         let body = CertRequest {
             csr,
             ttl_secs: self.ttl_secs,

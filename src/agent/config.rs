@@ -49,6 +49,49 @@ pub struct AgentConfig {
     /// The SPIFFE Workload API on a Unix socket; absent: not served.
     #[serde(default)]
     pub workload_api: Option<WorkloadApiConfig>,
+    /// Keep the workload's key in a PKCS#11 token of its own instead of a file.
+    #[serde(default)]
+    pub pkcs11: Option<Pkcs11KeyConfig>,
+}
+
+/// `[pkcs11]`: the agent's key pair is generated inside this token (sensitive, never
+/// extractable) and kept across renewals; CSRs and the mTLS handshakes are signed there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11KeyConfig {
+    /// The PKCS#11 module (e.g. `/usr/lib/softhsm/libsofthsm2.so`).
+    pub module: PathBuf,
+    pub token_label: String,
+    /// The user PIN: `{ file = "..." }` or `{ env = "VAR" }`.
+    pub pin: SecretSource,
+    /// Label of the key pair (created if absent).
+    #[serde(default = "default_key_label")]
+    pub key_label: String,
+}
+
+fn default_key_label() -> String {
+    "credmint-agent".into()
+}
+
+impl Pkcs11KeyConfig {
+    /// The token as the HSM layer opens it (one session: the agent signs rarely).
+    pub fn hsm(&self) -> crate::config::HsmConfig {
+        crate::config::HsmConfig {
+            module: self.module.clone(),
+            token_label: self.token_label.clone(),
+            pin: self.pin.clone(),
+            sessions: 1,
+            softhsm: None,
+        }
+    }
+
+    /// RFC 7512 URI of the key, for programs that use it from the token.
+    pub fn uri(&self) -> String {
+        format!(
+            "pkcs11:token={};object={}",
+            self.token_label, self.key_label
+        )
+    }
 }
 
 /// `[workload_api]`.
@@ -203,6 +246,9 @@ impl AgentConfig {
         if let Some(api) = &mut self.workload_api {
             api.socket = base.join(&api.socket);
         }
+        if let Some(token) = &mut self.pkcs11 {
+            token.pin.resolve(base);
+        }
     }
 
     fn validate(&self) -> Result<(), AgentConfigError> {
@@ -235,6 +281,12 @@ impl AgentConfig {
         }
         if matches!(&self.reload.command, Some(c) if c.is_empty()) {
             return invalid("reload.command", "must name a program");
+        }
+        if self.workload_api.is_some() && self.pkcs11.is_some() {
+            return invalid(
+                "workload_api",
+                "hands the private key to workloads (x509_svid_key), which a [pkcs11] key never leaves: use one or the other",
+            );
         }
         if self.ttl_secs == Some(0) {
             return invalid("ttl_secs", "must be at least 1");
@@ -302,6 +354,9 @@ dir = "out"
             let err = load(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
             assert!(err.contains(needle), "{extra:?}: {err}");
         }
+        let both = "[workload_api]\nsocket = \"s\"\n[pkcs11]\nmodule = \"m\"\ntoken_label = \"t\"\npin = { env = \"P\" }\n";
+        let err = load(&format!("{MINIMAL}{both}")).unwrap_err().to_string();
+        assert!(err.contains("workload_api") && err.contains("pkcs11"), "{err}");
         let err = load(&MINIMAL.replace("https://", "http://"))
             .unwrap_err()
             .to_string();

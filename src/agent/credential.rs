@@ -3,23 +3,89 @@
 //! arrived). Kept in `state/` (0700) so a restarted agent resumes instead of re-enrolling.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::AgentError;
+use crate::hsm::HsmKey;
 
-/// A fresh P-256 key (generated here, never sent anywhere) and a CSR for it. The
-/// appliance decides every name in the certificate from the integration's policy, so the
-/// CSR carries only the public key and its proof of possession.
-pub fn new_key_and_csr() -> Result<(Zeroizing<String>, String), AgentError> {
-    let failed = |e: rcgen::Error| AgentError::Key(e.to_string());
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(failed)?;
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .and_then(|r| r.pem())
-        .map_err(failed)?;
-    Ok((Zeroizing::new(key.serialize_pem()), csr))
+/// The private half of the agent's credential.
+#[derive(Clone)]
+pub enum AgentKey {
+    /// PKCS#8 PEM, generated here, kept in `state/` and delivered as `key.pem`.
+    File(Zeroizing<String>),
+    /// A key pair inside the workload's own PKCS#11 token.
+    Token(Arc<HsmKey>),
+}
+
+impl AgentKey {
+    fn spki_der(&self) -> Result<Vec<u8>, AgentError> {
+        match self {
+            AgentKey::File(pem) => {
+                let key =
+                    rcgen::KeyPair::from_pem(pem).map_err(|e| AgentError::Key(e.to_string()))?;
+                Ok(rcgen::PublicKeyData::subject_public_key_info(&key))
+            }
+            AgentKey::Token(key) => Ok(key.public_key().spki_der()),
+        }
+    }
+
+    /// The PEM of a file key (`None` for a token key, which never leaves the token).
+    pub fn pem(&self) -> Option<&str> {
+        match self {
+            AgentKey::File(pem) => Some(pem),
+            AgentKey::Token(_) => None,
+        }
+    }
+}
+
+/// Where the agent's keys come from.
+pub enum KeySource {
+    /// A fresh P-256 key for every certificate, generated here.
+    Files,
+    /// The one key pair of the workload's token, for every certificate.
+    Token(Arc<HsmKey>),
+}
+
+impl KeySource {
+    /// Opens the token and finds (or generates, inside it) the key pair of `cfg`.
+    pub fn token(cfg: &super::config::Pkcs11KeyConfig) -> Result<KeySource, AgentError> {
+        use crate::config::Algorithm;
+        let hsm = Arc::new(crate::hsm::Hsm::open(&cfg.hsm())?);
+        let outcome =
+            crate::hsm::keys::ensure_key_pair(&hsm, &cfg.key_label, Algorithm::EcdsaP256)?;
+        tracing::info!(key = %cfg.uri(), ?outcome, "agent key in the PKCS#11 token");
+        let key = HsmKey::load(hsm, &cfg.key_label, Algorithm::EcdsaP256)?;
+        Ok(KeySource::Token(Arc::new(key)))
+    }
+
+    /// The key for the next certificate and a CSR for it. The appliance decides every
+    /// name in the certificate from the integration's policy, so the CSR carries only the
+    /// public key and its proof of possession.
+    pub fn next(&self) -> Result<(AgentKey, String), AgentError> {
+        let failed = |e: rcgen::Error| AgentError::Key(e.to_string());
+        let params = rcgen::CertificateParams::default();
+        match self {
+            KeySource::Files => {
+                let key =
+                    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(failed)?;
+                let csr = params
+                    .serialize_request(&key)
+                    .and_then(|r| r.pem())
+                    .map_err(failed)?;
+                Ok((AgentKey::File(Zeroizing::new(key.serialize_pem())), csr))
+            }
+            KeySource::Token(key) => {
+                let csr = params
+                    .serialize_request(key.as_ref())
+                    .and_then(|r| r.pem())
+                    .map_err(failed)?;
+                Ok((AgentKey::Token(key.clone()), csr))
+            }
+        }
+    }
 }
 
 /// A certificate chain and its key.
@@ -27,7 +93,7 @@ pub fn new_key_and_csr() -> Result<(Zeroizing<String>, String), AgentError> {
 pub struct Held {
     /// Leaf first, then the issuing CA.
     pub chain_pem: String,
-    pub key_pem: Zeroizing<String>,
+    pub key: AgentKey,
     /// Lowercase hex, as the appliance's routes name it.
     pub serial: String,
     pub not_after_ms: u64,
@@ -50,12 +116,8 @@ impl std::fmt::Debug for Held {
 }
 
 impl Held {
-    /// Parses the appliance's answer (a PEM chain) for `key_pem`.
-    pub fn new(
-        chain_pem: String,
-        key_pem: Zeroizing<String>,
-        obtained_ms: u64,
-    ) -> Result<Held, AgentError> {
+    /// Parses the appliance's answer (a PEM chain) for `key`.
+    pub fn new(chain_pem: String, key: AgentKey, obtained_ms: u64) -> Result<Held, AgentError> {
         let bad = |why: String| AgentError::Answer(format!("certificate chain: {why}"));
         let chain_der: Vec<Vec<u8>> = x509_parser::pem::Pem::iter_from_buffer(chain_pem.as_bytes())
             .map(|p| p.map(|p| p.contents).map_err(|e| bad(e.to_string())))
@@ -75,8 +137,7 @@ impl Held {
                     _ => None,
                 })
             });
-        let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| AgentError::Key(e.to_string()))?;
-        if rcgen::PublicKeyData::subject_public_key_info(&key) != cert.public_key().raw {
+        if key.spki_der()? != cert.public_key().raw {
             return Err(bad("it does not certify the agent's key".into()));
         }
         let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
@@ -86,7 +147,7 @@ impl Held {
             obtained_ms,
             spiffe_id,
             chain_pem,
-            key_pem,
+            key,
             chain_der,
         })
     }
@@ -140,10 +201,16 @@ impl StateDir {
         self.write("memo.json", &bytes)
     }
 
-    /// The credential a previous run left, if both files are there and parse.
-    pub fn load(&self) -> Option<Held> {
+    /// The credential a previous run left, if its files are there, parse and match the
+    /// key (the token's, or `key.pem`).
+    pub fn load(&self, keys: &KeySource) -> Option<Held> {
         let chain = std::fs::read_to_string(self.path("chain.pem")).ok()?;
-        let key = Zeroizing::new(std::fs::read_to_string(self.path("key.pem")).ok()?);
+        let key = match keys {
+            KeySource::Files => AgentKey::File(Zeroizing::new(
+                std::fs::read_to_string(self.path("key.pem")).ok()?,
+            )),
+            KeySource::Token(key) => AgentKey::Token(key.clone()),
+        };
         Held::new(chain, key, self.memo().obtained_ms).ok()
     }
 
@@ -151,7 +218,9 @@ impl StateDir {
     /// match, which `load` refuses (`Held::new` checks the pair): the agent then asks for
     /// a new enrollment token rather than serve a broken pair.
     pub fn store(&self, held: &Held) -> Result<(), AgentError> {
-        self.write("key.pem", held.key_pem.as_bytes())?;
+        if let Some(pem) = held.key.pem() {
+            self.write("key.pem", pem.as_bytes())?;
+        }
         self.write("chain.pem", held.chain_pem.as_bytes())?;
         let mut memo = self.memo();
         memo.obtained_ms = held.obtained_ms;

@@ -20,6 +20,14 @@ pub fn signal(name: &str) -> Option<rustix::process::Signal> {
     }
 }
 
+fn remove(path: &Path) -> Result<(), AgentError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(AgentError::io(path, e)),
+    }
+}
+
 pub struct Delivery {
     files: FilesConfig,
     reload: ReloadConfig,
@@ -44,7 +52,11 @@ impl Delivery {
         crl_der: Option<&[u8]>,
     ) -> Result<(), AgentError> {
         let f = &self.files;
-        self.put(&f.key, held.key_pem.as_bytes(), f.key_mode)?;
+        match held.key.pem() {
+            Some(pem) => self.put(&f.key, pem.as_bytes(), f.key_mode)?,
+            // A token key is used from the token (its URI); no file may suggest otherwise.
+            None => remove(&f.key)?,
+        }
         self.put(&f.bundle, bundle, f.cert_mode)?;
         if let Some(der) = crl_der.filter(|_| !f.crl.as_os_str().is_empty()) {
             let pem = pem::encode(&pem::Pem::new("X509 CRL", der));
@@ -57,14 +69,8 @@ impl Delivery {
     /// credential the agent no longer vouches for (one already running keeps what it
     /// loaded until its certificate expires or fails its peers' revocation check).
     pub fn withdraw(&self) -> Result<(), AgentError> {
-        for path in [&self.files.cert, &self.files.key] {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(AgentError::io(path, e)),
-            }
-        }
-        Ok(())
+        remove(&self.files.cert)?;
+        remove(&self.files.key)
     }
 
     fn put(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {

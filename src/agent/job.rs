@@ -15,6 +15,8 @@ pub const ENV_CERT: &str = "CREDMINT_CERT_FILE";
 pub const ENV_KEY: &str = "CREDMINT_KEY_FILE";
 pub const ENV_BUNDLE: &str = "CREDMINT_BUNDLE_FILE";
 pub const ENV_SPIFFE_ID: &str = "CREDMINT_SPIFFE_ID";
+/// With a `[pkcs11]` key, instead of `CREDMINT_KEY_FILE`: the key's RFC 7512 URI.
+pub const ENV_KEY_URI: &str = "CREDMINT_KEY_URI";
 
 /// Runs `argv` with a credential; returns the exit code to leave with: the command's own,
 /// or 128 + the signal that ended it, as a shell would.
@@ -41,6 +43,10 @@ pub async fn run(cfg: AgentConfig, argv: &[String]) -> Result<i32, AgentError> {
         .env(ENV_KEY, &files.key)
         .env(ENV_BUNDLE, &files.bundle)
         .env(ENV_SPIFFE_ID, spiffe_id);
+    if let Some(token) = &agent.cfg.pkcs11 {
+        // The key is in the token: the command uses it there.
+        command.env_remove(ENV_KEY).env(ENV_KEY_URI, token.uri());
+    }
     if let Some(api) = &agent.cfg.workload_api {
         command.env(
             "SPIFFE_ENDPOINT_SOCKET",

@@ -32,7 +32,7 @@ use crate::client::ClientError;
 use crate::wire::{Lifecycle, StatusName};
 use appliance::Appliance;
 use config::AgentConfig;
-use credential::{Held, StateDir};
+use credential::{Held, KeySource, StateDir};
 use deliver::Delivery;
 use report::{Phase, Reporter};
 
@@ -59,6 +59,8 @@ pub enum AgentError {
     NoCredential(String),
     #[error("Workload API: {0}")]
     Api(String),
+    #[error("agent key token: {0}")]
+    Hsm(#[from] crate::hsm::HsmError),
 }
 
 impl AgentError {
@@ -108,7 +110,8 @@ impl Stop {
 /// trust (CA bundle, CRL, token keys), swapped as one on every change.
 pub struct Identity {
     pub held: Held,
-    /// The key as PKCS#8 DER (the Workload API's `x509_svid_key`).
+    /// A file key as PKCS#8 DER (the Workload API's `x509_svid_key`); empty for a token
+    /// key (the config refuses the Workload API with one).
     pub key_der: Zeroizing<Vec<u8>>,
     pub bundle_pem: Vec<u8>,
     /// The bundle's certificates, DER, concatenated.
@@ -149,6 +152,7 @@ pub struct Agent {
     appliance: Arc<Appliance>,
     delivery: Delivery,
     state: StateDir,
+    keys: KeySource,
     reporter: Reporter,
     held: Option<Held>,
     stopped: Option<Stop>,
@@ -169,13 +173,18 @@ impl Agent {
         let ca_pem = std::fs::read(&cfg.ca).map_err(|e| AgentError::io(&cfg.ca, e))?;
         let appliance = Arc::new(Appliance::new(&cfg.url, ca_pem, cfg.ttl_secs)?);
         let state = StateDir::open(&cfg.state_dir())?;
-        let held = state.load();
+        let keys = match &cfg.pkcs11 {
+            Some(token) => KeySource::token(token)?,
+            None => KeySource::Files,
+        };
+        let held = state.load(&keys);
         let delivery = Delivery::new(cfg.files.clone(), cfg.reload.clone());
         let reporter = Reporter::new(cfg.files.status.clone());
         Ok(Agent {
             appliance,
             delivery,
             state,
+            keys,
             reporter,
             held,
             stopped: None,
@@ -354,7 +363,10 @@ impl Agent {
         if memo.spent_token_sha256.as_deref() == Some(hash.as_str()) {
             return Ok(false);
         }
-        let result = self.appliance.enroll(&token, now_ms()).await;
+        let result = self
+            .appliance
+            .enroll(&token, self.keys.next()?, now_ms())
+            .await;
         drop(token);
         if result.is_ok()
             || result
@@ -484,7 +496,15 @@ impl Agent {
         let Some(held) = self.held.clone() else {
             return;
         };
-        match self.appliance.renew(&held, now_ms()).await {
+        let next = match self.keys.next() {
+            Ok(next) => next,
+            Err(e) => {
+                self.note_failure(&e);
+                self.next_renewal_ms = now_ms() + self.backoff();
+                return;
+            }
+        };
+        match self.appliance.renew(&held, next, now_ms()).await {
             Ok(new) => {
                 tracing::info!(old = %held.serial, new = %new.serial, "renewed");
                 if let Err(e) = self.install(new, true).await {
@@ -608,7 +628,12 @@ impl Agent {
 
 /// The served identity for `held`, with `trust` and the key in DER.
 fn identity(held: Held, trust: Trust) -> Result<Identity, AgentError> {
-    let key = pem::parse(held.key_pem.as_bytes()).map_err(|e| AgentError::Key(e.to_string()))?;
+    let key_der = match held.key.pem() {
+        Some(pem) => pem::parse(pem.as_bytes())
+            .map_err(|e| AgentError::Key(e.to_string()))?
+            .into_contents(),
+        None => Vec::new(),
+    };
     let bundle_der = pem::parse_many(&trust.bundle_pem)
         .map_err(|e| AgentError::Answer(format!("CA bundle: {e}")))?
         .iter()
@@ -616,7 +641,7 @@ fn identity(held: Held, trust: Trust) -> Result<Identity, AgentError> {
         .flat_map(|p| p.contents().to_vec())
         .collect();
     Ok(Identity {
-        key_der: Zeroizing::new(key.into_contents()),
+        key_der: Zeroizing::new(key_der),
         held,
         bundle_pem: trust.bundle_pem,
         bundle_der,

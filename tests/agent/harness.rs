@@ -16,6 +16,8 @@ pub struct Knobs {
     pub poll_secs: u64,
     /// More agent config after `[renew]`: whole tables such as `[workload_api]`.
     pub extra: String,
+    /// Environment of the agent process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Knobs {
@@ -27,6 +29,7 @@ impl Default for Knobs {
             at_fraction: 0.5,
             poll_secs: 1,
             extra: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -34,6 +37,7 @@ impl Default for Knobs {
 pub struct Agent {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -49,6 +53,7 @@ impl Agent {
         let agent = Agent {
             config: dir.path().join("agent.toml"),
             log: dir.path().join("agent.log"),
+            env: knobs.env.clone(),
             dir,
             child: None,
         };
@@ -90,6 +95,7 @@ poll_secs = {poll}
             .args(["agent", "-c"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -8,6 +8,7 @@
 mod common;
 mod harness;
 mod job;
+mod pkcs11;
 mod renewal;
 mod standing;
 #[path = "../issuance/support.rs"]

@@ -353,3 +353,49 @@ async fn a_caller_outside_allowed_uids_gets_no_identity() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_rotation_reaches_the_bundle_stream_and_the_bundle_file_within_the_poll() {
+    let s = TestAppliance::new("agent-carot").serve().await;
+    let (agent, socket) = agent_with_api(&s, "agent-carot", "", json!({})).await;
+    let client = WorkloadApiClient::connect_to(&endpoint(&socket))
+        .await
+        .unwrap();
+    let td = TrustDomain::new(TRUST_DOMAIN).unwrap();
+    let mut stream = client.stream_x509_bundles().await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.get(&td).unwrap().authorities().len(), 1);
+
+    let resp = s
+        .operator()
+        .post(s.url("/v1/admin/keys/ca/rotate"))
+        .json(&json!({"reason": "test rotation"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let t = std::time::Instant::now();
+    let rotated = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let set = stream.next().await.unwrap().unwrap();
+            let n = set.get(&td).unwrap().authorities().len();
+            if n == 2 {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("no bundle with the new CA on the stream");
+    assert_eq!(rotated, 2);
+    eprintln!(
+        "agent timings: new CA on the bundle stream {:?} after the rotation (poll 1 s)",
+        t.elapsed()
+    );
+    let bundle = std::fs::read_to_string(agent.out("bundle.pem")).unwrap();
+    assert_eq!(
+        bundle.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "bundle.pem has both roots"
+    );
+    s.stop().await;
+}
