@@ -197,7 +197,8 @@ pub struct ReloadConfig {
     pub pid_file: Option<PathBuf>,
     /// Signal name: HUP (default), USR1, USR2, TERM, INT.
     pub signal: Option<String>,
-    /// Command and arguments, run without a shell; a non-zero exit is logged.
+    /// Command and arguments, run without a shell in the agent's `dir`; a non-zero exit
+    /// is logged.
     pub command: Option<Vec<String>>,
 }
 
@@ -356,7 +357,10 @@ dir = "out"
         }
         let both = "[workload_api]\nsocket = \"s\"\n[pkcs11]\nmodule = \"m\"\ntoken_label = \"t\"\npin = { env = \"P\" }\n";
         let err = load(&format!("{MINIMAL}{both}")).unwrap_err().to_string();
-        assert!(err.contains("workload_api") && err.contains("pkcs11"), "{err}");
+        assert!(
+            err.contains("workload_api") && err.contains("pkcs11"),
+            "{err}"
+        );
         let err = load(&MINIMAL.replace("https://", "http://"))
             .unwrap_err()
             .to_string();

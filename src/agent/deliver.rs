@@ -31,11 +31,17 @@ fn remove(path: &Path) -> Result<(), AgentError> {
 pub struct Delivery {
     files: FilesConfig,
     reload: ReloadConfig,
+    /// The agent's `dir`: where the reload command runs.
+    workdir: std::path::PathBuf,
 }
 
 impl Delivery {
-    pub fn new(files: FilesConfig, reload: ReloadConfig) -> Delivery {
-        Delivery { files, reload }
+    pub fn new(files: FilesConfig, reload: ReloadConfig, workdir: &Path) -> Delivery {
+        Delivery {
+            files,
+            reload,
+            workdir: workdir.to_owned(),
+        }
     }
 
     pub fn files(&self) -> &FilesConfig {
@@ -107,6 +113,7 @@ impl Delivery {
         if let Some(argv) = &r.command {
             let status = tokio::process::Command::new(&argv[0])
                 .args(&argv[1..])
+                .current_dir(&self.workdir)
                 .stdin(std::process::Stdio::null())
                 .status()
                 .await

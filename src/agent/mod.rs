@@ -178,7 +178,7 @@ impl Agent {
             None => KeySource::Files,
         };
         let held = state.load(&keys);
-        let delivery = Delivery::new(cfg.files.clone(), cfg.reload.clone());
+        let delivery = Delivery::new(cfg.files.clone(), cfg.reload.clone(), &cfg.dir);
         let reporter = Reporter::new(cfg.files.status.clone());
         Ok(Agent {
             appliance,

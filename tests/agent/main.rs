@@ -9,6 +9,7 @@ mod common;
 mod harness;
 mod job;
 mod pkcs11;
+mod reload;
 mod renewal;
 mod standing;
 #[path = "../issuance/support.rs"]
