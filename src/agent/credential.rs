@@ -175,11 +175,19 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn open(dir: &Path) -> Result<StateDir, AgentError> {
+        // The agent's `dir` with the default mode (its files are for others to read);
+        // only `state/` itself is private.
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
+        }
         let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(|e| AgentError::io(dir, e))?;
+        match builder.create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(AgentError::io(dir, e)),
+        }
         Ok(StateDir {
             dir: dir.to_owned(),
         })
@@ -225,6 +233,20 @@ impl StateDir {
         let mut memo = self.memo();
         memo.obtained_ms = held.obtained_ms;
         self.save_memo(&memo)
+    }
+
+    /// Drops the credential (revoked, expired past renewal, job over): only the memo of
+    /// the spent token stays.
+    pub fn forget(&self) -> Result<(), AgentError> {
+        for name in ["chain.pem", "key.pem"] {
+            let path = self.path(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(AgentError::io(&path, e)),
+            }
+        }
+        crate::fsutil::sync_dir(&self.dir).map_err(|e| AgentError::io(&self.dir, e))
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<(), AgentError> {

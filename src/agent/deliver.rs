@@ -28,19 +28,30 @@ fn remove(path: &Path) -> Result<(), AgentError> {
     }
 }
 
+/// Longest a reload command may run.
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Delivery {
     files: FilesConfig,
     reload: ReloadConfig,
     /// The agent's `dir`: where the reload command runs.
     workdir: std::path::PathBuf,
+    /// The enrollment token's variable, kept out of the reload command's environment.
+    token_env: Option<String>,
 }
 
 impl Delivery {
-    pub fn new(files: FilesConfig, reload: ReloadConfig, workdir: &Path) -> Delivery {
+    pub fn new(
+        files: FilesConfig,
+        reload: ReloadConfig,
+        workdir: &Path,
+        token_env: Option<String>,
+    ) -> Delivery {
         Delivery {
             files,
             reload,
             workdir: workdir.to_owned(),
+            token_env,
         }
     }
 
@@ -111,12 +122,25 @@ impl Delivery {
             })?;
         }
         if let Some(argv) = &r.command {
-            let status = tokio::process::Command::new(&argv[0])
+            let mut command = tokio::process::Command::new(&argv[0]);
+            command
                 .args(&argv[1..])
                 .current_dir(&self.workdir)
                 .stdin(std::process::Stdio::null())
-                .status()
+                .kill_on_drop(true);
+            if let Some(var) = &self.token_env {
+                command.env_remove(var);
+            }
+            let run = command.status();
+            // A hung reload must not stop renewals (or a job's final revocation).
+            let status = tokio::time::timeout(RELOAD_TIMEOUT, run)
                 .await
+                .map_err(|_| {
+                    AgentError::Reload(format!(
+                        "{} did not finish within {RELOAD_TIMEOUT:?}; killed",
+                        argv[0]
+                    ))
+                })?
                 .map_err(|e| AgentError::Reload(format!("{}: {e}", argv[0])))?;
             if !status.success() {
                 return Err(AgentError::Reload(format!(

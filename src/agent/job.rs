@@ -1,7 +1,8 @@
 //! Job mode, `credmint agent run -- CMD ...`: a credential for one command's lifetime.
 //! The command gets the files' paths in its environment; the agent renews meanwhile (each
-//! replaced certificate revoked as `superseded`), and when the command exits revokes the
-//! last one (`cessationOfOperation`), so a finished job leaves no live credential behind.
+//! replaced certificate revoked at once), and when the command exits revokes the last
+//! one, all with `cessationOfOperation` (never `superseded`, which could still renew), so a
+//! finished job leaves no credential of the agent's behind.
 
 use std::process::ExitStatus;
 
@@ -53,9 +54,18 @@ pub async fn run(cfg: AgentConfig, argv: &[String]) -> Result<i32, AgentError> {
             super::workload_api::endpoint(&api.socket),
         );
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| AgentError::io(std::path::Path::new(program), e))?;
+    if let crate::secret::SecretSource::Env(var) = &agent.cfg.enrollment_token {
+        // The job gets its credential, never the means to enroll another.
+        command.env_remove(var);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = stop.send(true);
+            agent.finish().await;
+            return Err(AgentError::io(std::path::Path::new(program), e));
+        }
+    };
     let renewing = tokio::spawn(async move {
         agent.run(stopped).await;
         agent

@@ -163,7 +163,7 @@ pub struct Agent {
     next_enroll_ms: u64,
     last_error: Option<String>,
     obtained: u64,
-    /// Job mode: each certificate replaced by a renewal is revoked as `superseded`.
+    /// Job mode: each certificate replaced by a renewal is revoked at once.
     revoke_replaced: bool,
     serving: watch::Sender<Option<Arc<Identity>>>,
 }
@@ -178,7 +178,11 @@ impl Agent {
             None => KeySource::Files,
         };
         let held = state.load(&keys);
-        let delivery = Delivery::new(cfg.files.clone(), cfg.reload.clone(), &cfg.dir);
+        let token_env = match &cfg.enrollment_token {
+            crate::secret::SecretSource::Env(var) => Some(var.clone()),
+            crate::secret::SecretSource::File(_) => None,
+        };
+        let delivery = Delivery::new(cfg.files.clone(), cfg.reload.clone(), &cfg.dir, token_env);
         let reporter = Reporter::new(cfg.files.status.clone());
         Ok(Agent {
             appliance,
@@ -401,7 +405,7 @@ impl Agent {
         let replaced = self.held.replace(held.clone());
         if self.revoke_replaced && fresh {
             if let Some(old) = replaced.filter(|o| o.serial != held.serial) {
-                if let Err(e) = self.appliance.revoke(&old, "superseded").await {
+                if let Err(e) = self.appliance.revoke(&old, "cessationOfOperation").await {
                     tracing::warn!(serial = %old.serial, error = %e, "cannot revoke the replaced certificate");
                 }
             }
@@ -566,6 +570,13 @@ impl Agent {
             }
             return;
         }
+        if matches!(self.stopped, Some(Stop::Integration(_))) && held.expired(now_ms()) {
+            // Resumed after the certificate expired: renew if the appliance's grace still
+            // allows it (a 401 then stops for good), without serving the expired one.
+            self.stopped = None;
+            self.next_renewal_ms = 0;
+            return;
+        }
         if matches!(self.stopped, Some(Stop::Integration(_))) && !held.expired(now_ms()) {
             tracing::info!(integration = %integration.name, "integration active again; serving");
             if let Err(e) = self.install(held, false).await {
@@ -588,6 +599,12 @@ impl Agent {
             tracing::warn!(error = %e, "cannot remove the delivered files");
         }
         self.serving.send_replace(None);
+        if matches!(stop, Stop::Dead(_)) {
+            // Never to be served again, not even by a restart during an outage.
+            if let Err(e) = self.state.forget() {
+                tracing::warn!(error = %e, "cannot remove the dead credential from state/");
+            }
+        }
         self.stopped = Some(stop);
         self.next_enroll_ms = now_ms();
         self.report();

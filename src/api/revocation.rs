@@ -80,7 +80,26 @@ pub async fn admin_certificate(
         operator.actor(),
     )
     .await?;
-    Ok(answer(Revokee::Serial(hex::encode(&serial)), reason, r))
+    Ok(answer(
+        Revokee::Serial(hex::encode(&serial)),
+        recorded_reason(&state, &serial, reason, &r)?,
+        r,
+    ))
+}
+
+/// The reason the ledger holds: an already revoked certificate keeps its own (asking
+/// again with another reason changes nothing, except superseded -> another reason).
+fn recorded_reason(
+    state: &AppState,
+    serial: &[u8],
+    asked: u8,
+    r: &Revocation,
+) -> Result<u8, ApiError> {
+    if !r.already_revoked {
+        return Ok(asked);
+    }
+    let row = crate::registry::Registry::open(&state.ledger)?.certificate(serial)?;
+    Ok(row.map_or(asked, |row| row.reason))
 }
 
 /// Revokes a token by its jti; idempotent.

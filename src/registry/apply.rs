@@ -260,7 +260,10 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                 revoked
                     .insert(e.serial.as_slice(), (at, e.reason, old.2))
                     .map_err(storage)?;
-                if old.1 == CredentialKind::Workload as u8 {
+                // A certificate revoked as superseded stays in the live index: it may
+                // still renew, so revoke-all and decommissioning must reach it.
+                if old.1 == CredentialKind::Workload as u8 && e.reason != crate::revoke::SUPERSEDED
+                {
                     let cred = LiveCredential::Certificate(e.serial.clone());
                     let k = live::key(&old.0, old.2, &cred);
                     live_rows.remove(k.as_slice()).map_err(storage)?;

@@ -18,6 +18,7 @@ use super::effects::Effect;
 use crate::metrics::{Class, Tallied};
 pub use crate::registry::spec_hash;
 use crate::registry::{CredentialKind, LiveCredential, ProjectionError, Registry};
+use crate::revoke::SUPERSEDED;
 
 /// Most revocations one transaction of a revoke-all or decommissioning carries; the rest
 /// follow in the next transactions, before any other command (see `super::run`).
@@ -591,20 +592,24 @@ fn spend_enrollment(ctx: &Context<'_>, hash: &[u8; 32], integration: &str) -> Re
 
 fn revoke_one(ctx: &Context<'_>, actor: &str, target: &Target, reason: u8) -> Result<Plan> {
     let unknown = || Refusal::UnknownCredential(target.to_string());
-    let (existing, claimed, owner) = match target {
+    let (existing, claimed, owner, superseded) = match target {
         Target::Certificate(serial) => {
             let row = ctx.registry.certificate(serial)?.ok_or_else(unknown)?;
             let owner = (row.kind == CredentialKind::Workload).then_some(row.owner);
             let claimed = ctx.claims.revoked_serials.get(serial).copied();
-            (row.revoked_index, claimed, owner)
+            let superseded = row.revoked_index.is_some() && row.reason == SUPERSEDED;
+            (row.revoked_index, claimed, owner, superseded)
         }
         Target::Token(jti) => {
             let row = ctx.registry.token(jti)?.ok_or_else(unknown)?;
             let claimed = ctx.claims.revoked_jtis.get(jti).copied();
-            (row.revoked_index, claimed, Some(row.integration))
+            (row.revoked_index, claimed, Some(row.integration), false)
         }
     };
-    if let Some(index) = existing.or(claimed) {
+    // A certificate revoked as superseded may still renew (`Slack`); revoking it again
+    // with another reason ends that (FORMAT.md §13.2 allows this one second record).
+    let upgrade = superseded && reason != SUPERSEDED && claimed.is_none();
+    if let Some(index) = existing.or(claimed).filter(|_| !upgrade) {
         return Ok(Plan::new(Outcome::AlreadyRevoked { index }));
     }
     let class = match owner {
@@ -673,7 +678,15 @@ fn revoke_live(
     let (mut certificates, mut tokens) = (0, 0);
     for credential in live.into_iter().take(REVOKE_CHUNK) {
         let target = match credential {
-            LiveCredential::Certificate(serial) => Target::Certificate(serial),
+            LiveCredential::Certificate(serial) => {
+                // Revoked as superseded (kept live: it may still renew): revoked again
+                // with this reason ends that; with superseded once more, nothing to do.
+                let row = ctx.registry.certificate(&serial)?;
+                if row.is_some_and(|r| r.revoked_index.is_some()) && reason == SUPERSEDED {
+                    continue;
+                }
+                Target::Certificate(serial)
+            }
             LiveCredential::Token(jti) => Target::Token(jti),
         };
         let already = match &target {

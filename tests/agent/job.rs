@@ -12,14 +12,21 @@ async fn a_job_gets_a_valid_certificate_its_exit_status_passes_through_and_ocsp_
     let resp = register(&s, &registration("agent-job")).await;
     assert_eq!(resp.status(), 201);
     let token = enrollment_token(&s, "agent-job").await;
-    let agent = Agent::configure(&s, &token, &Knobs::default());
+    // 6 s certificates renewed at half-life; the job runs 5 s, so it sees a renewal.
+    let knobs = Knobs {
+        ttl_secs: 6,
+        ..Knobs::default()
+    };
+    let agent = Agent::configure(&s, &token, &knobs);
     let seen = agent.dir.path().join("seen.pem");
+    let last = agent.dir.path().join("last.pem");
     let script = format!(
         "openssl verify -purpose sslclient -CAfile \"$CREDMINT_BUNDLE_FILE\" \"$CREDMINT_CERT_FILE\" >&2 || exit 90; \
          test -s \"$CREDMINT_KEY_FILE\" || exit 91; \
          case \"$CREDMINT_SPIFFE_ID\" in spiffe://*/agent-job) ;; *) exit 92;; esac; \
-         cp \"$CREDMINT_CERT_FILE\" {seen}; exit 7",
-        seen = seen.display()
+         cp \"$CREDMINT_CERT_FILE\" {seen}; sleep 5; cp \"$CREDMINT_CERT_FILE\" {last}; exit 7",
+        seen = seen.display(),
+        last = last.display()
     );
     let config = agent.config.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -48,6 +55,24 @@ async fn a_job_gets_a_valid_certificate_its_exit_status_passes_through_and_ocsp_
     assert!(ok, "{answer}");
     assert!(answer.contains(": revoked"), "{answer}");
     assert!(answer.contains("Reason: cessationOfOperation"), "{answer}");
+    // The certificate the renewal brought during the job: revoked too, and for a reason
+    // that does not let it renew (not superseded).
+    let first_serial = crate::common::leaf_serial(&std::fs::read_to_string(&seen).unwrap());
+    let last_serial = crate::common::leaf_serial(&std::fs::read_to_string(&last).unwrap());
+    assert_ne!(
+        first_serial, last_serial,
+        "the job saw a renewal; log:\n{log}"
+    );
+    let (ok, answer) = openssl_ocsp(s.port(), ca.to_str().unwrap(), last.to_str().unwrap());
+    assert!(
+        ok && answer.contains("Reason: cessationOfOperation"),
+        "{answer}"
+    );
+    assert!(!agent.out("cert.pem").exists());
+    assert!(
+        !agent.dir.path().join("out/state/chain.pem").exists(),
+        "the dead credential is forgotten"
+    );
     assert!(!agent.out("key.pem").exists());
 
     // The token is spent: a second job with the same config fails with a clear error

@@ -51,6 +51,52 @@ async fn self_route_tells_a_workload_its_standing_and_superseded_certificates_ma
     let resp = renew(&s, &w).await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
 
+    // The key turns out stolen: revoking the superseded certificate again with
+    // keyCompromise is recorded (FORMAT.md §13.2) and ends its renewals.
+    let resp = s.revoke_certificate(&serial, "keyCompromise").await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["already_revoked"], false, "{body}");
+    assert_eq!(body["reason"], "keyCompromise");
+    assert_error(
+        renew(&s, &w).await,
+        401,
+        "certificate revoked (keyCompromise)",
+    )
+    .await;
+    let resp = s.revoke_certificate(&serial, "superseded").await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["already_revoked"], true, "{body}");
+    assert_eq!(
+        body["reason"], "keyCompromise",
+        "the recorded reason, not the one asked"
+    );
+    let (_, status) = s.certificate_status(&serial).await;
+    assert_eq!(status["reason"], "keyCompromise", "{status}");
+
+    // Revoke-all reaches a certificate revoked as superseded too.
+    let rotating = crate::support::enrolled(&s, "agent-self").await;
+    let rotating_serial = leaf_serial(&rotating.chain_pem);
+    assert_eq!(
+        s.revoke_certificate(&rotating_serial, "superseded")
+            .await
+            .status(),
+        200
+    );
+    let resp = s
+        .operator()
+        .post(s.url("/v1/admin/integrations/agent-self/revoke-all"))
+        .json(&json!({"reason": "keyCompromise"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_error(
+        renew(&s, &rotating).await,
+        401,
+        "certificate revoked (keyCompromise)",
+    )
+    .await;
+
     // Any other reason ends the key's career: no renewal, the reason in the refusal.
     let other = crate::support::enrolled(&s, "agent-self").await;
     let resp = s
@@ -110,8 +156,8 @@ async fn self_route_tells_a_workload_its_standing_and_superseded_certificates_ma
         .filter(|r| matches!(r.event, credmint_ledger::Event::ReuseDetected(_)))
         .count();
     assert_eq!(
-        reuse, 2,
-        "the two refused uses of revoked certificates, not the polls"
+        reuse, 3,
+        "one per revoked certificate used (w twice within the rate limit, rotating, other), none for the polls"
     );
     let key = crate::common::genesis_key_of(&s.state().ledger);
     s.await_covered().await;

@@ -80,8 +80,13 @@ impl<'a> Actor<'a> {
 }
 
 /// No integration (operator certificates).
-const NO_INTEGRATION: u32 = 0x7fff_ffff;
+const NO_INTEGRATION: u32 = 0x3fff_ffff;
 const REVOKED: u32 = 0x8000_0000;
+/// With REVOKED: the (only) revocation so far said `superseded` (§13.2: one later
+/// revocation with another reason may follow).
+const SUPERSEDED: u32 = 0x4000_0000;
+/// RFC 5280 CRLReason superseded.
+const REASON_SUPERSEDED: u8 = 4;
 
 /// 16-byte unsalted key of a credential id within a domain (serials, jtis and
 /// enrollment tokens apart); used by the query collector's small maps.
@@ -673,12 +678,12 @@ impl SemanticChecker {
             Event::Revoked(r) => {
                 let k = self.keyer.key(b"serial", &r.serial);
                 let what = format!("serial {}", hex::encode(&r.serial));
-                self.revoke(index, actor, k, false, what);
+                self.revoke(index, actor, k, Some(r.reason), what);
             }
             Event::TokenRevoked(r) => {
                 let k = self.keyer.key(b"jti", r.jti.as_bytes());
                 let what = format!("jti {:?}", r.jti);
-                self.revoke(index, actor, k, true, what);
+                self.revoke(index, actor, k, None, what);
             }
             Event::KeyRotated(_) => {
                 if !matches!(actor, Actor::System(_)) {
@@ -816,7 +821,10 @@ impl SemanticChecker {
         Some(id)
     }
 
-    fn revoke(&mut self, index: u64, actor: Actor<'_>, k: Key, token: bool, what: String) {
+    /// A revocation; `reason` is a certificate's (`None` for a token). A certificate
+    /// revoked as `superseded` may be revoked once more with another reason.
+    fn revoke(&mut self, index: u64, actor: Actor<'_>, k: Key, reason: Option<u8>, what: String) {
+        let token = reason.is_none();
         let (unknown, twice) = if token {
             ("token_revoke_unknown", "token_revoke_twice")
         } else {
@@ -834,9 +842,20 @@ impl SemanticChecker {
             }
             return;
         };
-        set.set(&k, was | REVOKED);
-        let owner = was & !REVOKED;
-        if was & REVOKED != 0 {
+        let superseded = reason == Some(REASON_SUPERSEDED);
+        let upgrade = was & SUPERSEDED != 0 && !superseded;
+        let owner = was & !(REVOKED | SUPERSEDED);
+        set.set(
+            &k,
+            owner
+                | REVOKED
+                | if superseded && was & REVOKED == 0 {
+                    SUPERSEDED
+                } else {
+                    0
+                },
+        );
+        if was & REVOKED != 0 && !upgrade {
             self.flag(index, twice, format!("{what} was revoked before"));
         }
         match actor {

@@ -158,6 +158,17 @@ fn a_realistic_history_has_no_violations() {
     assert_eq!((s.certificates, s.tokens), (5, 1));
 }
 
+/// Appends `items` (each its own batch) to the standard opening and asserts that no
+/// rule fires.
+fn assert_clean(items: Vec<(&str, Event)>) {
+    let mut fx = Fx::new();
+    for (actor, ev) in items {
+        fx.push(actor, ev);
+    }
+    let r = fx.verify();
+    assert_eq!(r.outcome, Outcome::Verified, "{:#?}", r.violations);
+}
+
 /// Appends `items` (each its own batch) to the standard opening and asserts
 /// that `rule` fires at the index of the `at`-th appended item.
 fn assert_fires(items: Vec<(&str, Event)>, at: usize, rule: &str) {
@@ -225,6 +236,47 @@ fn revocations_must_name_an_issued_credential_once() {
             ("workload:billing", cert(&[2], "billing", NOW, 60)),
             ("operator:bob", rev(&[2])),
             ("operator:bob", rev(&[2])),
+        ],
+        2,
+        "revoke_twice",
+    );
+    // Revoked as superseded, then once with another reason (the key turned out to be
+    // compromised): allowed; a third revocation, or superseded twice, is not.
+    let rev_as = |s: &[u8], reason: u8| {
+        Event::Revoked(Revoked {
+            serial: s.to_vec(),
+            reason,
+        })
+    };
+    assert_clean(vec![
+        ("workload:billing", cert(&[3], "billing", NOW, 60)),
+        ("operator:bob", rev_as(&[3], 4)),
+        ("operator:bob", rev_as(&[3], 1)),
+    ]);
+    assert_fires(
+        vec![
+            ("workload:billing", cert(&[4], "billing", NOW, 60)),
+            ("operator:bob", rev_as(&[4], 4)),
+            ("operator:bob", rev_as(&[4], 1)),
+            ("operator:bob", rev_as(&[4], 1)),
+        ],
+        3,
+        "revoke_twice",
+    );
+    assert_fires(
+        vec![
+            ("workload:billing", cert(&[5], "billing", NOW, 60)),
+            ("operator:bob", rev_as(&[5], 4)),
+            ("operator:bob", rev_as(&[5], 4)),
+        ],
+        2,
+        "revoke_twice",
+    );
+    assert_fires(
+        vec![
+            ("workload:billing", cert(&[6], "billing", NOW, 60)),
+            ("operator:bob", rev_as(&[6], 1)),
+            ("operator:bob", rev_as(&[6], 4)),
         ],
         2,
         "revoke_twice",

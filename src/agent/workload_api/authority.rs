@@ -34,6 +34,9 @@ const FRAME_CONTINUATION: u8 = 0x9;
 const FLAG_END_HEADERS: u8 = 0x4;
 const FLAG_PADDED: u8 = 0x8;
 const FLAG_PRIORITY: u8 = 0x20;
+/// Longest `:authority` value decoded (a socket path is far shorter; h2 refuses what
+/// is left as it is).
+const MAX_AUTHORITY: usize = 4096;
 /// Largest header block we buffer; beyond it we stop rewriting (h2's own limit is lower).
 const MAX_HEADER_BLOCK: usize = 256 * 1024;
 
@@ -429,7 +432,10 @@ pub fn rewrite_header_block(block: &mut [u8]) -> bool {
             let Some((h, s, e)) = hpack_str(block, &mut i) else {
                 break;
             };
-            if h {
+            if e - s > b":authority".len() {
+                // Too long to be ":authority" in either encoding: not worth decoding.
+                false
+            } else if h {
                 huff_decode(&block[s..e])
                     .is_some_and(|v| v.iter().map(|&(c, _)| c).eq(b":authority".iter().copied()))
             } else {
@@ -441,7 +447,7 @@ pub fn rewrite_header_block(block: &mut [u8]) -> bool {
         let Some((h, s, e)) = hpack_str(block, &mut i) else {
             break;
         };
-        if is_authority {
+        if is_authority && e - s <= MAX_AUTHORITY {
             fix_authority_value(&mut block[s..e], h);
         }
     }

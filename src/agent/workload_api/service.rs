@@ -217,6 +217,19 @@ impl SpiffeWorkloadApi for WorkloadApi {
         if !r.spiffe_id.is_empty() && r.spiffe_id != spiffe_id {
             return Err(Status::permission_denied(NO_IDENTITY));
         }
+        if id.jwks.is_empty() {
+            return Err(Status::unavailable(
+                "the appliance's token keys (JWKS) are not known yet",
+            ));
+        }
+        if !has_es256_key(&id.jwks) {
+            // Checked before minting: a token nobody may accept would still be a ledger
+            // credential.
+            return Err(Status::failed_precondition(
+                "the appliance signs tokens with EdDSA, which JWT-SVID does not allow: \
+                 configure an ecdsa-p256 token key to serve JWT-SVIDs",
+            ));
+        }
         if self.cfg.jwt_scopes.is_empty() {
             return Err(Status::permission_denied(format!(
                 "{NO_IDENTITY}: no JWT-SVID scopes configured ([workload_api] jwt_scopes)"
@@ -317,6 +330,14 @@ impl SpiffeWorkloadApi for WorkloadApi {
             "fetching WIT bundles is not implemented",
         ))
     }
+}
+
+/// Whether the trust domain's JWKS has an ES256 key (JWT-SVID allows no EdDSA).
+fn has_es256_key(jwks: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(jwks)
+        .ok()
+        .and_then(|v| v.get("keys").and_then(Value::as_array).cloned())
+        .is_some_and(|keys| keys.iter().any(|k| k["alg"] == "ES256"))
 }
 
 fn to_value(v: Value) -> prost_types::Value {
