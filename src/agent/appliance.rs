@@ -52,6 +52,13 @@ impl Appliance {
         }
     }
 
+    fn request(&self, csr: String) -> CertRequest {
+        CertRequest {
+            csr,
+            ttl_secs: self.ttl_secs,
+        }
+    }
+
     /// `POST /v1/enroll` for `key` (with its `csr`); the token is spent by the appliance.
     pub async fn enroll(
         &self,
@@ -59,10 +66,7 @@ impl Appliance {
         (key, csr): (AgentKey, String),
         now_ms: u64,
     ) -> Result<Held, AgentError> {
-        let body = CertRequest {
-            csr,
-            ttl_secs: self.ttl_secs,
-        };
+        let body = self.request(csr);
         let chain = self
             .anonymous
             .call_as(
@@ -82,10 +86,7 @@ impl Appliance {
         (key, csr): (AgentKey, String),
         now_ms: u64,
     ) -> Result<Held, AgentError> {
-        let body = CertRequest {
-            csr,
-            ttl_secs: self.ttl_secs,
-        };
+        let body = self.request(csr);
         let chain = self.as_holder(held)?.post("/v1/renew", &body).await?;
         Held::new(pem_answer(chain, "/v1/renew")?, key, now_ms)
     }

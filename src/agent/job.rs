@@ -36,7 +36,13 @@ pub async fn run(cfg: AgentConfig, argv: &[String]) -> Result<i32, AgentError> {
         .and_then(|i| i.held.spiffe_id.clone())
         .unwrap_or_default();
     let (stop, stopped) = watch::channel(false);
-    let api = agent.spawn_workload_api(stopped.clone());
+    let api = match agent.spawn_workload_api(stopped.clone()) {
+        Ok(api) => api,
+        Err(e) => {
+            agent.finish().await;
+            return Err(e);
+        }
+    };
     let mut command = tokio::process::Command::new(program);
     command
         .args(&argv[1..])

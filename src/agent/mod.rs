@@ -217,19 +217,24 @@ impl Agent {
         self.appliance.clone()
     }
 
-    /// Serves the Workload API (when configured) until `shutdown`, beside the agent.
+    /// Serves the Workload API (when configured) until `shutdown`, beside the agent. The
+    /// socket is bound before this returns, so a job's command finds it, and a socket
+    /// another agent serves is an error here, not a log line.
     pub fn spawn_workload_api(
         &self,
         shutdown: watch::Receiver<bool>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        let cfg = self.cfg.workload_api.clone()?;
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, AgentError> {
+        let Some(cfg) = self.cfg.workload_api.clone() else {
+            return Ok(None);
+        };
+        let listener = workload_api::bind(&cfg)?;
         let serving = self.serving();
         let appliance = self.appliance();
-        Some(tokio::spawn(async move {
-            if let Err(e) = workload_api::serve(cfg, serving, appliance, shutdown).await {
+        Ok(Some(tokio::spawn(async move {
+            if let Err(e) = workload_api::serve(listener, cfg, serving, appliance, shutdown).await {
                 tracing::error!(error = %e, "Workload API stopped");
             }
-        }))
+        })))
     }
 
     /// Gets a credential now or fails: the one a previous run left if the appliance
@@ -327,6 +332,7 @@ impl Agent {
         if self.stopped.is_none() && now_ms() >= self.next_renewal_ms {
             self.renew().await;
         }
+        self.redeliver().await;
         self.report();
     }
 
@@ -394,14 +400,11 @@ impl Agent {
         if fresh {
             self.state.store(&held)?;
             self.obtained += 1;
+            self.failures = 0;
         }
-        let trust = self.fetch_trust(&held).await?;
-        let identity = identity(held.clone(), trust)?;
-        self.delivery
-            .deliver(&held, &identity.bundle_pem, identity.crl_der.as_deref())?;
-        if let Err(e) = self.delivery.reload().await {
-            tracing::warn!(error = %e, "reload action failed");
-        }
+        // From here the credential is the agent's, delivered or not: a failure below is
+        // retried by the next step (`redeliver`), never by spending another token or
+        // minting another certificate.
         let replaced = self.held.replace(held.clone());
         if self.revoke_replaced && fresh {
             if let Some(old) = replaced.filter(|o| o.serial != held.serial) {
@@ -417,12 +420,39 @@ impl Agent {
             &self.cfg.renew,
             jitter,
         );
-        self.failures = 0;
+        let trust = self.fetch_trust(&held).await?;
+        let identity = identity(held.clone(), trust)?;
+        self.delivery
+            .deliver(&held, &identity.bundle_pem, identity.crl_der.as_deref())?;
+        if let Err(e) = self.delivery.reload().await {
+            tracing::warn!(error = %e, "reload action failed");
+        }
         self.stopped = None;
         self.last_error = None;
         self.serving.send_replace(Some(Arc::new(identity)));
         self.report();
         Ok(())
+    }
+
+    /// A held, valid credential that is not being served without a reason (its delivery
+    /// failed): deliver it again. An expired one is taken off the Workload API instead.
+    async fn redeliver(&mut self) {
+        let now = now_ms();
+        let Some(held) = self.held.clone() else {
+            return;
+        };
+        if held.expired(now) {
+            if self.serving.borrow().is_some() {
+                tracing::warn!(serial = %held.serial, "certificate expired; the Workload API serves nothing until a renewal succeeds");
+                self.serving.send_replace(None);
+            }
+            return;
+        }
+        if self.stopped.is_none() && self.serving.borrow().is_none() {
+            if let Err(e) = self.install(held, false).await {
+                self.note_failure(&e);
+            }
+        }
     }
 
     /// The CA bundle (the configured CA file if the appliance cannot be asked), the CRL
@@ -671,7 +701,7 @@ fn identity(held: Held, trust: Trust) -> Result<Identity, AgentError> {
 pub async fn serve(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut agent = Agent::new(cfg)?;
     let (tx, rx) = watch::channel(false);
-    let api = agent.spawn_workload_api(rx.clone());
+    let api = agent.spawn_workload_api(rx.clone())?;
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = tx.send(true);

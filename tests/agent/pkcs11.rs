@@ -4,23 +4,13 @@
 
 use std::time::Duration;
 
-use crate::common::{openssl, require_tool, Served, TestAppliance, SOFTHSM_MODULE};
+use crate::common::{openssl, require_tool, softhsm_store, Served, TestAppliance, SOFTHSM_MODULE};
 use crate::harness::{assert_log_clean, Agent, Knobs};
 use crate::support::{enrollment_token, register, registration};
 
 /// A SoftHSM2 store of its own with one initialised token; returns its config path.
 fn workload_token(dir: &std::path::Path, label: &str, pin: &str) -> std::path::PathBuf {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let conf = softhsm_store(dir);
     let out = std::process::Command::new(require_tool("softhsm2-util"))
         .args([
             "--init-token",

@@ -282,6 +282,13 @@ async fn the_security_header_is_required_and_the_bundle_carries_the_crl() {
     let s = TestAppliance::new("agent-rawgrpc").serve().await;
     let (_agent, socket) =
         agent_with_api(&s, "agent-rawgrpc", "", json!({"audiences": ["billing"]})).await;
+    // The socket has the configured mode (default 0660) from the moment it has its name.
+    let meta = std::fs::symlink_metadata(&socket).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()));
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o660
+    );
     let mut raw = raw_client(&socket).await;
 
     let err = raw

@@ -35,20 +35,26 @@ pub fn process_softhsm_conf() -> &'static Path {
             .tempdir()
             .unwrap()
             .keep();
-        let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        let conf = softhsm_store(&dir);
         std::env::set_var("SOFTHSM2_CONF", &conf);
         conf
     })
+}
+
+/// A SoftHSM2 store under `dir` (`tokens/`) and its config file; returns the config path.
+pub fn softhsm_store(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    conf
 }
 
 /// One appliance configuration in its own temporary data directory.

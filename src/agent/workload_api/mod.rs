@@ -36,15 +36,15 @@ pub fn endpoint(socket: &Path) -> String {
     format!("unix://{}", socket.display())
 }
 
-/// Binds the socket (refusing one another process still serves), then serves until
-/// `shutdown` turns true. Every open stream ends at shutdown.
+/// Serves on `listener` (from [`bind`]) until `shutdown` turns true. Every open stream
+/// ends at shutdown.
 pub async fn serve(
+    listener: tokio::net::UnixListener,
     cfg: WorkloadApiConfig,
     serving: Serving,
     appliance: Arc<Appliance>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
-    let listener = bind(&cfg)?;
     tracing::info!(endpoint = %endpoint(&cfg.socket), "Workload API listening");
     let socket = cfg.socket.clone();
     let (end_streams, streams_end) = watch::channel(false);
@@ -65,28 +65,46 @@ pub async fn serve(
     result.map_err(|e| AgentError::Api(e.to_string()))
 }
 
-fn bind(cfg: &WorkloadApiConfig) -> Result<tokio::net::UnixListener, AgentError> {
+/// Binds the socket, refusing a path another process still serves (or that is no socket).
+pub fn bind(cfg: &WorkloadApiConfig) -> Result<tokio::net::UnixListener, AgentError> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
     let path = &cfg.socket;
-    let io = |e| AgentError::io(path, e);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+    let io = |p: &Path, e| AgentError::io(p, e);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // Replace only a socket nobody serves any more; never a file, never a live one.
+        let stale = meta.file_type().is_socket()
+            && matches!(
+                std::os::unix::net::UnixStream::connect(path),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            );
+        if !stale {
             return Err(AgentError::Api(format!(
-                "{} is served by another process",
+                "{} exists and is not a stale socket (served by another process, or not a socket)",
                 path.display()
             )));
         }
-        std::fs::remove_file(path).map_err(io)?;
+        std::fs::remove_file(path).map_err(|e| io(path, e))?;
     }
-    let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
-    // Who may connect is the socket's mode and owner; who gets an identity is then
-    // checked per call from SO_PEERCRED (`allowed_uids`).
-    let mode = std::os::unix::fs::PermissionsExt::from_mode(cfg.socket_mode);
-    std::fs::set_permissions(path, mode).map_err(io)?;
-    if cfg.socket_gid.is_some() {
-        std::os::unix::fs::chown(path, None, cfg.socket_gid).map_err(io)?;
-    }
-    Ok(listener)
+    // Bound in a private directory, given its mode and group there, then renamed into
+    // place: nobody can connect while the umask's mode still applies.
+    let private = dir.join(format!(".credmint-agent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| io(&private, e))?;
+    let staged = private.join("api.sock");
+    let bound = (|| {
+        let listener = tokio::net::UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(cfg.socket_mode))?;
+        if cfg.socket_gid.is_some() {
+            std::os::unix::fs::chown(&staged, None, cfg.socket_gid)?;
+        }
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound.map_err(|e| io(path, e))
 }

@@ -281,17 +281,21 @@ impl SpiffeWorkloadApi for WorkloadApi {
                 }
                 Err(e) => return Err(Status::invalid_argument(e.to_string())),
             };
-        let jti = claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let jti = claims.get("jti").and_then(Value::as_str).ok_or_else(|| {
+            Status::invalid_argument("JWT-SVID without a jti: not one of this appliance's tokens")
+        })?;
+        // Every answer about the token itself is a validation failure (InvalidArgument);
+        // only an appliance that cannot answer is Unavailable.
         let standing = self
             .appliance
             .token_status(jti)
             .await
-            .map_err(|e| match e.refused() {
-                Some(404) => Status::invalid_argument("token unknown to the ledger"),
-                _ => upstream(e),
+            .map_err(|e| match e {
+                crate::agent::AgentError::Answer(why) => Status::invalid_argument(why),
+                e if e.refused().is_some_and(|s| s < 500) => {
+                    Status::invalid_argument(format!("token {jti}: {e}"))
+                }
+                e => Status::unavailable(e.to_string()),
             })?;
         if standing.standing.status != StatusName::Good {
             let reason = standing.standing.reason.unwrap_or_default();
