@@ -212,6 +212,16 @@ async fn rust_spiffe_gets_the_same_identity_a_revoked_jwt_svid_fails_validation_
         .await
         .unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
+    // Asked again: the same JWT-SVID while it is fresh (no new ledger record), a new one
+    // once the old one is revoked.
+    let again = client.fetch_jwt_svid(["billing"], None).await.unwrap();
+    assert_ne!(
+        again.token(),
+        jwt.token(),
+        "a revoked JWT-SVID is not handed out again"
+    );
+    let third = client.fetch_jwt_svid(["billing"], None).await.unwrap();
+    assert_eq!(third.token(), again.token(), "a fresh one is reused");
 
     // The stream: the current SVID at once, the renewed one after the renewal (4 s).
     let mut stream = client.stream_x509_contexts().await.unwrap();

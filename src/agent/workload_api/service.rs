@@ -48,6 +48,26 @@ pub struct WorkloadApi {
     appliance: Arc<Appliance>,
     /// Turns true at shutdown: every stream ends so the server can stop.
     ending: watch::Receiver<bool>,
+    /// JWT-SVIDs by audience, handed out again for the first half of their lifetime, so a
+    /// caller that asks on every request does not write a ledger record each time.
+    minted: std::sync::Mutex<HashMap<String, Minted>>,
+}
+
+/// A JWT-SVID already minted, for the certificate `serial` it was minted over.
+#[derive(Clone)]
+struct Minted {
+    serial: String,
+    token: String,
+    jti: String,
+    /// Unix seconds after which a new one is minted (half its lifetime).
+    fresh_until: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl WorkloadApi {
@@ -62,6 +82,7 @@ impl WorkloadApi {
             serving,
             appliance,
             ending,
+            minted: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -118,6 +139,59 @@ impl WorkloadApi {
                 NO_IDENTITY,
             ))));
         Box::pin(futures_util::StreamExt::take_until(answers, stop))
+    }
+}
+
+impl WorkloadApi {
+    /// The JWT-SVID minted for `audience` over the certificate `serial`, while it is in
+    /// the first half of its life and the appliance does not call it revoked (a read of
+    /// the status API, which writes nothing).
+    async fn reusable(&self, audience: &str, serial: &str) -> Option<String> {
+        let cached = self
+            .minted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(audience)
+            .cloned()?;
+        if cached.serial != serial || unix_now() >= cached.fresh_until {
+            return None;
+        }
+        let status = self.appliance.token_status(&cached.jti).await.ok()?;
+        (status.standing.status == StatusName::Good).then_some(cached.token)
+    }
+
+    async fn mint(&self, id: &Identity, audience: String) -> Result<String, Status> {
+        let request = TokenRequest {
+            audience,
+            scopes: self.cfg.jwt_scopes.clone(),
+            ttl_secs: self.cfg.jwt_ttl_secs,
+        };
+        let issued = self
+            .appliance
+            .token(&id.held, &request)
+            .await
+            .map_err(upstream)?;
+        tracing::info!(jti = %issued.jti, audience = %request.audience, "JWT-SVID minted");
+        let now = unix_now();
+        let expires = time::OffsetDateTime::parse(
+            &issued.expires_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| u64::try_from(t.unix_timestamp()).unwrap_or(0))
+        .unwrap_or(now);
+        self.minted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                request.audience,
+                Minted {
+                    serial: id.held.serial.clone(),
+                    token: issued.token.clone(),
+                    jti: issued.jti,
+                    fresh_until: now + expires.saturating_sub(now) / 2,
+                },
+            );
+        Ok(issued.token)
     }
 }
 
@@ -195,7 +269,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
 
     /// A JWT-SVID is a credmint token: minted by the appliance over the agent's mTLS, so
     /// the integration's audience list and scopes apply and its `jti` is in the ledger
-    /// (revocable, unlike SPIRE's).
+    /// (revocable, unlike SPIRE's). The same one is handed out again for half its life.
     async fn fetch_jwtsvid(
         &self,
         req: Request<pb::JwtsvidRequest>,
@@ -235,21 +309,14 @@ impl SpiffeWorkloadApi for WorkloadApi {
                 "{NO_IDENTITY}: no JWT-SVID scopes configured ([workload_api] jwt_scopes)"
             )));
         }
-        let request = TokenRequest {
-            audience,
-            scopes: self.cfg.jwt_scopes.clone(),
-            ttl_secs: self.cfg.jwt_ttl_secs,
+        let token = match self.reusable(&audience, &id.held.serial).await {
+            Some(token) => token,
+            None => self.mint(&id, audience).await?,
         };
-        let issued = self
-            .appliance
-            .token(&id.held, &request)
-            .await
-            .map_err(upstream)?;
-        tracing::info!(jti = %issued.jti, audience = %request.audience, "JWT-SVID minted");
         Ok(Response::new(pb::JwtsvidResponse {
             svids: vec![pb::Jwtsvid {
                 spiffe_id,
-                svid: issued.token,
+                svid: token,
                 hint: String::new(),
             }],
         }))
