@@ -9,6 +9,8 @@
 #   /opt/credmint/firmware-config/         the SoftHSM2 config template
 #   /etc/credmint/credmint.toml            configuration, data_dir = /var/lib/credmint
 #   /etc/systemd/system/credmint.service   the unit (deploy/credmint.service)
+#   /etc/systemd/system/credmint-agent.service   the workload agent's unit (not enabled:
+#                                          it runs where the workloads are)
 #   /var/lib/credmint                      data (the unit's StateDirectory), owner credmint, 0700
 #
 # An existing /etc/credmint/credmint.toml is kept. `credmint init` runs once as the service
@@ -50,9 +52,11 @@ if [ ! -e "$ETC/credmint.toml" ]; then
 fi
 
 # The unit as shipped, its paths moved under ROOT for a relocated install.
-sed -e "s#/opt/credmint#$OPT#g" -e "s#/etc/credmint#$ETC#g" \
-    deploy/credmint.service >"$UNIT_DIR/credmint.service"
-chmod 0644 "$UNIT_DIR/credmint.service"
+for unit in credmint.service credmint-agent.service; do
+    sed -e "s#/opt/credmint#$OPT#g" -e "s#/etc/credmint#$ETC#g" \
+        "deploy/$unit" >"$UNIT_DIR/$unit"
+    chmod 0644 "$UNIT_DIR/$unit"
+done
 
 if [ "$ROOT" = / ]; then
     id credmint >/dev/null 2>&1 ||

@@ -117,3 +117,71 @@ fn installed_unit_verifies_rates_ok_and_serve_notifies_readiness() {
     assert!(buf[..n].starts_with(b"STOPPING=1"));
     assert!(child.wait().unwrap().success());
 }
+
+/// The agent's unit: `systemd-analyze verify` says nothing, `security` rates it OK (at
+/// most 3.0, although it keeps CAP_CHOWN, CAP_FOWNER and CAP_KILL to hand files to the
+/// workload's user and signal it), and what it starts is `credmint agent` reading the
+/// agent config.
+#[test]
+fn installed_agent_unit_verifies_and_is_sandboxed() {
+    let analyze = require_tool("systemd-analyze");
+    let root = tempfile::tempdir().unwrap();
+    install(root.path());
+    let unit = root
+        .path()
+        .join("etc/systemd/system/credmint-agent.service");
+    let verify = Command::new(&analyze)
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", text(&verify.stdout), text(&verify.stderr));
+    assert!(
+        verify.status.success() && said.trim().is_empty(),
+        "verify: {said}"
+    );
+    let security = Command::new(&analyze)
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let report = text(&security.stdout);
+    let score: f64 = report
+        .lines()
+        .find_map(|l| l.split("credmint-agent.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no overall exposure in: {report}"));
+    println!("systemd-analyze security (agent): {score}");
+    assert!(score <= 3.0, "exposure {score} above 3.0 (OK):\n{report}");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let bin = root.path().join("opt/credmint/bin/credmint");
+    assert!(
+        text.contains(&format!("ExecStart={} agent", bin.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "CREDMINT_AGENT_CONFIG={}",
+            root.path().join("etc/credmint/agent.toml").display()
+        )),
+        "{text}"
+    );
+    // The unit's command line parses: `credmint agent` with that variable and no file
+    // says which file it could not read (exit 3), not a usage error.
+    let out = Command::new(&bin)
+        .arg("agent")
+        .env(
+            "CREDMINT_AGENT_CONFIG",
+            root.path().join("etc/credmint/agent.toml"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent.toml"));
+}
