@@ -23,16 +23,13 @@ fn install(root: &Path) {
     assert!(out.status.success(), "install.sh: {}", text(&out.stderr));
 }
 
-#[test]
-fn installed_unit_verifies_rates_ok_and_serve_notifies_readiness() {
+/// `systemd-analyze verify` says nothing about `unit`, and `security` rates it OK (at most
+/// 3.0); prints the score.
+fn assert_verifies_and_rates_ok(unit: &Path) {
     let analyze = require_tool("systemd-analyze");
-    let root = tempfile::tempdir().unwrap();
-    install(root.path());
-    let unit = root.path().join("etc/systemd/system/credmint.service");
-
     let verify = Command::new(&analyze)
         .arg("verify")
-        .arg(&unit)
+        .arg(unit)
         .output()
         .unwrap();
     let said = format!("{}{}", text(&verify.stdout), text(&verify.stderr));
@@ -40,21 +37,29 @@ fn installed_unit_verifies_rates_ok_and_serve_notifies_readiness() {
         verify.status.success() && said.trim().is_empty(),
         "verify: {said}"
     );
-
     let security = Command::new(&analyze)
         .args(["security", "--offline=yes", "--no-pager"])
-        .arg(&unit)
+        .arg(unit)
         .output()
         .unwrap();
     let report = text(&security.stdout);
+    let name = format!("{}: ", unit.file_name().unwrap().to_str().unwrap());
     let score: f64 = report
         .lines()
-        .find_map(|l| l.split("credmint.service: ").nth(1))
+        .find_map(|l| l.split(name.as_str()).nth(1))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no overall exposure in: {report}"));
-    println!("systemd-analyze security: {score}");
+    println!("systemd-analyze security {name}{score}");
     assert!(score <= 3.0, "exposure {score} above 3.0 (OK):\n{report}");
+}
+
+#[test]
+fn installed_unit_verifies_rates_ok_and_serve_notifies_readiness() {
+    let root = tempfile::tempdir().unwrap();
+    install(root.path());
+    let unit = root.path().join("etc/systemd/system/credmint.service");
+    assert_verifies_and_rates_ok(&unit);
     for line in [
         "Type=notify",
         "RestartPreventExitStatus=2 3 4 12 13 14 16 22 24",
@@ -124,36 +129,12 @@ fn installed_unit_verifies_rates_ok_and_serve_notifies_readiness() {
 /// agent config.
 #[test]
 fn installed_agent_unit_verifies_and_is_sandboxed() {
-    let analyze = require_tool("systemd-analyze");
     let root = tempfile::tempdir().unwrap();
     install(root.path());
     let unit = root
         .path()
         .join("etc/systemd/system/credmint-agent.service");
-    let verify = Command::new(&analyze)
-        .arg("verify")
-        .arg(&unit)
-        .output()
-        .unwrap();
-    let said = format!("{}{}", text(&verify.stdout), text(&verify.stderr));
-    assert!(
-        verify.status.success() && said.trim().is_empty(),
-        "verify: {said}"
-    );
-    let security = Command::new(&analyze)
-        .args(["security", "--offline=yes", "--no-pager"])
-        .arg(&unit)
-        .output()
-        .unwrap();
-    let report = text(&security.stdout);
-    let score: f64 = report
-        .lines()
-        .find_map(|l| l.split("credmint-agent.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no overall exposure in: {report}"));
-    println!("systemd-analyze security (agent): {score}");
-    assert!(score <= 3.0, "exposure {score} above 3.0 (OK):\n{report}");
+    assert_verifies_and_rates_ok(&unit);
     let text = std::fs::read_to_string(&unit).unwrap();
     let bin = root.path().join("opt/credmint/bin/credmint");
     assert!(
