@@ -240,11 +240,7 @@ impl StateDir {
     pub fn forget(&self) -> Result<(), AgentError> {
         for name in ["chain.pem", "key.pem"] {
             let path = self.path(name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(AgentError::io(&path, e)),
-            }
+            crate::fsutil::remove_if_present(&path).map_err(|e| AgentError::io(&path, e))?;
         }
         crate::fsutil::sync_dir(&self.dir).map_err(|e| AgentError::io(&self.dir, e))
     }

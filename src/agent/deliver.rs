@@ -21,11 +21,7 @@ pub fn signal(name: &str) -> Option<rustix::process::Signal> {
 }
 
 fn remove(path: &Path) -> Result<(), AgentError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(AgentError::io(path, e)),
-    }
+    crate::fsutil::remove_if_present(path).map_err(|e| AgentError::io(path, e))
 }
 
 /// Longest a reload command may run.
