@@ -7,8 +7,10 @@
 #                   pkilint, openapi-spec-validator and py-spiffe, g++ (deploy/fuzz.sh builds
 #                   libFuzzer), prometheus (promtool and the server, for the metrics
 #                   tests), Chromium with its driver, Selenium and NSS tools (the console
-#                   test), nginx (the tlog-tiles test), and the current
-#                   Debian versions of openssl/libssl, opensc, softhsm2 and golang-go
+#                   test), nginx (the tlog-tiles test), certbot and lego (the ACME
+#                   tests), and the current
+#                   Debian versions of openssl/libssl, opensc, softhsm2, golang-go,
+#                   certbot and lego
 #                   (`--only-upgrade`, so CI tests what relying parties on current
 #                   Debian run).
 
@@ -23,7 +25,7 @@ OPENAPI_VALIDATOR_VERSION=0.9.0
 PY_SPIFFE_VERSION=0.3.2
 # Debian packages whose current versions the tests must run against (only the installed
 # ones are upgraded; libssl3t64 is the trixie name of libssl3).
-UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go systemd)
+UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go systemd certbot lego)
 
 _credmint_apt_updated=0
 _apt_update() {
@@ -91,6 +93,9 @@ ensure_test_deps() {
     [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
     # The tiles test serves the tlog-tiles directory with Debian's nginx.
     [ -x /usr/sbin/nginx ] || need+=(nginx)
+    # The ACME tests run Debian's certbot and lego against the ACME server.
+    command -v certbot >/dev/null || need+=(certbot)
+    command -v lego >/dev/null || need+=(lego)
     _apt_install "${need[@]}"
 
     # Test against the current Debian versions, not whatever the image happened to ship.

@@ -28,7 +28,32 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("signed_note", signed_note),
     ("bundle", bundle),
     ("workload_api_stream", workload_api_stream),
+    ("acme_jws", acme_jws),
 ];
+
+/// ACME request bodies come from anyone (`/acme/*`, flattened JWS JSON). Accepted: it
+/// parses and, when it carries its key (`jwk`), the key is valid, its canonical form reads
+/// back to the same key, and the signature verifies.
+pub fn acme_jws(data: &[u8]) -> bool {
+    use credmint::acme::jws::{AccountKey, Jws};
+    let Ok(jws) = Jws::parse(data) else {
+        return false;
+    };
+    let _ = jws.is_post_as_get();
+    let Some(jwk) = &jws.header.jwk else {
+        return true;
+    };
+    let Ok(key) = AccountKey::from_jwk(jwk) else {
+        return false;
+    };
+    let back =
+        AccountKey::from_canonical(key.canonical.as_bytes()).expect("canonical JWK reads back");
+    assert_eq!(
+        back.canonical, key.canonical,
+        "canonical form is not a fixed point"
+    );
+    jws.verify(&key).is_ok()
+}
 
 /// PKCS#10 requests come from unauthenticated workloads (enrollment), PEM or DER.
 pub fn csr(data: &[u8]) -> bool {

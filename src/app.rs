@@ -38,6 +38,8 @@ pub struct AppState {
     /// Latest signed checkpoint: answered from memory, never signed per request.
     pub checkpoint: Arc<RwLock<Option<CheckpointView>>>,
     pub checkpoints: Arc<CheckpointSignal>,
+    /// The ACME server's nonces, orders and authorizations (`acme`).
+    pub acme: Arc<crate::acme::Acme>,
 }
 
 impl AppState {

@@ -91,6 +91,9 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// ACME: External Account Binding keys for an integration's ACME clients.
+    #[command(subcommand)]
+    Acme(AcmeCommand),
     /// Issue an operator certificate for another operator's CSR.
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -316,6 +319,23 @@ pub enum IntegrationCommand {
     Governance(governance::GovernanceCommand),
 }
 
+/// `credmint acme ...`.
+#[derive(Debug, Subcommand)]
+pub enum AcmeCommand {
+    /// Create an External Account Binding key for an integration: give the printed kid
+    /// and HMAC key to its ACME client (certbot --eab-kid/--eab-hmac-key, lego
+    /// --eab --kid/--hmac). Shown once; binds one account.
+    Eab {
+        /// Integration name.
+        name: String,
+        /// Lifetime in seconds (default `[acme] eab_ttl_secs`, at most 30 days).
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
     /// Request operator NAME for the key of a PEM CSR file (a second, independent
@@ -376,6 +396,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
         /// Renewals in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Print the figure as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// ACME certificates/s end to end (newOrder, finalize, download) against a running
+    /// appliance, one account per connection, pre-authorized names.
+    Acme {
+        /// Duration of the measurement, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Accounts ordering at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         /// Print the figure as JSON.
@@ -604,6 +639,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&v);
             Ok(())
         }),
+        Command::Acme(AcmeCommand::Eab { name, ttl, conn }) => block_on(async {
+            let op = OperatorClient::new(&conn.target(&cfg))?;
+            let v: crate::acme::eab::EabKey = op
+                .post_as(
+                    &format!("/v1/admin/integrations/{name}/acme-eab"),
+                    &crate::acme::eab::EabRequest { ttl_secs: ttl },
+                )
+                .await?;
+            // The only place the HMAC key is ever shown: stdout, once.
+            println!("directory {}", v.directory);
+            println!("kid       {}", v.kid);
+            println!("hmac_key  {}", v.hmac_key);
+            eprintln!(
+                "binds one ACME account to {} until {}",
+                v.integration, v.expires_at
+            );
+            Ok(())
+        }),
         Command::Enroll { name, ttl, conn } => block_on(async {
             let op = OperatorClient::new(&conn.target(&cfg))?;
             let v: EnrollmentToken = op
@@ -804,6 +857,27 @@ async fn integration(cfg: &Config, cmd: IntegrationCommand) -> Result<(), CliErr
     Ok(())
 }
 
+/// Runs an end-to-end benchmark against the appliance `conn` names and prints its figure.
+fn http_bench<F, Fut, T>(cfg: &Config, conn: &Conn, json: bool, bench: F) -> Result<(), CliError>
+where
+    F: FnOnce(OperatorClient, Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+    T: serde::Serialize + std::fmt::Display,
+{
+    let target = conn.target(cfg);
+    let ca = std::fs::read(&target.ca)
+        .map_err(|e| CliError::Other(format!("{}: {e}", target.ca.display())))?;
+    let figure = tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::Other(e.to_string()))?
+        .block_on(async { bench(OperatorClient::new(&target)?, ca).await })?;
+    if json {
+        print_json(&serde_json::to_value(&figure).unwrap_or_default());
+    } else {
+        println!("{figure}");
+    }
+    Ok(())
+}
+
 fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
     let (figures, json) = match bench {
         BenchCommand::Hsm {
@@ -827,27 +901,21 @@ fn run_bench(cfg: &Config, bench: BenchCommand) -> Result<(), CliError> {
             json,
             conn,
         } => {
-            let target = conn.target(cfg);
-            let ca = std::fs::read(&target.ca)
-                .map_err(|e| CliError::Other(format!("{}: {e}", target.ca.display())))?;
-            let figure = tokio::runtime::Runtime::new()
-                .map_err(|e| CliError::Other(e.to_string()))?
-                .block_on(async {
-                    let op = OperatorClient::new(&target)?;
-                    crate::bench::issue::issue(
-                        &op,
-                        &ca,
-                        concurrency,
-                        Duration::from_secs_f64(seconds),
-                    )
-                    .await
-                })?;
-            if json {
-                print_json(&serde_json::to_value(&figure).unwrap_or_default());
-            } else {
-                println!("{figure}");
-            }
-            return Ok(());
+            return http_bench(cfg, &conn, json, |op, ca| async move {
+                let d = Duration::from_secs_f64(seconds);
+                crate::bench::issue::issue(&op, &ca, concurrency, d).await
+            });
+        }
+        BenchCommand::Acme {
+            seconds,
+            concurrency,
+            json,
+            conn,
+        } => {
+            return http_bench(cfg, &conn, json, |op, ca| async move {
+                let d = Duration::from_secs_f64(seconds);
+                crate::bench::acme::acme(&op, &ca, concurrency, d).await
+            });
         }
         BenchCommand::Seed { certs, serials_out } => {
             let ledger = credmint_ledger::Ledger::open(&cfg.ledger.file)?;

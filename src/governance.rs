@@ -210,6 +210,9 @@ pub fn propose(
         }
         (None, None) => {}
     }
+    if let Some(v) = body.acme_preauthorized {
+        next.policy.acme_preauthorized = v;
+    }
     if let Some(v) = &body.business_owner {
         next.business_owner = non_empty("business_owner", v.clone())?;
     }

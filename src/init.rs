@@ -241,6 +241,11 @@ pub fn run_with(cfg: &Config, options: InitOptions<'_>) -> Result<InitReport, In
             outcome == KeyOutcome::Generated,
         );
     }
+    let eab = crate::hsm::mac::ensure_mac_key(&hsm, &cfg.acme.eab_key_label)?;
+    report.push(
+        format!("ACME EAB HMAC key {:?}", cfg.acme.eab_key_label),
+        eab == KeyOutcome::Generated,
+    );
     let keys = KeySet::load(hsm, cfg)?;
     let now = OffsetDateTime::now_utc();
     let ca_path = cfg.ca_cert_path();

@@ -7,6 +7,7 @@
 //! genesis; `serve` runs the listener; `checkpointer` signs tree heads on a schedule; `tiles` publishes them as tlog-tiles;
 //! `metrics` holds every Prometheus series (`GET /metrics`); `bench` measures the hot paths.
 
+pub mod acme;
 pub mod agent;
 pub mod api;
 pub mod app;

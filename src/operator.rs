@@ -40,6 +40,7 @@ pub fn operator_leaf(
         serial: random_serial(),
         spiffe_id: operator_id(trust_domain, name),
         dns_names: vec![],
+        common_name: None,
         not_before: now - Duration::seconds(crate::issuance::BACKDATE_SECS),
         not_after: now + Duration::days(OPERATOR_CERT_DAYS),
         client_auth: true,

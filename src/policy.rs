@@ -45,6 +45,10 @@ pub struct CertGrant {
     pub dns_names: Vec<String>,
     pub ttl_secs: u64,
     pub server_auth: bool,
+    /// Subject commonName instead of the SPIFFE ID (ACME: the first DNS name).
+    pub common_name: Option<String>,
+    /// Whether the certificate carries clientAuth (always, except an ACME `server` profile).
+    pub client_auth: bool,
     pub approval_ref: String,
 }
 
@@ -85,7 +89,7 @@ pub fn check_standing(spec: &IntegrationSpec, now: u64) -> Result<(), Denial> {
 
 /// The TTL a credential gets: the request, or the integration's maximum when absent,
 /// never above the class ceiling from the configuration.
-fn decide_ttl(
+pub fn decide_ttl(
     spec: &IntegrationSpec,
     requested: Option<u64>,
     limits: &TtlConfig,
@@ -132,6 +136,8 @@ pub fn decide_certificate(
         dns_names: dns_names.to_vec(),
         ttl_secs,
         server_auth: spec.allow_server_auth,
+        client_auth: true,
+        common_name: None,
         approval_ref: spec.approval_ref.clone(),
     })
 }

@@ -161,7 +161,9 @@ pub fn open_state(
         cfg.server.ledger_queue,
     );
     let checkpoint = checkpoint.and_then(|note| CheckpointView::parse(note, clock.unix()));
+    let acme = Arc::new(crate::acme::Acme::new(cfg.acme.clone(), &public_url));
     let state = AppState {
+        acme,
         public_url: public_url.into(),
         status_url: status_url.into(),
         admission: Admission::for_sessions(cfg.hsm.sessions),

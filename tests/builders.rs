@@ -105,6 +105,7 @@ fn spec(serial_byte: u8, dns_names: Vec<String>, server_auth: bool) -> LeafSpec 
         serial,
         spiffe_id: SPIFFE_ID.into(),
         dns_names,
+        common_name: None,
         not_before: now - Duration::seconds(30),
         not_after: now + Duration::hours(1),
         client_auth: true,

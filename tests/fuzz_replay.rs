@@ -282,6 +282,12 @@ async fn regenerate_fuzz_seeds() {
             &seed,
         );
     }
+    // ACME requests as certbot's JOSE stack (Debian's python3-acme, josepy) signs them.
+    let status = std::process::Command::new("/usr/bin/python3")
+        .arg(fuzz_dir().join("capture_josepy.py"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "capture_josepy.py");
     eprintln!("{}", text(b"seeds written under fuzz/seeds/"));
     every_seed_and_regression_input_replays_without_a_panic();
 }

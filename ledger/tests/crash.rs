@@ -33,7 +33,7 @@ fn crash_child() {
         let n = 1 + size % 7;
         let entries = (size..size + n).map(common::entry).collect();
         ledger.append_batch(entries).expect("append");
-        if size % 3 == 0 {
+        if size.is_multiple_of(3) {
             ledger.sign_checkpoint(&signer).expect("checkpoint");
         }
         writeln!(out, "ACK {}", ledger.size()).expect("stdout");

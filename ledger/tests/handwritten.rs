@@ -252,7 +252,7 @@ fn every_event_type_decodes_from_its_hand_typed_bytes() {
     }
     assert_eq!(
         tags,
-        (1..=19).collect(),
+        (1..=22).collect(),
         "one hand-typed vector per event tag"
     );
 }

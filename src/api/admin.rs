@@ -71,7 +71,7 @@ pub fn router() -> Router<AppState> {
             "scopes": ["deploy:read", "deploy:write"], "privilege_class": "routine",
             "max_ttl_secs": 900, "review_by": "2027-06-30T23:59:59Z", "approval_ref": "CHG-1234",
             "allow_server_auth": false, "dns_names": ["ci-deploy.internal.example"],
-            "audiences": ["billing"], "status": "active", "ledger_index": 5
+            "audiences": ["billing"], "acme_preauthorized": false, "status": "active", "ledger_index": 5
         })),
         (status = 409, description = "An integration of that name exists", body = ErrorBody),
     )

@@ -84,6 +84,24 @@ impl ApiError {
     }
 
     /// What the client may read: 5xx bodies never carry internal detail.
+    /// What another protocol's error document (ACME's problem+json) needs: the status,
+    /// the message a client may see (echoes capped, 5xx details withheld and logged), and
+    /// Retry-After for a 503.
+    pub fn wire_parts(&self) -> (StatusCode, String, Option<u64>) {
+        let (status, code) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+        }
+        let retry = match self {
+            ApiError::HsmUnavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
+        (status, cap_echoes(&self.public_message()), retry)
+    }
+
     fn public_message(&self) -> String {
         match self {
             ApiError::Unavailable { what, .. } => format!("{what} is temporarily unavailable"),
@@ -269,6 +287,10 @@ impl From<Refusal> for ApiError {
             | Refusal::UnknownCredential(_)
             | Refusal::UnknownMonitor(_) => ApiError::NotFound(r.to_string()),
             Refusal::SelfApproval(message) => ApiError::Forbidden(message),
+            Refusal::AcmeEab(_) | Refusal::AcmeAccountGone(_) => {
+                ApiError::Unauthenticated(r.to_string())
+            }
+            Refusal::AcmeKeyTaken => ApiError::Conflict(r.to_string()),
             Refusal::Invalid(_) => ApiError::BadRequest(r.to_string()),
             Refusal::NameTaken(_)
             | Refusal::MonitorNameTaken(_)

@@ -79,6 +79,10 @@ pub(super) fn differences(a: &IntegrationSpec, b: &IntegrationSpec) -> Vec<Strin
         "allow_server_auth",
     );
     diff(a.policy.audiences != b.policy.audiences, "audiences");
+    diff(
+        a.policy.acme_preauthorized != b.policy.acme_preauthorized,
+        "acme_preauthorized",
+    );
     diff(a.business_owner != b.business_owner, "business_owner");
     diff(a.technical_owner != b.technical_owner, "technical_owner");
     diff(a.purpose != b.purpose, "purpose");

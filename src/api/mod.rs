@@ -11,7 +11,7 @@ mod inventory;
 pub mod lifecycle;
 pub mod monitors;
 mod ocsp;
-mod openapi;
+pub mod openapi;
 mod operators;
 mod public;
 mod revocation;
@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-pub use error::ApiError;
+pub use error::{echo, ApiError};
 pub use openapi::{json as openapi_json, ApiDoc};
 
 use crate::app::AppState;
@@ -46,7 +46,8 @@ pub fn router(state: AppState) -> Router {
             .merge(export::router())
             .merge(governance::router())
             .merge(inventory::router())
-            .merge(console::router()),
+            .merge(console::router())
+            .merge(crate::acme::router()),
         state,
     )
 }

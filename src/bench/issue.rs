@@ -138,12 +138,7 @@ pub async fn issue(
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let (p50_ms, p99_ms) = (percentile(&mut lat, 0.50), percentile(&mut lat, 0.99));
     let issued = issued.load(Ordering::Relaxed);
     Ok(IssueFigure {
         concurrency,
@@ -151,7 +146,14 @@ pub async fn issue(
         issued,
         errors: errors.load(Ordering::Relaxed),
         per_second: issued as f64 / seconds,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        p50_ms,
+        p99_ms,
     })
+}
+
+/// The `p` quantile (0..=1) of `samples` (sorted in place); 0 when there are none.
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let i = ((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1));
+    samples.get(i).copied().unwrap_or(0.0)
 }

@@ -5,6 +5,7 @@
 //! cryptoki C_Sign loop on the same key with one session per thread (the ceiling).
 //! Ledger: durable appends/s, one event per transaction and batched.
 
+pub mod acme;
 pub mod issue;
 pub mod seed;
 

@@ -7,6 +7,7 @@ pub mod admission;
 mod context;
 mod error;
 pub mod keys;
+pub mod mac;
 mod pool;
 pub mod recovery;
 mod signer;

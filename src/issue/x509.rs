@@ -30,6 +30,9 @@ pub struct LeafSpec {
     /// The single URI SAN, e.g. `spiffe://prod.example/payments/batch`.
     pub spiffe_id: String,
     pub dns_names: Vec<String>,
+    /// Subject commonName; `None`: the SPIFFE ID (when it fits). ACME certificates name
+    /// their first DNS name, because ACME clients read the CN back as a domain to renew.
+    pub common_name: Option<String>,
     /// Inclusive at both ends (RFC 5280 4.1.2.5).
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
@@ -67,8 +70,12 @@ fn leaf_params(spec: &LeafSpec) -> Result<CertificateParams, LeafError> {
     let mut params = CertificateParams::default();
     params.serial_number = Some(SerialNumber::from_slice(&spec.serial));
     let mut dn = DistinguishedName::new();
-    if spec.spiffe_id.len() <= MAX_CN_LEN {
-        dn.push(DnType::CommonName, spec.spiffe_id.as_str());
+    match &spec.common_name {
+        Some(cn) => dn.push(DnType::CommonName, cn.as_str()),
+        None if spec.spiffe_id.len() <= MAX_CN_LEN => {
+            dn.push(DnType::CommonName, spec.spiffe_id.as_str())
+        }
+        None => {}
     }
     // With an empty subject rcgen marks subjectAltName critical (RFC 5280 4.1.2.6).
     params.distinguished_name = dn;
@@ -231,6 +238,7 @@ mod tests {
             serial: [0x11; 16],
             spiffe_id: "spiffe://td.example/ns/payments".into(),
             dns_names: vec!["a.example".into()],
+            common_name: None,
             not_before: now,
             not_after: now + Duration::hours(1),
             client_auth: true,

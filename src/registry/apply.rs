@@ -1,6 +1,6 @@
 //! The one function that turns ledger records into projection rows.
 
-use credmint_ledger::event::{ChangeKind, Event, IntegrationSpec};
+use credmint_ledger::event::{account_id, AcmeAccountChange, ChangeKind, Event, IntegrationSpec};
 use credmint_ledger::{Ledger, Record};
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use sha2::{Digest, Sha256};
@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 use super::live::{self, LiveCredential};
 use super::read::CredentialKind;
 use super::schema::{
-    CertValue, ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS,
-    INTEGRATION_CERTS, INTEGRATION_META, INTEGRATION_TOKENS, LIVE, META, MONITORS, MONITOR_NAMES,
-    OPERATORS, OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES, PROJECTION_VERSION, REVOKED,
-    TOKENS,
+    CertValue, ACME_ACCOUNTS, ACME_EAB, ACME_KEYS, ACTIVITY, CERTIFICATES, CLOSED_CHANGES,
+    ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS, INTEGRATION_META, INTEGRATION_TOKENS, LIVE, META,
+    MONITORS, MONITOR_NAMES, OPERATORS, OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES,
+    PROJECTION_VERSION, REVOKED, TOKENS,
 };
 
 /// `CLOSED_CHANGES` states.
@@ -54,6 +54,9 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
     let mut lineage = txn.open_table(OPERATOR_LINEAGE).map_err(storage)?;
     let mut monitors = txn.open_table(MONITORS).map_err(storage)?;
     let mut monitor_names = txn.open_table(MONITOR_NAMES).map_err(storage)?;
+    let mut acme_eab = txn.open_table(ACME_EAB).map_err(storage)?;
+    let mut acme_accounts = txn.open_table(ACME_ACCOUNTS).map_err(storage)?;
+    let mut acme_keys = txn.open_table(ACME_KEYS).map_err(storage)?;
     for r in records {
         let at = r.timestamp_ms / 1000;
         let inconsistent = |reason: &str| ProjectionError::Inconsistent {
@@ -268,6 +271,63 @@ pub fn apply(txn: &WriteTransaction, records: &[Record]) -> Result<(), Projectio
                     let k = live::key(&old.0, old.2, &cred);
                     live_rows.remove(k.as_slice()).map_err(storage)?;
                 }
+            }
+            Event::AcmeEabCreated(e) => {
+                acme_eab
+                    .insert(e.kid.as_str(), (e.integration.as_str(), e.expires_at, 0))
+                    .map_err(storage)?;
+            }
+            Event::AcmeAccountCreated(e) => {
+                let (integration, expires_at) = acme_eab
+                    .get(e.eab_kid.as_str())
+                    .map_err(storage)?
+                    .map(|g| {
+                        let (i, exp, _) = g.value();
+                        (i.to_string(), exp)
+                    })
+                    .ok_or_else(|| inconsistent("EAB key id unknown"))?;
+                acme_eab
+                    .insert(
+                        e.eab_kid.as_str(),
+                        (integration.as_str(), expires_at, r.index),
+                    )
+                    .map_err(storage)?;
+                let row = (
+                    e.integration.as_str(),
+                    e.jwk.as_slice(),
+                    0u8,
+                    e.eab_kid.as_str(),
+                    r.index,
+                );
+                acme_accounts
+                    .insert(e.account.as_str(), row)
+                    .map_err(storage)?;
+                acme_keys
+                    .insert(account_id(&e.jwk).as_str(), e.account.as_str())
+                    .map_err(storage)?;
+            }
+            Event::AcmeAccountChanged(e) => {
+                let old = acme_accounts
+                    .get(e.account.as_str())
+                    .map_err(storage)?
+                    .map(|g| {
+                        let (i, jwk, dead, kid, at) = g.value();
+                        (i.to_string(), jwk.to_vec(), dead, kid.to_string(), at)
+                    })
+                    .ok_or_else(|| inconsistent("ACME account unknown"))?;
+                let (jwk, dead) = match &e.change {
+                    AcmeAccountChange::KeyChanged { jwk } => {
+                        acme_keys
+                            .insert(account_id(jwk).as_str(), e.account.as_str())
+                            .map_err(storage)?;
+                        (jwk.clone(), old.2)
+                    }
+                    AcmeAccountChange::Deactivated => (old.1.clone(), 1),
+                };
+                let row = (old.0.as_str(), jwk.as_slice(), dead, old.3.as_str(), old.4);
+                acme_accounts
+                    .insert(e.account.as_str(), row)
+                    .map_err(storage)?;
             }
             Event::TokenRevoked(e) => {
                 let old = tokens

@@ -13,8 +13,8 @@ pub use apply::{apply, rebuild_if_stale, ProjectionError};
 pub use apply::{CHANGE_APPROVED, CHANGE_SUPERSEDED};
 pub use live::LiveCredential;
 pub use read::{
-    Activity, CertRow, CredentialKind, EnrollmentRow, MonitorRow, OperatorRequest, PendingChange,
-    Registry, RevokedRow, TokenRow,
+    AcmeAccountRow, AcmeEabRow, Activity, CertRow, CredentialKind, EnrollmentRow, MonitorRow,
+    OperatorRequest, PendingChange, Registry, RevokedRow, TokenRow,
 };
 pub use validate::{
     check_audiences, check_dns, check_identifier, check_scope, class_cap, parse_class,

@@ -8,9 +8,10 @@ use redb::ReadableTable;
 use super::apply::ProjectionError;
 use super::live::{self, LiveCredential};
 use super::schema::{
-    ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS, INTEGRATIONS, INTEGRATION_CERTS,
-    INTEGRATION_META, INTEGRATION_TOKENS, LIVE, MONITORS, MONITOR_NAMES, OPERATORS,
-    OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES, REVOKED, TOKENS,
+    ACME_ACCOUNTS, ACME_EAB, ACME_KEYS, ACTIVITY, CERTIFICATES, CLOSED_CHANGES, ENROLLMENTS,
+    INTEGRATIONS, INTEGRATION_CERTS, INTEGRATION_META, INTEGRATION_TOKENS, LIVE, MONITORS,
+    MONITOR_NAMES, OPERATORS, OPERATOR_LINEAGE, OPERATOR_REQUESTS, PENDING_CHANGES, REVOKED,
+    TOKENS,
 };
 
 /// Whose certificate a serial is.
@@ -48,6 +49,27 @@ pub struct EnrollmentRow {
     pub expires_at: u64,
     /// Unix seconds when the token was spent.
     pub used_at: Option<u64>,
+}
+
+/// An ACME External Account Binding key (only its id; the key is derived in the HSM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeEabRow {
+    pub integration: String,
+    pub expires_at: u64,
+    /// Ledger index of the account it bound, once used.
+    pub bound_index: Option<u64>,
+}
+
+/// An ACME account: bound to one integration for life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeAccountRow {
+    pub id: String,
+    pub integration: String,
+    /// Current key, RFC 7638 canonical JWK.
+    pub jwk: Vec<u8>,
+    pub deactivated: bool,
+    pub eab_kid: String,
+    pub created_index: u64,
 }
 
 /// A monitoring (read-only) token grant.
@@ -224,6 +246,30 @@ impl Registry {
             expires_at: v.1,
             used_at: nonzero(v.2),
         })
+    }
+
+    pub fn acme_eab(&self, kid: &str) -> Result<Option<AcmeEabRow>, ProjectionError> {
+        lookup!(self.txn, ACME_EAB, kid, |v| AcmeEabRow {
+            integration: v.0.to_string(),
+            expires_at: v.1,
+            bound_index: nonzero(v.2),
+        })
+    }
+
+    pub fn acme_account(&self, id: &str) -> Result<Option<AcmeAccountRow>, ProjectionError> {
+        lookup!(self.txn, ACME_ACCOUNTS, id, |v| AcmeAccountRow {
+            id: id.to_string(),
+            integration: v.0.to_string(),
+            jwk: v.1.to_vec(),
+            deactivated: v.2 != 0,
+            eab_kid: v.3.to_string(),
+            created_index: v.4,
+        })
+    }
+
+    /// The account that has or had the key with this RFC 7638 thumbprint.
+    pub fn acme_account_by_key(&self, thumbprint: &str) -> Result<Option<String>, ProjectionError> {
+        lookup!(self.txn, ACME_KEYS, thumbprint, |v| v.to_string())
     }
 
     /// The grant of the monitoring token whose SHA-256 is `hash`.

@@ -70,5 +70,16 @@ pub const MONITORS: TableDefinition<&[u8; 32], (&str, u64, u8)> =
 pub const MONITOR_NAMES: TableDefinition<&str, &[u8; 32]> =
     TableDefinition::new("proj_monitor_names");
 
+/// ACME EAB key id -> (integration, expires_at, ledger index of the account it bound or 0).
+pub const ACME_EAB: TableDefinition<&str, (&str, u64, u64)> = TableDefinition::new("proj_acme_eab");
+/// ACME account id -> (integration, current RFC 7638 canonical JWK, deactivated 1 or 0, EAB
+/// key id, ledger index of its creation).
+pub type AcmeAccountValue<'a> = (&'a str, &'a [u8], u8, &'a str, u64);
+pub const ACME_ACCOUNTS: TableDefinition<&str, AcmeAccountValue> =
+    TableDefinition::new("proj_acme_accounts");
+/// JWK thumbprint of every key an ACME account has had (current and former) -> account id:
+/// newAccount finds an existing account by its key, and no key serves two accounts.
+pub const ACME_KEYS: TableDefinition<&str, &str> = TableDefinition::new("proj_acme_keys");
+
 /// Bump when the projection layout changes: a mismatch triggers a rebuild from the ledger.
-pub const PROJECTION_VERSION: u64 = 6;
+pub const PROJECTION_VERSION: u64 = 7;

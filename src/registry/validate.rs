@@ -196,7 +196,10 @@ pub fn validate(
         allow_server_auth: reg.allow_server_auth,
         dns_names: reg.dns_names,
         status: IntegrationStatus::Active,
-        policy: PolicyExtensions { audiences },
+        policy: PolicyExtensions {
+            audiences,
+            acme_preauthorized: reg.acme_preauthorized,
+        },
     })
 }
 

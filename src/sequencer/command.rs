@@ -6,9 +6,10 @@ use std::fmt;
 use std::net::IpAddr;
 
 use credmint_ledger::event::{
-    AnomalyFlagged, CertificateIssued, ChangeRequested, EnrollmentCreated, IntegrationChanged,
-    IntegrationSpec, KeyRotated, MonitorTokenCreated, OperatorApproved, OperatorCertIssued,
-    OperatorRequested, ReuseDetected, TokenIssued,
+    AcmeAccountChanged, AcmeAccountCreated, AcmeEabCreated, AnomalyFlagged, CertificateIssued,
+    ChangeRequested, EnrollmentCreated, IntegrationChanged, IntegrationSpec, KeyRotated,
+    MonitorTokenCreated, OperatorApproved, OperatorCertIssued, OperatorRequested, ReuseDetected,
+    TokenIssued,
 };
 use credmint_ledger::Record;
 
@@ -28,6 +29,12 @@ pub enum Actor {
     },
     /// A workload enrolling with a one-time token (the token is checked by the command).
     Enrollment { integration: String },
+    /// An ACME account (RFC 8555), by its id; it is bound to one integration for life, and
+    /// the sequencer re-checks at commit time that it is still valid.
+    Acme { account: String },
+    /// Whoever proved possession of a certificate's private key (RFC 8555 §7.6 revocation
+    /// signed with the certificate's key), by the certificate's serial.
+    AcmeKey { serial: Vec<u8> },
     /// The appliance itself (`system:<role>`): signals, recovery.
     System(&'static str),
 }
@@ -39,6 +46,8 @@ impl Actor {
             Actor::Operator { name, .. } => format!("operator:{name}"),
             Actor::Workload { integration, .. } => format!("workload:{integration}"),
             Actor::Enrollment { integration } => format!("enrollment:{integration}"),
+            Actor::Acme { account } => format!("acme:{account}"),
+            Actor::AcmeKey { serial } => format!("acme-key:{}", hex::encode(serial)),
             Actor::System(role) => format!("system:{role}"),
         }
     }
@@ -47,7 +56,10 @@ impl Actor {
     pub fn credential(&self) -> Option<&[u8]> {
         match self {
             Actor::Operator { serial, .. } | Actor::Workload { serial, .. } => Some(serial),
-            Actor::Enrollment { .. } | Actor::System(_) => None,
+            Actor::Enrollment { .. }
+            | Actor::Acme { .. }
+            | Actor::AcmeKey { .. }
+            | Actor::System(_) => None,
         }
     }
 }
@@ -183,6 +195,12 @@ pub enum Op {
         swap: KeySwap,
     },
     Reuse(ReuseDetected),
+    /// An operator hands an integration an ACME External Account Binding key.
+    CreateAcmeEab(AcmeEabCreated),
+    /// A new ACME account spends its EAB key (actor: the account itself).
+    CreateAcmeAccount(AcmeAccountCreated),
+    /// Key rollover (by the account) or deactivation (by the account or an operator).
+    ChangeAcmeAccount(AcmeAccountChanged),
     /// An anomaly finding; with `auto_suspend`, a privileged, active integration is also
     /// suspended in the same batch (decided against the state at commit).
     Anomaly {
@@ -252,6 +270,12 @@ pub enum Refusal {
     NotPending(u64),
     #[error("{0}")]
     SelfApproval(String),
+    #[error("{0}")]
+    AcmeEab(&'static str),
+    #[error("ACME account {0:?} is unknown or deactivated")]
+    AcmeAccountGone(String),
+    #[error("this key already belongs to an ACME account")]
+    AcmeKeyTaken,
     /// The command would write a field the ledger format does not allow (length, text).
     #[error("invalid: {0}")]
     Invalid(String),

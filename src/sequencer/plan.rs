@@ -71,6 +71,11 @@ pub struct Claims {
     rotated: HashSet<u8>,
     /// Integrations that receive a credential in this batch.
     issued_for: HashSet<String>,
+    /// ACME EAB key ids created or spent, accounts created or changed, and account key
+    /// thumbprints taken in this batch.
+    acme_eabs: HashSet<String>,
+    acme_accounts: HashSet<String>,
+    acme_keys: HashSet<String>,
 }
 
 /// A claim a plan makes on the rest of its batch, recorded only once the plan is accepted.
@@ -89,6 +94,9 @@ enum Claim {
     OperatorRequest(u64),
     Rotated(u8),
     Issued(String),
+    AcmeEab(String),
+    AcmeAccount(String),
+    AcmeKey(String),
 }
 
 /// A decided command.
@@ -141,6 +149,9 @@ impl Plan {
                 Claim::OperatorRequest(i) => drop(claims.operator_requests.insert(i)),
                 Claim::Rotated(r) => drop(claims.rotated.insert(r)),
                 Claim::Issued(n) => drop(claims.issued_for.insert(n)),
+                Claim::AcmeEab(k) => drop(claims.acme_eabs.insert(k)),
+                Claim::AcmeAccount(a) => drop(claims.acme_accounts.insert(a)),
+                Claim::AcmeKey(t) => drop(claims.acme_keys.insert(t)),
             }
         }
     }
@@ -193,6 +204,12 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
                 &command.actor
             {
                 if *integration != cert.integration {
+                    return Err(Refusal::ActorUnknown.into());
+                }
+            }
+            if let Actor::Acme { account } = &command.actor {
+                let row = acme_account_valid(ctx, account)?;
+                if row.integration != cert.integration {
                     return Err(Refusal::ActorUnknown.into());
                 }
             }
@@ -374,7 +391,25 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
             p.claims.push(Claim::Monitor(name.clone()));
             p
         }
-        Op::Revoke { target, reason } => revoke_one(ctx, &actor, target, *reason)?,
+        Op::Revoke { target, reason } => {
+            acme_may_revoke(ctx, &command.actor, target)?;
+            revoke_one(ctx, &actor, target, *reason)?
+        }
+        Op::CreateAcmeEab(e) => {
+            if !matches!(command.actor, Actor::Operator { .. }) {
+                return Err(Refusal::Invalid("only an operator hands out EAB keys".into()).into());
+            }
+            standing(ctx, &e.integration)?;
+            if ctx.claims.acme_eabs.contains(&e.kid) || ctx.registry.acme_eab(&e.kid)?.is_some() {
+                return Err(Refusal::Invalid("EAB key id collision; retry".into()).into());
+            }
+            let mut p = Plan::new(Outcome::Appended);
+            p.push(&actor, Event::AcmeEabCreated(e.clone()), ctx.now_ms);
+            p.claims.push(Claim::AcmeEab(e.kid.clone()));
+            p
+        }
+        Op::CreateAcmeAccount(a) => acme_account_plan(ctx, &command.actor, &actor, a)?,
+        Op::ChangeAcmeAccount(c) => acme_change_plan(ctx, &command.actor, &actor, c)?,
         Op::RevokeIntegration {
             integration,
             reason,
@@ -466,6 +501,121 @@ fn check_actor(ctx: &Context<'_>, actor: &Actor) -> Result<()> {
         return Err(Refusal::ActorExpired.into());
     }
     Ok(())
+}
+
+/// The ACME account `id` exists, is not deactivated (also not earlier in this batch) and
+/// has not changed earlier in this batch (a key change and an order signed with the old key
+/// must not both commit).
+fn acme_account_valid(ctx: &Context<'_>, id: &str) -> Result<crate::registry::AcmeAccountRow> {
+    let gone = || Refusal::AcmeAccountGone(id.to_string());
+    let row = ctx.registry.acme_account(id)?.ok_or_else(gone)?;
+    if row.deactivated || ctx.claims.acme_accounts.contains(id) {
+        return Err(gone().into());
+    }
+    Ok(row)
+}
+
+/// An ACME revocation is by an account of the certificate's integration, or by the
+/// certificate's own key (the edge checked the signature; here only the serial).
+fn acme_may_revoke(ctx: &Context<'_>, actor: &Actor, target: &Target) -> Result<()> {
+    let serial = match target {
+        Target::Certificate(serial) => serial,
+        Target::Token(_) => return Ok(()),
+    };
+    match actor {
+        Actor::Acme { account } => {
+            let row = acme_account_valid(ctx, account)?;
+            let owner = ctx.registry.certificate(serial)?.map(|c| c.owner);
+            if owner.as_deref() != Some(row.integration.as_str()) {
+                return Err(Refusal::UnknownCredential(target.to_string()).into());
+            }
+        }
+        Actor::AcmeKey { serial: proven } if proven != serial => {
+            return Err(Refusal::ActorUnknown.into());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A new ACME account: its EAB key is known, for the same integration, unspent and
+/// unexpired; the integration may receive credentials; the key is no account's yet.
+fn acme_account_plan(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    actor_name: &str,
+    a: &credmint_ledger::event::AcmeAccountCreated,
+) -> Result<Plan> {
+    if !matches!(actor, Actor::Acme { account } if *account == a.account) {
+        return Err(Refusal::Invalid("an account is created by itself".into()).into());
+    }
+    let eab = ctx
+        .registry
+        .acme_eab(&a.eab_kid)?
+        .ok_or(Refusal::AcmeEab("unknown EAB key id"))?;
+    if eab.integration != a.integration {
+        return Err(Refusal::AcmeEab("unknown EAB key id").into());
+    }
+    if eab.bound_index.is_some() || ctx.claims.acme_eabs.contains(&a.eab_kid) {
+        return Err(Refusal::AcmeEab("this EAB key already bound an account").into());
+    }
+    if ctx.now() > eab.expires_at {
+        return Err(Refusal::AcmeEab("this EAB key has expired").into());
+    }
+    standing(ctx, &a.integration)?;
+    let thumbprint = credmint_ledger::event::account_id(&a.jwk);
+    acme_key_free(ctx, &thumbprint)?;
+    if ctx.claims.acme_accounts.contains(&a.account)
+        || ctx.registry.acme_account(&a.account)?.is_some()
+    {
+        return Err(Refusal::AcmeKeyTaken.into());
+    }
+    let mut p = Plan::new(Outcome::Appended);
+    p.push(actor_name, Event::AcmeAccountCreated(a.clone()), ctx.now_ms);
+    p.claims.push(Claim::AcmeEab(a.eab_kid.clone()));
+    p.claims.push(Claim::AcmeAccount(a.account.clone()));
+    p.claims.push(Claim::AcmeKey(thumbprint));
+    p.effects.push(Effect::Checkpoint);
+    Ok(p)
+}
+
+fn acme_key_free(ctx: &Context<'_>, thumbprint: &str) -> Result<()> {
+    if ctx.claims.acme_keys.contains(thumbprint)
+        || ctx.registry.acme_account_by_key(thumbprint)?.is_some()
+    {
+        return Err(Refusal::AcmeKeyTaken.into());
+    }
+    Ok(())
+}
+
+/// Key rollover by the account itself; deactivation by the account or an operator.
+fn acme_change_plan(
+    ctx: &Context<'_>,
+    actor: &Actor,
+    actor_name: &str,
+    c: &credmint_ledger::event::AcmeAccountChanged,
+) -> Result<Plan> {
+    use credmint_ledger::event::AcmeAccountChange;
+    let by_itself = matches!(actor, Actor::Acme { account } if *account == c.account);
+    let by_operator = matches!(actor, Actor::Operator { .. });
+    let allowed = match &c.change {
+        AcmeAccountChange::KeyChanged { .. } => by_itself,
+        AcmeAccountChange::Deactivated => by_itself || by_operator,
+    };
+    if !allowed {
+        return Err(Refusal::Invalid("not this account's change to make".into()).into());
+    }
+    acme_account_valid(ctx, &c.account)?;
+    let mut p = Plan::new(Outcome::Appended);
+    if let AcmeAccountChange::KeyChanged { jwk } = &c.change {
+        let thumbprint = credmint_ledger::event::account_id(jwk);
+        acme_key_free(ctx, &thumbprint)?;
+        p.claims.push(Claim::AcmeKey(thumbprint));
+    }
+    p.push(actor_name, Event::AcmeAccountChanged(c.clone()), ctx.now_ms);
+    p.claims.push(Claim::AcmeAccount(c.account.clone()));
+    p.effects.push(Effect::Checkpoint);
+    Ok(p)
 }
 
 fn operator_name_free(ctx: &Context<'_>, name: &str) -> Result<()> {

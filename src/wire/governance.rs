@@ -45,6 +45,11 @@ pub struct ChangeBody {
     #[arg(long = "any-audience", num_args = 0, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub any_audience: Option<bool>,
+    /// Pre-authorize its DNS names for ACME (true: an increase, needs a second operator)
+    /// or require challenges again (false).
+    #[arg(long = "acme-preauthorized", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_preauthorized: Option<bool>,
     /// New business owner.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

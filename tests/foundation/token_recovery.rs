@@ -41,10 +41,14 @@ fn a_token_object_cut_short_by_a_crash_is_restored_and_serves() {
         .join("token-recovery")
         .join(live.file_name().unwrap());
 
-    // Every object file SoftHSM really wrote (token, 3 key pairs) is understood, and the
-    // copy holds each of them byte for byte.
+    // Every object file SoftHSM really wrote (token, 3 key pairs, the ACME EAB secret key)
+    // is understood, and the copy holds each of them byte for byte.
     let files = object_files(&live);
-    assert_eq!(files.len(), 7, "token.object + 3 key pairs: {files:?}");
+    assert_eq!(
+        files.len(),
+        8,
+        "token.object + 3 key pairs + 1 secret key: {files:?}"
+    );
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         assert!(is_complete_object(&bytes), "{} not understood", f.display());

@@ -88,7 +88,8 @@ struct QueryArgs {
     #[arg(long, value_name = "FINGERPRINT_HEX")]
     key: Option<String>,
     /// Issued under this operator (integrations they registered, changed or
-    /// approved; enrollment tokens they created; their own operator certificate).
+    /// approved; enrollment tokens and ACME EAB keys they created; their own operator
+    /// certificate).
     #[arg(long)]
     operator: Option<String>,
     /// Only credentials issued at or after this time (RFC 3339 or Unix seconds).

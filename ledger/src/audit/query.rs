@@ -2,7 +2,7 @@
 //! credentials were issued under an integration, an approval reference, a
 //! signing key or an operator, and what their status is now.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::time::format_rfc3339;
 use crate::event::{Event, KeyRole};
@@ -56,7 +56,8 @@ pub struct Credential {
     pub approval_ref: String,
     /// Who caused the issuance (record actor).
     pub actor: String,
-    /// Operator who created the enrollment token it was issued through.
+    /// Operator who created the enrollment token it was issued through, or the EAB key
+    /// that bound the ACME account that obtained it (the one-time means of getting in).
     pub enrollment_creator: Option<String>,
     /// For an operator certificate minted under dual control: the operator who requested it
     /// (`actor` is then the approver).
@@ -85,13 +86,18 @@ struct IntegrationInfo {
 ///
 /// "Issued under operator O" means: a certificate or token of an integration
 /// that O registered, changed, requested a change of or approved before the
-/// issuance; a certificate issued through an enrollment token O created; or an
-/// operator certificate issued to, by, or on the request of O.
+/// issuance; a certificate issued through an enrollment token O created, or by an
+/// ACME account bound with an EAB key O created; or an operator certificate issued to,
+/// by, or on the request of O.
 #[derive(Debug)]
 pub struct QueryCollector {
     filter: QueryFilter,
     integrations: HashMap<String, IntegrationInfo>,
     enrollment_creators: HashMap<[u8; 16], String>,
+    /// EAB key ids the filter's operator created, and the ACME accounts they bound
+    /// (accounts are few: plain sets).
+    operator_eab_keys: HashSet<String>,
+    operator_accounts: HashSet<String>,
     results: Vec<Credential>,
     by_key: HashMap<[u8; 16], usize>,
     /// A certificate that matched everything but the operator, awaiting its EnrollmentUsed.
@@ -109,6 +115,8 @@ impl QueryCollector {
             filter,
             integrations: HashMap::new(),
             enrollment_creators: HashMap::new(),
+            operator_eab_keys: HashSet::new(),
+            operator_accounts: HashSet::new(),
             results: Vec::new(),
             by_key: HashMap::new(),
             pending: None,
@@ -153,6 +161,16 @@ impl QueryCollector {
                     }
                 }
             }
+            Event::AcmeEabCreated(e) => {
+                if let Actor::Operator(name) = Actor::parse(&rec.actor) {
+                    if self.filter.operator.as_deref() == Some(name) {
+                        self.operator_eab_keys.insert(e.kid.clone());
+                    }
+                }
+            }
+            Event::AcmeAccountCreated(a) if self.operator_eab_keys.contains(&a.eab_kid) => {
+                self.operator_accounts.insert(a.account.clone());
+            }
             Event::EnrollmentUsed(u) => {
                 let creator = self
                     .enrollment_creators
@@ -192,7 +210,7 @@ impl QueryCollector {
                     signing_key: hex::encode(ca),
                     approval_ref: info.map(|i| i.approval_ref.clone()).unwrap_or_default(),
                     actor: rec.actor.clone(),
-                    enrollment_creator: None,
+                    enrollment_creator: self.acme_creator(&rec.actor),
                     requested_by: None,
                     revoked_ms: None,
                 };
@@ -266,6 +284,15 @@ impl QueryCollector {
             Event::Revoked(r) => self.revoked(cred_key(b"serial", &r.serial), rec),
             Event::TokenRevoked(r) => self.revoked(cred_key(b"jti", r.jti.as_bytes()), rec),
             _ => {}
+        }
+    }
+
+    /// The filter's operator, if `actor` is an ACME account bound with an EAB key they
+    /// created.
+    fn acme_creator(&self, actor: &str) -> Option<String> {
+        match Actor::parse(actor) {
+            Actor::Acme(a) if self.operator_accounts.contains(a) => self.filter.operator.clone(),
+            _ => None,
         }
     }
 
@@ -345,6 +372,7 @@ impl QueryCollector {
                     || c.requested_by.as_deref() == Some(op.as_str())
             } else {
                 info.is_some_and(|i| i.operators.contains(op))
+                    || c.enrollment_creator.as_deref() == Some(op.as_str())
             };
             if !ok {
                 return Match::AllButOperator;

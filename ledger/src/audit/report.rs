@@ -72,8 +72,8 @@ pub fn render_human(r: &AuditReport) -> String {
         );
         let _ = writeln!(
             o,
-            "credentials: {} certificates, {} tokens, {} enrollment tokens",
-            s.certificates, s.tokens, s.enrollments
+            "credentials: {} certificates, {} tokens, {} enrollment tokens, {} ACME accounts ({} EAB keys)",
+            s.certificates, s.tokens, s.enrollments, s.acme_accounts, s.acme_eab_keys
         );
     }
     if let Some(s) = &r.since_checkpoint {

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::{Reader, Writer};
 
+mod acme;
 mod ca_import;
 mod credential;
 mod governance;
@@ -20,6 +21,9 @@ pub mod policy;
 mod rotation;
 
 use crate::error::DecodeError;
+pub use acme::{
+    account_id, AcmeAccountChange, AcmeAccountChanged, AcmeAccountCreated, AcmeEabCreated, MAX_JWK,
+};
 pub use ca_import::{CaImported, MAX_CHAIN};
 pub use credential::{ReuseDetected, ReuseKind, TokenIssued, TokenRevoked};
 pub use governance::{AnomalyFlagged, AnomalyKind, ChangeRequested};
@@ -414,6 +418,9 @@ events! {
     MonitorTokenCreated => "monitor_token_created",
     MonitorTokenRevoked => "monitor_token_revoked",
     CaImported => "ca_imported",
+    AcmeEabCreated => "acme_eab_created",
+    AcmeAccountCreated => "acme_account_created",
+    AcmeAccountChanged => "acme_account_changed",
 }
 
 impl Event {

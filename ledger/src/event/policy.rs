@@ -27,6 +27,11 @@ pub const MAX_AUDIENCES: usize = 64;
 
 /// Extension 1: allowed JWT audiences.
 pub const EXT_AUDIENCES: u16 = 1;
+/// Extension 3: ACME policy.
+pub const EXT_ACME: u16 = 3;
+/// Extension 3 flag: the integration's DNS names are pre-authorized for ACME (orders get
+/// valid authorizations without a challenge, RFC 8555 §7.1.3).
+pub const ACME_PREAUTHORIZED: u8 = 0x01;
 
 /// The policy extensions of one integration. `Default` is "no extension", the state of every
 /// integration registered before extensions existed.
@@ -36,6 +41,10 @@ pub struct PolicyExtensions {
     /// extension existed). `Some(list)`: tokens may name only these audiences; an empty
     /// list allows no token at all.
     pub audiences: Option<Vec<String>>,
+    /// Extension 3, flag [`ACME_PREAUTHORIZED`]. `false` (the extension absent): ACME
+    /// clients must prove control of every name (http-01). `true`: the operator vouched
+    /// for the integration's `dns_names`, so ACME authorizations are valid at once.
+    pub acme_preauthorized: bool,
 }
 
 impl PolicyExtensions {
@@ -52,6 +61,9 @@ impl PolicyExtensions {
             let mut b = Writer::new();
             b.str_list(aud);
             exts.push((EXT_AUDIENCES, b.finish()));
+        }
+        if self.acme_preauthorized {
+            exts.push((EXT_ACME, vec![ACME_PREAUTHORIZED]));
         }
         w.count(exts.len());
         for (number, body) in exts {
@@ -87,6 +99,17 @@ impl PolicyExtensions {
                 EXT_AUDIENCES => {
                     out.audiences = Some(decode_audiences(&mut br)?);
                 }
+                EXT_ACME => {
+                    // One flags byte; no flag set would be a second encoding of "absent",
+                    // and an unknown flag is policy this verifier cannot check.
+                    if br.u8("integration.acme.flags")? != ACME_PREAUTHORIZED {
+                        return Err(invalid(
+                            "integration.acme.flags",
+                            "the only ACME flag is 0x01 (pre-authorized names)",
+                        ));
+                    }
+                    out.acme_preauthorized = true;
+                }
                 _ => {
                     return Err(DecodeError::UnknownTag {
                         field: "integration.extension.number",
@@ -101,6 +124,9 @@ impl PolicyExtensions {
 
     /// Why `new` grants more than `old` through an extension, if it does (FORMAT.md §13.3).
     pub fn increases_authority(old: &Self, new: &Self) -> Option<String> {
+        if new.acme_preauthorized && !old.acme_preauthorized {
+            return Some("pre-authorizes its DNS names for ACME".into());
+        }
         match (&old.audiences, &new.audiences) {
             (Some(_), None) => Some("lifts the audience restriction".into()),
             (Some(old), Some(new)) => new
@@ -109,6 +135,11 @@ impl PolicyExtensions {
                 .map(|a| format!("adds audience {a:?}")),
             (None, _) => None,
         }
+    }
+
+    /// Whether ACME orders of this integration skip challenges (extension 3).
+    pub fn acme_preauthorized(&self) -> bool {
+        self.acme_preauthorized
     }
 
     /// Whether a token for `audience` is within extension 1.
@@ -181,6 +212,7 @@ mod tests {
         let none = spec(PolicyExtensions::default());
         let empty = spec(PolicyExtensions {
             audiences: Some(vec![]),
+            ..Default::default()
         });
         assert_ne!(encode(&none), encode(&empty));
         assert_eq!(decode(&encode(&empty)).unwrap(), empty);
@@ -193,9 +225,11 @@ mod tests {
         let any = PolicyExtensions::default();
         let api = PolicyExtensions {
             audiences: Some(vec!["api".into()]),
+            ..Default::default()
         };
         let both = PolicyExtensions {
             audiences: Some(vec!["api".into(), "web".into()]),
+            ..Default::default()
         };
         assert!(PolicyExtensions::increases_authority(&api, &any).is_some());
         assert!(PolicyExtensions::increases_authority(&api, &both).is_some());
@@ -204,12 +238,38 @@ mod tests {
         assert!(PolicyExtensions::increases_authority(&api, &api).is_none());
     }
 
+    #[test]
+    fn acme_preauthorization_is_extension_3_and_an_increase() {
+        let pre = PolicyExtensions {
+            acme_preauthorized: true,
+            ..Default::default()
+        };
+        let bytes = encode(&spec(pre.clone()));
+        // Count 1 (u32), number 3 (u16), body length 1 (u32), flags 0x01.
+        let tail = [0, 0, 0, 1, 0, 3, 0, 0, 0, 1, 1];
+        assert_eq!(&bytes[bytes.len() - tail.len()..], &tail[..]);
+        assert_eq!(bytes.last(), Some(&1));
+        assert_eq!(decode(&bytes).unwrap().policy, pre);
+        let mut zero = bytes.clone();
+        *zero.last_mut().unwrap() = 0;
+        assert!(
+            decode(&zero).is_err(),
+            "no flag set is not a second 'absent'"
+        );
+        let mut unknown = bytes;
+        *unknown.last_mut().unwrap() = 0x03;
+        assert!(decode(&unknown).is_err(), "unknown flag");
+        let none = PolicyExtensions::default();
+        assert!(PolicyExtensions::increases_authority(&none, &pre).is_some());
+        assert!(PolicyExtensions::increases_authority(&pre, &none).is_none());
+    }
+
     proptest! {
         /// Any canonical audience set round-trips, keeps the status, and one flipped byte
         /// never decodes to the same spec.
         #[test]
-        fn audiences_round_trip(set in proptest::collection::btree_set("[a-z:/.]{1,12}", 0..8), flip in any::<prop::sample::Index>()) {
-            let s = spec(PolicyExtensions { audiences: Some(set.into_iter().collect()) });
+        fn audiences_round_trip(set in proptest::collection::btree_set("[a-z:/.]{1,12}", 0..8), acme in any::<bool>(), flip in any::<prop::sample::Index>()) {
+            let s = spec(PolicyExtensions { audiences: Some(set.into_iter().collect()), acme_preauthorized: acme });
             let bytes = encode(&s);
             prop_assert_eq!(decode(&bytes).unwrap(), s.clone());
             let mut bad = bytes.clone();

@@ -4,6 +4,7 @@
 //! run the same code. It reads the store only through [`crate::store::schema`]
 //! on a read snapshot and never writes.
 
+mod acme;
 mod compact;
 mod error;
 mod monitors;

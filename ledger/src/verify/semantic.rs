@@ -6,19 +6,21 @@
 //! credential (a 12-byte salted SHA-256 key, a 31-bit integration id and a
 //! revoked flag; ~24 bytes per credential with the table's slack) and per
 //! enrollment token (plus 16 bytes of expiry and state), the integrations, the
-//! operators and the change requests.
+//! operators, the change requests, and the ACME EAB keys and accounts (few: one per
+//! ACME client, nothing per certificate).
 
 use std::collections::HashMap;
 
-use super::compact::{CompactMap, Key, Keyer};
+use super::acme::{AcmeBook, Problem};
+use super::compact::{CompactMap, Keyer};
 use super::monitors::MonitorBook;
 use super::operators::OperatorBook;
 
 use sha2::{Digest, Sha256};
 
 use crate::event::{
-    ChangeKind, Event, IntegrationSpec, IntegrationStatus, OperatorCertIssued, PolicyExtensions,
-    PrivilegeClass,
+    AcmeAccountChange, AcmeAccountChanged, AcmeAccountCreated, AcmeEabCreated, ChangeKind, Event,
+    IntegrationSpec, IntegrationStatus, OperatorCertIssued, PolicyExtensions, PrivilegeClass,
 };
 use crate::governance::{ApprovalRefusal, Lineage, ReviewCaps};
 use crate::record::Record;
@@ -54,6 +56,11 @@ pub enum Actor<'a> {
     Workload(&'a str),
     /// `enrollment:<integration>`.
     Enrollment(&'a str),
+    /// `acme:<account id>`: an ACME account acting (FORMAT.md §13.7).
+    Acme(&'a str),
+    /// `acme-key:<serial as lowercase hex>`: someone proving possession of that
+    /// certificate's private key (RFC 8555 §7.6 revocation by certificate key).
+    AcmeKey(&'a str),
     /// `system:<component>`.
     System(&'a str),
     /// Anything else.
@@ -73,6 +80,8 @@ impl<'a> Actor<'a> {
             "operator" => Actor::Operator(name),
             "workload" => Actor::Workload(name),
             "enrollment" => Actor::Enrollment(name),
+            "acme" => Actor::Acme(name),
+            "acme-key" => Actor::AcmeKey(name),
             "system" => Actor::System(name),
             _ => Actor::Other,
         }
@@ -132,6 +141,56 @@ struct LastCert {
     by_enrollment: bool,
 }
 
+/// The credential an issuance record creates. ACME accounts obtain certificates only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CredKind {
+    Certificate,
+    Token,
+}
+
+impl CredKind {
+    fn plural(self) -> &'static str {
+        match self {
+            CredKind::Certificate => "certificates",
+            CredKind::Token => "tokens",
+        }
+    }
+
+    /// The actor classes that may issue it (FORMAT.md §13.1), for violation details.
+    fn issuers(self) -> &'static str {
+        match self {
+            CredKind::Certificate => "workload:, enrollment:, acme: or operator:",
+            CredKind::Token => "workload:, enrollment: or operator:",
+        }
+    }
+}
+
+/// What a revocation record names.
+#[derive(Debug, Clone, Copy)]
+enum Revocation<'a> {
+    /// Revoked (tag 3): a certificate or operator certificate.
+    Certificate { serial: &'a [u8], reason: u8 },
+    /// TokenRevoked (tag 10).
+    Token { jti: &'a str },
+}
+
+impl Revocation<'_> {
+    fn plural(self) -> &'static str {
+        match self {
+            Revocation::Certificate { .. } => "certificates",
+            Revocation::Token { .. } => "tokens",
+        }
+    }
+
+    /// The actor classes that may revoke it (FORMAT.md §13.1), for violation details.
+    fn revokers(self) -> &'static str {
+        match self {
+            Revocation::Certificate { .. } => "operator:, workload:, acme:, acme-key: or system:",
+            Revocation::Token { .. } => "operator:, workload: or system:",
+        }
+    }
+}
+
 /// Counts of what the bundle holds, for the summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SemanticStats {
@@ -153,6 +212,10 @@ pub struct SemanticStats {
     pub enrollments: u64,
     /// Monitoring (read-only) tokens granted.
     pub monitor_tokens: u64,
+    /// ACME External Account Binding keys created.
+    pub acme_eab_keys: u64,
+    /// ACME accounts created.
+    pub acme_accounts: u64,
 }
 
 /// The semantic state machine; feed every verified record in order.
@@ -171,6 +234,7 @@ pub struct SemanticChecker {
     requests: HashMap<u64, Request>,
     operators: OperatorBook,
     monitors: MonitorBook,
+    acme: AcmeBook,
     /// Still inside the init run: records 1, 2, ... that are all OperatorCertIssued by
     /// `system:init` (the init operators, FORMAT.md §13.5).
     init_run: bool,
@@ -234,6 +298,7 @@ impl SemanticChecker {
             requests: HashMap::new(),
             operators: OperatorBook::default(),
             monitors: MonitorBook::default(),
+            acme: AcmeBook::default(),
             init_run: true,
             last_cert: None,
             review_caps,
@@ -270,6 +335,8 @@ impl SemanticChecker {
             tokens: self.jtis.len(),
             enrollments: self.enrollments.len(),
             monitor_tokens: self.monitors.granted() as u64,
+            acme_eab_keys: self.acme.eab_keys() as u64,
+            acme_accounts: self.acme.accounts() as u64,
         }
     }
 
@@ -336,7 +403,7 @@ impl SemanticChecker {
                 index,
                 "actor_format",
                 format!(
-                    "actor {:?} is not operator:, workload:, enrollment: or system: followed by a name",
+                    "actor {:?} is not operator:, workload:, enrollment:, acme:, acme-key: or system: followed by a name",
                     rec.actor
                 ),
             );
@@ -365,6 +432,9 @@ impl SemanticChecker {
                     );
                 }
             }
+            Event::AcmeEabCreated(e) => self.acme_eab_created(index, actor, e),
+            Event::AcmeAccountCreated(a) => self.acme_account_created(index, now, actor, a),
+            Event::AcmeAccountChanged(c) => self.acme_account_changed(index, actor, c),
             Event::OperatorCertIssued(o) => self.operator_cert(index, actor, o),
             Event::OperatorRequested(r) => {
                 self.require_operator(index, actor, "operator_requested");
@@ -464,24 +534,12 @@ impl SemanticChecker {
             Event::EnrollmentCreated(e) => {
                 self.require_operator(index, actor, "enrollment_created");
                 let id = self.integration_id(&e.integration);
-                match id.map(|id| self.integrations[id as usize].spec.status) {
-                    None => self.flag(
+                if let Some(why) = self.not_active(&e.integration) {
+                    self.flag(
                         index,
                         "enrollment_integration",
-                        format!(
-                            "enrollment for unregistered integration {:?}",
-                            e.integration
-                        ),
-                    ),
-                    Some(IntegrationStatus::Active) => {}
-                    Some(s) => self.flag(
-                        index,
-                        "enrollment_integration",
-                        format!(
-                            "enrollment for integration {:?} with status {s:?}",
-                            e.integration
-                        ),
-                    ),
+                        format!("enrollment for {why}"),
+                    );
                 }
                 let k = self.keyer.key(b"enrollment", &e.token_hash);
                 let slot = self.enrollment_info.len() as u32;
@@ -586,7 +644,7 @@ impl SemanticChecker {
                         format!("serial {} issued before", hex::encode(&c.serial)),
                     );
                 }
-                self.issuer_actor(index, actor, &c.integration);
+                self.issuer_actor(index, actor, CredKind::Certificate, &c.integration);
                 if c.not_after < c.not_before {
                     self.flag(
                         index,
@@ -635,7 +693,7 @@ impl SemanticChecker {
                         format!("jti {:?} issued before", t.jti),
                     );
                 }
-                self.issuer_actor(index, actor, &t.integration);
+                self.issuer_actor(index, actor, CredKind::Token, &t.integration);
                 if t.expires_at < t.issued_at {
                     self.flag(
                         index,
@@ -675,16 +733,15 @@ impl SemanticChecker {
                     }
                 }
             }
-            Event::Revoked(r) => {
-                let k = self.keyer.key(b"serial", &r.serial);
-                let what = format!("serial {}", hex::encode(&r.serial));
-                self.revoke(index, actor, k, Some(r.reason), what);
-            }
-            Event::TokenRevoked(r) => {
-                let k = self.keyer.key(b"jti", r.jti.as_bytes());
-                let what = format!("jti {:?}", r.jti);
-                self.revoke(index, actor, k, None, what);
-            }
+            Event::Revoked(r) => self.revoke(
+                index,
+                actor,
+                Revocation::Certificate {
+                    serial: &r.serial,
+                    reason: r.reason,
+                },
+            ),
+            Event::TokenRevoked(r) => self.revoke(index, actor, Revocation::Token { jti: &r.jti }),
             Event::KeyRotated(_) => {
                 if !matches!(actor, Actor::System(_)) {
                     self.require_operator(index, actor, "key_rotated");
@@ -772,8 +829,9 @@ impl SemanticChecker {
         }
     }
 
-    /// Issuance actors: the integration's own workload or enrollment, or a known operator.
-    fn issuer_actor(&mut self, index: u64, actor: Actor<'_>, integration: &str) {
+    /// Issuance actors: the integration's own workload or enrollment, an ACME account bound
+    /// to it (certificates only: ACME issues nothing else), or a known operator.
+    fn issuer_actor(&mut self, index: u64, actor: Actor<'_>, kind: CredKind, integration: &str) {
         match actor {
             Actor::Workload(x) | Actor::Enrollment(x) if x == integration => {}
             Actor::Workload(x) | Actor::Enrollment(x) => self.flag(
@@ -781,11 +839,23 @@ impl SemanticChecker {
                 "actor_integration",
                 format!("actor of integration {x:?} issued a credential of {integration:?}"),
             ),
+            Actor::Acme(a) if kind == CredKind::Certificate => {
+                match self.acme_acting(index, a) {
+                    Some(x) if x != integration => self.flag(
+                        index,
+                        "actor_integration",
+                        format!(
+                            "ACME account {a:?} of integration {x:?} issued a certificate of {integration:?}"
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
             Actor::Operator(_) => self.require_operator(index, actor, "issuance"),
             _ => self.flag(
                 index,
                 "actor_not_allowed",
-                "credentials are issued by workload:, enrollment: or operator: actors".into(),
+                format!("{} are issued by {} actors", kind.plural(), kind.issuers()),
             ),
         }
     }
@@ -821,25 +891,36 @@ impl SemanticChecker {
         Some(id)
     }
 
-    /// A revocation; `reason` is a certificate's (`None` for a token). A certificate
-    /// revoked as `superseded` may be revoked once more with another reason.
-    fn revoke(&mut self, index: u64, actor: Actor<'_>, k: Key, reason: Option<u8>, what: String) {
-        let token = reason.is_none();
-        let (unknown, twice) = if token {
-            ("token_revoke_unknown", "token_revoke_twice")
-        } else {
-            ("revoke_unknown", "revoke_twice")
+    /// A revocation. A certificate revoked as `superseded` may be revoked once more with
+    /// another reason.
+    fn revoke(&mut self, index: u64, actor: Actor<'_>, target: Revocation<'_>) {
+        let (k, what) = match target {
+            Revocation::Certificate { serial, .. } => (
+                self.keyer.key(b"serial", serial),
+                format!("serial {}", hex::encode(serial)),
+            ),
+            Revocation::Token { jti } => (
+                self.keyer.key(b"jti", jti.as_bytes()),
+                format!("jti {jti:?}"),
+            ),
         };
-        let set = if token {
-            &mut self.jtis
-        } else {
-            &mut self.serials
+        let (unknown, twice, reason, set) = match target {
+            Revocation::Certificate { reason, .. } => (
+                "revoke_unknown",
+                "revoke_twice",
+                Some(reason),
+                &mut self.serials,
+            ),
+            Revocation::Token { .. } => (
+                "token_revoke_unknown",
+                "token_revoke_twice",
+                None,
+                &mut self.jtis,
+            ),
         };
         let Some(was) = set.get(&k) else {
             self.flag(index, unknown, format!("{what} was never issued"));
-            if matches!(actor, Actor::Operator(_)) {
-                self.require_operator(index, actor, "revocation");
-            }
+            self.revoker_actor(index, actor, target, None, &what);
             return;
         };
         let superseded = reason == Some(REASON_SUPERSEDED);
@@ -858,25 +939,173 @@ impl SemanticChecker {
         if was & REVOKED != 0 && !upgrade {
             self.flag(index, twice, format!("{what} was revoked before"));
         }
-        match actor {
-            Actor::Operator(_) => self.require_operator(index, actor, "revocation"),
-            Actor::Workload(x) => {
-                let own = self.integration_id(x);
-                if own != Some(owner) {
+        self.revoker_actor(index, actor, target, Some(owner), &what);
+    }
+
+    /// Revocation actors (FORMAT.md §13.1): a known operator; `system:*`; the credential's
+    /// own workload; for a certificate also an ACME account of its integration, or whoever
+    /// proves possession of its key (`acme-key:` followed by exactly its serial in
+    /// lowercase hex). `owner` is the credential's integration id, `None` when it was never
+    /// issued: then only who the actor is gets checked (`revoke_unknown` says the rest).
+    fn revoker_actor(
+        &mut self,
+        index: u64,
+        actor: Actor<'_>,
+        target: Revocation<'_>,
+        owner: Option<u32>,
+        what: &str,
+    ) {
+        match (actor, target, owner) {
+            (Actor::Operator(_), _, _) => self.require_operator(index, actor, "revocation"),
+            (Actor::Acme(a), Revocation::Certificate { .. }, _) => {
+                if let (Some(x), Some(owner)) = (self.acme_acting(index, a), owner) {
+                    let detail = format!(
+                        "ACME account {a:?} of integration {x:?} revoked {what}, which is not its integration's"
+                    );
+                    self.revoker_owns(index, &x, owner, detail);
+                }
+            }
+            (_, _, None) | (Actor::System(_), _, _) => {}
+            (Actor::Workload(x), _, Some(owner)) => {
+                let detail = format!("workload {x:?} revoked {what}, which is not its own");
+                self.revoker_owns(index, x, owner, detail);
+            }
+            (Actor::AcmeKey(h), Revocation::Certificate { serial, .. }, _) => {
+                if h != hex::encode(serial) {
                     self.flag(
                         index,
                         "actor_integration",
-                        format!("workload {x:?} revoked {what}, which is not its own"),
+                        format!("acme-key:{h} proves the key of another certificate than {what}"),
                     );
                 }
             }
-            Actor::System(_) => {}
+            (_, target, _) => self.flag(
+                index,
+                "actor_not_allowed",
+                format!(
+                    "{} are revoked by {} actors",
+                    target.plural(),
+                    target.revokers()
+                ),
+            ),
+        }
+    }
+
+    /// `actor_integration` unless integration `x` is the credential's owner.
+    fn revoker_owns(&mut self, index: u64, x: &str, owner: u32, detail: String) {
+        if self.integration_id(x) != Some(owner) {
+            self.flag(index, "actor_integration", detail);
+        }
+    }
+
+    /// Why `name` is not registered and Active (what an enrollment token, an EAB key or an
+    /// ACME account must be made for), if it is not.
+    fn not_active(&self, name: &str) -> Option<String> {
+        let id = self.integration_id(name);
+        match id.map(|id| self.integrations[id as usize].spec.status) {
+            None => Some(format!("unregistered integration {name:?}")),
+            Some(IntegrationStatus::Active) => None,
+            Some(s) => Some(format!("integration {name:?} with status {s:?}")),
+        }
+    }
+
+    /// Why the registered integration `name` may not be issued to at `now` for its review
+    /// being overdue, if it is.
+    fn review_overdue(&self, now: u64, name: &str) -> Option<String> {
+        let spec = &self.integrations[self.integration_id(name)? as usize].spec;
+        (now > spec.review_by).then(|| {
+            format!(
+                "integration {name:?} whose review was due by {}",
+                spec.review_by
+            )
+        })
+    }
+
+    fn flag_all(&mut self, index: u64, problems: impl IntoIterator<Item = Problem>) {
+        for (rule, detail) in problems {
+            self.flag(index, rule, detail);
+        }
+    }
+
+    /// The integration of the ACME account `a` acting as `acme:<a>` (none if it was never
+    /// created); flags `acme_account_unknown` / `acme_account_deactivated`.
+    fn acme_acting(&mut self, index: u64, a: &str) -> Option<String> {
+        let acting = self.acme.acting(a);
+        self.flag_all(index, acting.problem);
+        acting.integration
+    }
+
+    /// AcmeEabCreated (§13.7): an operator gives an Active integration the means to bind
+    /// one ACME account.
+    fn acme_eab_created(&mut self, index: u64, actor: Actor<'_>, e: &AcmeEabCreated) {
+        self.require_operator(index, actor, "acme_eab_created");
+        if let Some(why) = self.not_active(&e.integration) {
+            self.flag(
+                index,
+                "acme_eab_integration",
+                format!("EAB key {:?} for {why}", e.kid),
+            );
+        }
+        let problem = self.acme.eab_created(e);
+        self.flag_all(index, problem);
+    }
+
+    /// AcmeAccountCreated (§13.7): written by the new account itself (`acme:<account>`),
+    /// for an integration that may be issued to now (Active, review not overdue): an
+    /// account is a standing credential, so it is held to the issuance conditions.
+    fn acme_account_created(
+        &mut self,
+        index: u64,
+        now: u64,
+        actor: Actor<'_>,
+        a: &AcmeAccountCreated,
+    ) {
+        if actor != Actor::Acme(&a.account) {
+            self.flag(
+                index,
+                "actor_not_allowed",
+                format!("acme_account_created must be written by acme:{}", a.account),
+            );
+        }
+        let why = self
+            .not_active(&a.integration)
+            .or_else(|| self.review_overdue(now, &a.integration));
+        if let Some(why) = why {
+            self.flag(
+                index,
+                "acme_account_integration",
+                format!("ACME account {:?} for {why}", a.account),
+            );
+        }
+        let problems = self.acme.account_created(now, a);
+        self.flag_all(index, problems);
+    }
+
+    /// AcmeAccountChanged (§13.7): a key rollover is written by the account itself; a
+    /// deactivation by the account or by a known operator.
+    fn acme_account_changed(&mut self, index: u64, actor: Actor<'_>, c: &AcmeAccountChanged) {
+        let deactivation = c.change == AcmeAccountChange::Deactivated;
+        let (what, or_operator) = if deactivation {
+            ("deactivation", " or a known operator")
+        } else {
+            ("key change", "")
+        };
+        match actor {
+            Actor::Operator(_) if deactivation => {
+                self.require_operator(index, actor, "ACME account deactivation");
+            }
+            _ if actor == Actor::Acme(&c.account) => {}
             _ => self.flag(
                 index,
                 "actor_not_allowed",
-                "revocations are written by operator:, workload: or system: actors".into(),
+                format!(
+                    "a {what} of ACME account {:?} must be written by acme:{}{or_operator}",
+                    c.account, c.account
+                ),
             ),
         }
+        let problems = self.acme.account_changed(c);
+        self.flag_all(index, problems);
     }
 
     /// [`crate::governance::may_approve`] between two actor strings; identical actors of

@@ -2,7 +2,9 @@
 //! and helpers to append, export and verify.
 #![allow(dead_code)]
 
-use credmint_ledger::audit::{verify_bundle, AuditOptions, AuditReport, EarlierCheckpoint};
+use credmint_ledger::audit::{
+    verify_bundle, AuditOptions, AuditReport, EarlierCheckpoint, Outcome,
+};
 use credmint_ledger::event::{
     CertificateIssued, Event, Genesis, IntegrationRegistered, IntegrationSpec, IntegrationStatus,
     KeyAlgorithm, KeyInfo, KeyRole, OperatorCertIssued, PrivilegeClass, TokenIssued,
@@ -255,4 +257,40 @@ pub fn audit_verify(fx: &Fx) -> (i32, Vec<(u64, String)>) {
         })
         .unwrap_or_default();
     (code, violations)
+}
+
+/// Appends `items` (each its own batch) to the standard opening and asserts that no
+/// rule fires.
+pub fn assert_clean(items: Vec<(&str, Event)>) {
+    let mut fx = Fx::new();
+    for (actor, ev) in items {
+        fx.push(actor, ev);
+    }
+    let r = fx.verify();
+    assert_eq!(r.outcome, Outcome::Verified, "{:#?}", r.violations);
+}
+
+/// Appends `items` (each its own batch) to the standard opening and asserts
+/// that `rule` fires at the index of the `at`-th appended item.
+pub fn assert_fires(items: Vec<(&str, Event)>, at: usize, rule: &str) {
+    let mut fx = Fx::new();
+    let mut indices = Vec::new();
+    for (actor, ev) in items {
+        indices.push(fx.push(actor, ev));
+    }
+    let r = fx.verify();
+    assert_eq!(
+        r.outcome,
+        Outcome::Violations,
+        "{rule}: expected a violation, got {:?}",
+        r.failure
+    );
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.rule == rule && v.index == indices[at]),
+        "{rule} at {}: got {:#?}",
+        indices[at],
+        r.violations
+    );
 }

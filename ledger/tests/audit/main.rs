@@ -2,6 +2,7 @@
 //! them (bytes, keys, meaning, earlier checkpoints), tamper with them, query
 //! them, and drive the `credmint-audit` binary. One test binary, several rooms.
 
+mod acme;
 mod bundle;
 mod cli;
 mod fixture;

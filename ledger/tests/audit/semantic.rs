@@ -158,42 +158,6 @@ fn a_realistic_history_has_no_violations() {
     assert_eq!((s.certificates, s.tokens), (5, 1));
 }
 
-/// Appends `items` (each its own batch) to the standard opening and asserts that no
-/// rule fires.
-fn assert_clean(items: Vec<(&str, Event)>) {
-    let mut fx = Fx::new();
-    for (actor, ev) in items {
-        fx.push(actor, ev);
-    }
-    let r = fx.verify();
-    assert_eq!(r.outcome, Outcome::Verified, "{:#?}", r.violations);
-}
-
-/// Appends `items` (each its own batch) to the standard opening and asserts
-/// that `rule` fires at the index of the `at`-th appended item.
-fn assert_fires(items: Vec<(&str, Event)>, at: usize, rule: &str) {
-    let mut fx = Fx::new();
-    let mut indices = Vec::new();
-    for (actor, ev) in items {
-        indices.push(fx.push(actor, ev));
-    }
-    let r = fx.verify();
-    assert_eq!(
-        r.outcome,
-        Outcome::Violations,
-        "{rule}: expected a violation, got {:?}",
-        r.failure
-    );
-    assert!(
-        r.violations
-            .iter()
-            .any(|v| v.rule == rule && v.index == indices[at]),
-        "{rule} at {}: got {:#?}",
-        indices[at],
-        r.violations
-    );
-}
-
 const NOW: u64 = T0_MS / 1000 + 4;
 
 #[test]

@@ -1,0 +1,284 @@
+//! Accounts (RFC 8555 §7.3): creation with External Account Binding, lookup, deactivation
+//! and key rollover. Each is a ledger event; an account's integration never changes.
+//!
+//! Contacts are accepted and not kept: credmint tells owners through the integration's
+//! owners and the console, never by e-mail, and a contact list would be personal data in
+//! an append-only ledger. Account objects therefore list no contact.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use credmint_ledger::event::{AcmeAccountChange, AcmeAccountChanged, AcmeAccountCreated};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::jws::{AccountKey, Jws};
+use super::request::{account_of, by_account, by_key, envelope};
+use super::{answer, Problem, Reply};
+use crate::app::AppState;
+use crate::registry::{AcmeAccountRow, Registry};
+use crate::sequencer::{Actor, Command, Op};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewAccount {
+    #[serde(default)]
+    only_return_existing: bool,
+    #[serde(default)]
+    external_account_binding: Option<Value>,
+    #[serde(default)]
+    contact: Option<Vec<String>>,
+    #[serde(default)]
+    terms_of_service_agreed: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AccountUpdate {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    contact: Option<Vec<String>>,
+}
+
+fn registry(state: &AppState) -> Result<Registry, Problem> {
+    Registry::open(&state.ledger).map_err(|e| Problem::server(e.to_string()))
+}
+
+/// The account object (§7.1.2).
+fn object(state: &AppState, row: &AcmeAccountRow) -> Value {
+    json!({
+        "status": if row.deactivated { "deactivated" } else { "valid" },
+        "contact": [],
+        "orders": state.acme.url(&format!("/acct/{}/orders", row.id)),
+        // credmint extension: the integration this account belongs to, for life.
+        "integration": row.integration,
+    })
+}
+
+pub async fn new_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = create(&state, &headers, &uri, &body).await;
+    answer(&state, result)
+}
+
+async fn create(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Reply, Problem> {
+    let jws = envelope(state, headers, uri, body)?;
+    let key = by_key(&jws)?;
+    let req: NewAccount = jws.payload_json()?;
+    let _ = (req.contact.as_ref(), req.terms_of_service_agreed);
+    let id = key.thumbprint();
+    let reg = registry(state)?;
+    if let Some(existing) = reg.acme_account_by_key(&id)? {
+        // §7.3.1: the key is known: answer with its account (no new binding is made).
+        let row = reg
+            .acme_account(&existing)?
+            .ok_or_else(|| Problem::server("account index inconsistent"))?;
+        if row.deactivated {
+            return Err(Problem::unauthorized(
+                "the account of this key is deactivated",
+            ));
+        }
+        return Ok(Reply::json(StatusCode::OK, &object(state, &row))
+            .location(state.acme.url(&format!("/acct/{}", row.id))));
+    }
+    if req.only_return_existing {
+        return Err(Problem::account_does_not_exist("no account has this key"));
+    }
+    let binding = req.external_account_binding.ok_or_else(|| {
+        Problem::new(
+            "externalAccountRequired",
+            StatusCode::UNAUTHORIZED,
+            "this server requires External Account Binding: ask an operator for `credmint acme eab INTEGRATION`",
+        )
+    })?;
+    let kid = check_binding(state, &jws, &key, &binding).await?;
+    let eab = reg
+        .acme_eab(&kid)?
+        .ok_or_else(|| Problem::unauthorized("unknown EAB key id"))?;
+    drop(reg);
+    let account = AcmeAccountCreated {
+        account: id.clone(),
+        integration: eab.integration.clone(),
+        eab_kid: kid,
+        jwk: key.canonical.clone().into_bytes(),
+    };
+    let command = Command::new(
+        Actor::Acme {
+            account: id.clone(),
+        },
+        Op::CreateAcmeAccount(account),
+    );
+    state.sequencer.submit(command).await?;
+    tracing::info!(integration = %eab.integration, account = %id, "ACME account created");
+    let row = AcmeAccountRow {
+        id: id.clone(),
+        integration: eab.integration,
+        jwk: Vec::new(),
+        deactivated: false,
+        eab_kid: String::new(),
+        created_index: 0,
+    };
+    Ok(Reply::json(StatusCode::CREATED, &object(state, &row))
+        .location(state.acme.url(&format!("/acct/{id}"))))
+}
+
+/// Checks the EAB inner JWS: HMAC by the key derived for its kid, over exactly the
+/// account's key, for this URL. Returns the kid.
+async fn check_binding(
+    state: &AppState,
+    outer: &Jws,
+    key: &AccountKey,
+    binding: &Value,
+) -> Result<String, Problem> {
+    let inner = Jws::parse(binding.to_string().as_bytes())?;
+    let kid = inner.eab_kid(&outer.header.url)?;
+    if kid.len() > 255 {
+        return Err(Problem::unauthorized("unknown EAB key id"));
+    }
+    let (hsm, label, k) = (
+        state.hsm.clone(),
+        state.acme.config.eab_key_label.clone(),
+        kid.clone(),
+    );
+    let secret = tokio::task::spawn_blocking(move || super::eab::derive(&hsm, &label, &k))
+        .await
+        .map_err(|e| Problem::server(e.to_string()))??;
+    inner.verify_mac(secret.as_slice()).map_err(|_| {
+        Problem::unauthorized(
+            "the External Account Binding does not verify (wrong kid or HMAC key)",
+        )
+    })?;
+    let bound: Value = inner.payload_json()?;
+    let bound = AccountKey::from_jwk(&bound)?;
+    if bound.canonical != key.canonical {
+        return Err(Problem::unauthorized(
+            "the External Account Binding signs another key than the account's",
+        ));
+    }
+    Ok(kid)
+}
+
+/// POST to an account URL: POST-as-GET reads it; `{"status":"deactivated"}` ends it.
+pub async fn account(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        if req.account.id != id {
+            return Err(Problem::unauthorized("this is not the signing account's URL"));
+        }
+        if req.jws.is_post_as_get() {
+            return Ok(Reply::json(StatusCode::OK, &object(&state, &req.account)));
+        }
+        let update: AccountUpdate = req.jws.payload_json()?;
+        let _ = update.contact;
+        match update.status.as_deref() {
+            None => Ok(Reply::json(StatusCode::OK, &object(&state, &req.account))),
+            Some("deactivated") => {
+                change(&state, &req.account, AcmeAccountChange::Deactivated).await?;
+                let mut row = req.account;
+                row.deactivated = true;
+                tracing::info!(account = %row.id, integration = %row.integration, "ACME account deactivated");
+                Ok(Reply::json(StatusCode::OK, &object(&state, &row)))
+            }
+            Some(other) => Err(Problem::malformed(format!(
+                "an account's status can only be set to \"deactivated\", not {}",
+                crate::api::echo(other)
+            ))),
+        }
+    }
+    .await;
+    answer(&state, result)
+}
+
+async fn change(
+    state: &AppState,
+    row: &AcmeAccountRow,
+    change: AcmeAccountChange,
+) -> Result<(), Problem> {
+    let command = Command::new(
+        Actor::Acme {
+            account: row.id.clone(),
+        },
+        Op::ChangeAcmeAccount(AcmeAccountChanged {
+            account: row.id.clone(),
+            change,
+        }),
+    );
+    state.sequencer.submit(command).await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyChange {
+    account: String,
+    old_key: Value,
+}
+
+/// §7.3.5 key rollover: the outer JWS by the account's current key, the inner by the new
+/// key, naming the account and the old key.
+pub async fn key_change(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let outer = envelope(&state, &headers, &uri, &body)?;
+        let row = account_of(&state, &outer)?;
+        let inner = Jws::parse(&outer.payload)?;
+        if inner.header.url != outer.header.url {
+            return Err(Problem::malformed("the inner JWS url differs from the outer"));
+        }
+        if inner.header.nonce.is_some() {
+            return Err(Problem::malformed("the inner JWS must not carry a nonce"));
+        }
+        let new_key = by_key(&inner)?;
+        let req: KeyChange = inner.payload_json()?;
+        if req.account != state.acme.url(&format!("/acct/{}", row.id)) {
+            return Err(Problem::unauthorized("the inner JWS names another account"));
+        }
+        let old = AccountKey::from_jwk(&req.old_key)?;
+        if old.canonical.as_bytes() != row.jwk.as_slice() {
+            return Err(Problem::unauthorized("oldKey is not the account's current key"));
+        }
+        if let Some(holder) = registry(&state)?
+            .acme_account_by_key(&new_key.thumbprint())
+            ?
+        {
+            return Err(Problem::new(
+                "malformed",
+                StatusCode::CONFLICT,
+                "the new key already belongs to an account",
+            )
+            .location(state.acme.url(&format!("/acct/{holder}"))));
+        }
+        change(
+            &state,
+            &row,
+            AcmeAccountChange::KeyChanged {
+                jwk: new_key.canonical.clone().into_bytes(),
+            },
+        )
+        .await?;
+        tracing::info!(account = %row.id, integration = %row.integration, "ACME account key changed");
+        Ok(Reply::json(StatusCode::OK, &object(&state, &row)))
+    }
+    .await;
+    answer(&state, result)
+}

@@ -1,0 +1,739 @@
+//! Orders, authorizations and challenges (RFC 8555 §7.4-§7.5), finalization and
+//! certificate download.
+//!
+//! Authorization is the integration's policy: every identifier must be one of its
+//! `dns_names` (anything else is `rejectedIdentifier`), the lifetime is capped by its TTL
+//! limits, and a suspended, decommissioned or overdue integration gets `unauthorized`.
+//! Whether the client must also prove control of the names is the integration's ACME
+//! policy (extension 3): by default it must (http-01, validated for real); an integration
+//! whose names the operator pre-approved (`acme_preauthorized`, an authority increase under
+//! dual control) gets authorizations that are valid at once, as RFC 8555 §7.1.3 permits.
+//!
+//! This state is in memory and bounded (`[acme] max_orders`): an order is not a
+//! credential, and a client whose order was lost to a restart starts a new one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::problem::Subproblem;
+use super::request::{by_account, AccountRequest};
+use super::{answer, Identifier, Problem, Reply, PROFILES};
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::issuance::issue_certificate;
+use crate::issue::parse_csr;
+use crate::policy::{check_standing, decide_certificate, decide_ttl, CertGrant};
+use crate::registry::Registry;
+use crate::sequencer::Actor;
+use crate::signals::current_peer;
+
+/// Most identifiers one order may name.
+const MAX_IDENTIFIERS: usize = 100;
+/// How long a client is told to wait before polling a processing challenge again.
+const POLL_SECS: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Ready,
+    Processing,
+    Valid,
+    Invalid,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Ready => "ready",
+            Status::Processing => "processing",
+            Status::Valid => "valid",
+            Status::Invalid => "invalid",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Challenge {
+    kind: &'static str,
+    token: String,
+    status: Status,
+    validated: Option<u64>,
+    error: Option<Problem>,
+}
+
+#[derive(Debug, Clone)]
+struct Authz {
+    account: String,
+    identifier: Identifier,
+    status: Status,
+    expires: u64,
+    challenges: Vec<Challenge>,
+}
+
+#[derive(Debug, Clone)]
+struct Order {
+    account: String,
+    identifiers: Vec<Identifier>,
+    authzs: Vec<String>,
+    /// Pending until every authorization is valid; then ready, processing, valid.
+    status: Status,
+    expires: u64,
+    ttl_secs: Option<u64>,
+    not_after: Option<String>,
+    profile: Option<String>,
+    /// Hex serial of the issued certificate.
+    certificate: Option<String>,
+    error: Option<Problem>,
+}
+
+#[derive(Default)]
+struct Inner {
+    orders: HashMap<String, Order>,
+    authzs: HashMap<String, Authz>,
+    /// Issued chains by hex serial, with the account that ordered them, for download.
+    certs: HashMap<String, (String, String, u64)>,
+}
+
+/// The server's orders, authorizations and issued chains.
+pub struct Orders {
+    inner: Mutex<Inner>,
+    capacity: usize,
+}
+
+fn random_id() -> String {
+    let mut raw = [0u8; 16];
+    rand::fill(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+impl Orders {
+    pub fn new(capacity: usize) -> Orders {
+        Orders {
+            inner: Mutex::new(Inner::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    /// Forgets everything expired at `now` (kept one lifetime longer for certificates,
+    /// so a slow client can still download).
+    fn purge(&mut self, now: u64) {
+        self.orders.retain(|_, o| o.expires >= now);
+        self.authzs.retain(|_, a| a.expires >= now);
+        self.certs.retain(|_, c| c.2 >= now);
+    }
+
+    /// The order's status as of now: pending turns ready once every authorization is
+    /// valid, and invalid if one failed or the order expired before it was finalized.
+    fn refresh(&mut self, id: &str, now: u64) {
+        let Some(order) = self.orders.get(id) else {
+            return;
+        };
+        let (status, expires) = (order.status, order.expires);
+        let authz: Vec<Status> = order
+            .authzs
+            .iter()
+            .map(|a| self.authzs.get(a).map_or(Status::Invalid, |a| a.status))
+            .collect();
+        let next = match status {
+            Status::Pending | Status::Ready if now > expires => Status::Invalid,
+            Status::Pending if authz.contains(&Status::Invalid) => Status::Invalid,
+            Status::Pending if authz.iter().all(|s| *s == Status::Valid) => Status::Ready,
+            s => s,
+        };
+        if let Some(order) = self.orders.get_mut(id) {
+            order.status = next;
+        }
+    }
+}
+
+fn order_json(state: &AppState, id: &str, o: &Order) -> Value {
+    let a = &state.acme;
+    let mut v = json!({
+        "status": o.status.name(),
+        "expires": rfc3339(o.expires),
+        "identifiers": o.identifiers,
+        "authorizations": o.authzs.iter().map(|z| a.url(&format!("/authz/{z}"))).collect::<Vec<_>>(),
+        "finalize": a.url(&format!("/order/{id}/finalize")),
+    });
+    if let Some(na) = &o.not_after {
+        v["notAfter"] = json!(na);
+    }
+    if let Some(p) = &o.profile {
+        v["profile"] = json!(p);
+    }
+    if let Some(serial) = &o.certificate {
+        v["certificate"] = json!(a.url(&format!("/cert/{serial}")));
+    }
+    if let Some(e) = &o.error {
+        v["error"] = json!(e);
+    }
+    v
+}
+
+fn challenge_json(state: &AppState, authz: &str, c: &Challenge) -> Value {
+    let mut v = json!({
+        "type": c.kind,
+        "url": state.acme.url(&format!("/chall/{authz}/{}", c.kind)),
+        "token": c.token,
+        "status": c.status.name(),
+    });
+    if let Some(t) = c.validated {
+        v["validated"] = json!(rfc3339(t));
+    }
+    if let Some(e) = &c.error {
+        v["error"] = json!(e);
+    }
+    v
+}
+
+fn authz_json(state: &AppState, id: &str, a: &Authz) -> Value {
+    json!({
+        "status": a.status.name(),
+        "expires": rfc3339(a.expires),
+        "identifier": a.identifier,
+        "challenges": a.challenges.iter().map(|c| challenge_json(state, id, c)).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewOrder {
+    identifiers: Vec<Identifier>,
+    #[serde(default)]
+    not_before: Option<String>,
+    #[serde(default)]
+    not_after: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    /// ARI (RFC 9773 §5): the certificate this order replaces; accepted, recorded nowhere.
+    #[serde(default)]
+    #[allow(dead_code)]
+    replaces: Option<String>,
+}
+
+fn parse_time(what: &str, s: &str) -> Result<u64, Problem> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| Problem::malformed(format!("{what} is not an RFC 3339 date")))?;
+    u64::try_from(t.unix_timestamp())
+        .map_err(|_| Problem::malformed(format!("{what} is before 1970")))
+}
+
+pub async fn new_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        let order: NewOrder = req.jws.payload_json()?;
+        create(&state, &req, order)
+    }
+    .await;
+    answer(&state, result)
+}
+
+fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, Problem> {
+    let now = state.clock.unix();
+    let spec = Registry::open(&state.ledger)?
+        .integration(&req.account.integration)?
+        .ok_or_else(|| Problem::server("account of an unknown integration"))?;
+    check_standing(&spec, now)?;
+    if o.identifiers.is_empty() || o.identifiers.len() > MAX_IDENTIFIERS {
+        return Err(Problem::malformed(format!(
+            "an order names 1 to {MAX_IDENTIFIERS} identifiers"
+        )));
+    }
+    let mut identifiers: Vec<Identifier> = Vec::new();
+    let mut rejected = Vec::new();
+    for id in &o.identifiers {
+        let value = id.value.to_ascii_lowercase();
+        let why = if id.kind != "dns" {
+            Some(format!(
+                "identifier type {} is not certified: credmint issues DNS names only",
+                crate::api::echo(&id.kind)
+            ))
+        } else if !spec.dns_names.contains(&value) {
+            Some(format!(
+                "{} is not among integration {:?}'s dns_names",
+                crate::api::echo(&value),
+                spec.name
+            ))
+        } else {
+            None
+        };
+        let normalized = Identifier {
+            kind: id.kind.clone(),
+            value,
+        };
+        match why {
+            Some(detail) => rejected.push(Subproblem {
+                kind: format!("{}rejectedIdentifier", super::problem::NS),
+                detail,
+                identifier: normalized,
+            }),
+            None if !identifiers.contains(&normalized) => identifiers.push(normalized),
+            None => {}
+        }
+    }
+    if !rejected.is_empty() {
+        let mut p = Problem::new(
+            "rejectedIdentifier",
+            StatusCode::BAD_REQUEST,
+            format!(
+                "integration {:?} may not have {} of the identifiers ordered",
+                spec.name,
+                rejected.len()
+            ),
+        );
+        p.subproblems = rejected;
+        return Err(p);
+    }
+    if o.not_before.is_some() {
+        return Err(Problem::malformed(
+            "notBefore is not supported: a certificate starts when it is issued",
+        ));
+    }
+    let ttl_secs = match &o.not_after {
+        Some(na) => {
+            let end = parse_time("notAfter", na)?;
+            if end <= now {
+                return Err(Problem::malformed("notAfter is in the past"));
+            }
+            Some(decide_ttl(&spec, Some(end - now), &state.config.ttl)?)
+        }
+        None => None,
+    };
+    if let Some(p) = &o.profile {
+        if !PROFILES.iter().any(|(name, _)| name == p) {
+            return Err(Problem::new(
+                "invalidProfile",
+                StatusCode::BAD_REQUEST,
+                format!("unknown profile {}", crate::api::echo(p)),
+            ));
+        }
+        if p == "server" && !spec.allow_server_auth {
+            return Err(Problem::unauthorized(format!(
+                "integration {:?} may not have serverAuth certificates",
+                spec.name
+            )));
+        }
+    }
+    let preauthorized = spec.policy.acme_preauthorized();
+    let expires = now + state.acme.config.order_lifetime_secs;
+    let mut inner = state.acme.orders.lock();
+    if inner.orders.len() >= state.acme.orders.capacity {
+        inner.purge(now);
+        if inner.orders.len() >= state.acme.orders.capacity {
+            let mut p = Problem::new(
+                "rateLimited",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many orders in progress; retry later",
+            );
+            p.retry_after = Some(60);
+            return Err(p);
+        }
+    }
+    let mut authzs = Vec::new();
+    for identifier in &identifiers {
+        let id = random_id();
+        let status = if preauthorized {
+            Status::Valid
+        } else {
+            Status::Pending
+        };
+        let challenges = if preauthorized {
+            Vec::new()
+        } else {
+            vec![Challenge {
+                kind: "http-01",
+                token: random_id(),
+                status: Status::Pending,
+                validated: None,
+                error: None,
+            }]
+        };
+        inner.authzs.insert(
+            id.clone(),
+            Authz {
+                account: req.account.id.clone(),
+                identifier: identifier.clone(),
+                status,
+                expires,
+                challenges,
+            },
+        );
+        authzs.push(id);
+    }
+    let id = random_id();
+    let order = Order {
+        account: req.account.id.clone(),
+        identifiers,
+        authzs,
+        status: Status::Pending,
+        expires,
+        ttl_secs,
+        not_after: o.not_after,
+        profile: o.profile,
+        certificate: None,
+        error: None,
+    };
+    inner.orders.insert(id.clone(), order);
+    inner.refresh(&id, now);
+    let body = order_json(state, &id, &inner.orders[&id]);
+    drop(inner);
+    tracing::info!(account = %req.account.id, integration = %spec.name, order = %id, preauthorized, "ACME order created");
+    Ok(Reply::json(StatusCode::CREATED, &body).location(state.acme.url(&format!("/order/{id}"))))
+}
+
+/// Looks up `id` for `account`: another account's order is "not found" too.
+fn owned<'a, T>(
+    map: &'a HashMap<String, T>,
+    id: &str,
+    account: &str,
+    owner: impl Fn(&T) -> &str,
+) -> Result<&'a T, Problem> {
+    map.get(id)
+        .filter(|t| owner(t) == account)
+        .ok_or_else(|| Problem::not_found("no such resource for this account"))
+}
+
+pub async fn order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        let mut inner = state.acme.orders.lock();
+        inner.refresh(&id, state.clock.unix());
+        let o = owned(&inner.orders, &id, &req.account.id, |o| &o.account)?;
+        let mut reply = Reply::json(StatusCode::OK, &order_json(&state, &id, o));
+        if o.status == Status::Processing {
+            reply = reply.retry_after(POLL_SECS);
+        }
+        Ok(reply)
+    })();
+    answer(&state, result)
+}
+
+/// §7.1.2.1: the URLs of the account's orders still in progress or just valid.
+pub async fn orders_of(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        if req.account.id != id {
+            return Err(Problem::unauthorized(
+                "this is not the signing account's URL",
+            ));
+        }
+        let inner = state.acme.orders.lock();
+        let urls: Vec<String> = inner
+            .orders
+            .iter()
+            .filter(|(_, o)| o.account == id)
+            .map(|(k, _)| state.acme.url(&format!("/order/{k}")))
+            .collect();
+        Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
+    })();
+    answer(&state, result)
+}
+
+pub async fn authz(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        let mut inner = state.acme.orders.lock();
+        let a = owned(&inner.authzs, &id, &req.account.id, |a| &a.account)?;
+        if !req.jws.is_post_as_get() {
+            // §7.5.2: the client may deactivate an authorization.
+            #[derive(Deserialize)]
+            struct Update {
+                status: String,
+            }
+            let update: Update = req.jws.payload_json()?;
+            if update.status != "deactivated" {
+                return Err(Problem::malformed(
+                    "an authorization can only be deactivated",
+                ));
+            }
+            let _ = a;
+            if let Some(a) = inner.authzs.get_mut(&id) {
+                a.status = Status::Invalid;
+            }
+            let a = &inner.authzs[&id];
+            let mut v = authz_json(&state, &id, a);
+            v["status"] = json!("deactivated");
+            return Ok(Reply::json(StatusCode::OK, &v));
+        }
+        let mut reply = Reply::json(StatusCode::OK, &authz_json(&state, &id, a));
+        if a.status == Status::Pending {
+            reply = reply.retry_after(POLL_SECS);
+        }
+        Ok(reply)
+    })();
+    answer(&state, result)
+}
+
+/// §7.5.1: a client says it is ready for validation (payload `{}`); POST-as-GET reads.
+pub async fn challenge(
+    State(state): State<AppState>,
+    Path((id, kind)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        let key_authorization_suffix =
+            super::jws::AccountKey::from_canonical(&req.account.jwk)?.thumbprint();
+        let mut inner = state.acme.orders.lock();
+        let a = owned(&inner.authzs, &id, &req.account.id, |a| &a.account)?;
+        let c = a
+            .challenges
+            .iter()
+            .find(|c| c.kind == kind)
+            .ok_or_else(|| Problem::not_found("no such challenge"))?
+            .clone();
+        let start =
+            !req.jws.is_post_as_get() && c.status == Status::Pending && a.status == Status::Pending;
+        let domain = a.identifier.value.clone();
+        if start {
+            if let Some(a) = inner.authzs.get_mut(&id) {
+                for ch in a.challenges.iter_mut().filter(|ch| ch.kind == kind) {
+                    ch.status = Status::Processing;
+                }
+            }
+            let key_authorization = format!("{}.{key_authorization_suffix}", c.token);
+            spawn_validation(
+                &state,
+                id.clone(),
+                c.kind,
+                domain,
+                c.token.clone(),
+                key_authorization,
+            );
+        }
+        let c = inner.authzs[&id]
+            .challenges
+            .iter()
+            .find(|c| c.kind == kind)
+            .cloned()
+            .unwrap_or(c);
+        Ok(
+            Reply::json(StatusCode::OK, &challenge_json(&state, &id, &c))
+                .link(&state.acme.url(&format!("/authz/{id}")), "up"),
+        )
+    })();
+    answer(&state, result)
+}
+
+/// Runs one validation in the background and records its outcome. It changes only this
+/// in-memory authorization, never the ledger, so nothing is lost if it is cut short.
+fn spawn_validation(
+    state: &AppState,
+    authz: String,
+    kind: &'static str,
+    domain: String,
+    token: String,
+    key_authorization: String,
+) {
+    let st = state.clone();
+    tokio::spawn(async move {
+        let port = st.acme.config.http01_port;
+        let outcome =
+            super::validate::http01(&st.acme.http, &domain, port, &token, &key_authorization).await;
+        let now = st.clock.unix();
+        let mut inner = st.acme.orders.lock();
+        let Some(a) = inner.authzs.get_mut(&authz) else {
+            return;
+        };
+        for c in a.challenges.iter_mut().filter(|c| c.kind == kind) {
+            match &outcome {
+                Ok(()) => {
+                    c.status = Status::Valid;
+                    c.validated = Some(now);
+                }
+                Err(detail) => {
+                    c.status = Status::Invalid;
+                    c.error = Some(Problem::new(
+                        "incorrectResponse",
+                        StatusCode::FORBIDDEN,
+                        detail.clone(),
+                    ));
+                }
+            }
+        }
+        a.status = if outcome.is_ok() {
+            Status::Valid
+        } else {
+            Status::Invalid
+        };
+        tracing::info!(authz = %authz, %domain, ok = outcome.is_ok(), "ACME {kind} validation");
+    });
+}
+
+#[derive(Deserialize)]
+struct Finalize {
+    csr: String,
+}
+
+pub async fn finalize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        let f: Finalize = req.jws.payload_json()?;
+        // Claim the order (ready -> processing) so a concurrent finalize gets orderNotReady.
+        let order = {
+            let mut inner = state.acme.orders.lock();
+            inner.refresh(&id, state.clock.unix());
+            let o = owned(&inner.orders, &id, &req.account.id, |o| &o.account)?.clone();
+            if o.status != Status::Ready {
+                return Err(Problem::new(
+                    "orderNotReady",
+                    StatusCode::FORBIDDEN,
+                    format!("the order is {}, not ready", o.status.name()),
+                ));
+            }
+            if let Some(o) = inner.orders.get_mut(&id) {
+                o.status = Status::Processing;
+            }
+            o
+        };
+        let issued = issue_for(&state, &req, &order, &f.csr).await;
+        let mut inner = state.acme.orders.lock();
+        let Some(o) = inner.orders.get_mut(&id) else {
+            return Err(Problem::not_found("the order expired"));
+        };
+        match issued {
+            Ok((serial, chain)) => {
+                o.status = Status::Valid;
+                o.certificate = Some(serial.clone());
+                let keep = o.expires + state.acme.config.order_lifetime_secs;
+                let body = order_json(&state, &id, o);
+                inner
+                    .certs
+                    .insert(serial, (req.account.id.clone(), chain, keep));
+                Ok(Reply::json(StatusCode::OK, &body)
+                    .location(state.acme.url(&format!("/order/{id}"))))
+            }
+            Err(p) => {
+                // Nothing was issued; the client may finalize again with another CSR.
+                o.status = Status::Ready;
+                Err(p)
+            }
+        }
+    }
+    .await;
+    answer(&state, result)
+}
+
+/// Issues the order's certificate for `csr_b64`: the same policy decision and issuance
+/// path as the JSON API, by the account as actor. Returns (hex serial, PEM chain).
+async fn issue_for(
+    state: &AppState,
+    req: &AccountRequest,
+    order: &Order,
+    csr_b64: &str,
+) -> Result<(String, String), Problem> {
+    let bad_csr = |detail: String| Problem::new("badCSR", StatusCode::BAD_REQUEST, detail);
+    let der = URL_SAFE_NO_PAD
+        .decode(csr_b64)
+        .map_err(|_| bad_csr("csr is not base64url DER".into()))?;
+    let csr = parse_csr(&der).map_err(|e| bad_csr(e.to_string()))?;
+    let mut asked: Vec<String> = csr
+        .dns_names
+        .iter()
+        .map(|d| d.to_ascii_lowercase())
+        .collect();
+    asked.sort();
+    asked.dedup();
+    let mut ordered: Vec<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
+    ordered.sort();
+    if asked != ordered || !csr.uris.is_empty() {
+        return Err(bad_csr(
+            "the CSR must ask for exactly the order's DNS names (and no URI; the SPIFFE ID is added)".into(),
+        ));
+    }
+    let spec = Registry::open(&state.ledger)?
+        .integration(&req.account.integration)?
+        .ok_or_else(|| Problem::server("account of an unknown integration"))?;
+    let mut grant: CertGrant = decide_certificate(
+        &spec,
+        &csr,
+        order.ttl_secs,
+        &state.config.ttl,
+        &state.config.identity.trust_domain,
+        state.clock.unix(),
+    )?;
+    grant.common_name = order.identifiers.first().map(|i| i.value.clone());
+    grant.dns_names = ordered;
+    match order.profile.as_deref() {
+        Some("client") => grant.server_auth = false,
+        Some("server") => grant.client_auth = false,
+        _ => {}
+    }
+    let cert = issue_certificate(
+        &state.issuer(),
+        &grant,
+        &csr,
+        Actor::Acme {
+            account: req.account.id.clone(),
+        },
+        None,
+        current_peer(),
+    )
+    .await?;
+    tracing::info!(account = %req.account.id, integration = %grant.integration, serial = %hex::encode(&cert.serial), "ACME certificate issued");
+    Ok((hex::encode(&cert.serial), cert.chain_pem))
+}
+
+/// §7.4.2: the chain, leaf first (POST-as-GET by the account that ordered it).
+pub async fn certificate(
+    State(state): State<AppState>,
+    Path(serial): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let req = by_account(&state, &headers, &uri, &body)?;
+        let inner = state.acme.orders.lock();
+        let (_, chain, _) = owned(&inner.certs, &serial, &req.account.id, |c| &c.0)?;
+        Ok(Reply::pem_chain(chain.clone()))
+    })();
+    answer(&state, result)
+}

@@ -1,0 +1,265 @@
+//! `credmint bench acme`: ACME certificates per second end to end over HTTPS against a
+//! running appliance. Each one is newOrder, finalize (policy, HSM signature, durable ledger
+//! append) and the chain download: three JWS requests, against `bench issue`'s one renewal.
+//! The integration is pre-authorized, so no challenge is timed (validation is the client's
+//! web server, not credmint).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::acme::client::{eab_binding, AccountSigner};
+use crate::acme::eab::{EabKey, EabRequest};
+use crate::client::{build, ClientError, OperatorClient};
+use crate::wire::Registration;
+
+#[derive(Debug, Serialize)]
+pub struct AcmeFigure {
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub issued: u64,
+    pub errors: u64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl std::fmt::Display for AcmeFigure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "certificates issued over ACME (newOrder + finalize + download, durable ledger): {:.0}/s with {} accounts; {} issued, {} errors in {:.1}s; per certificate p50 {:.1} ms, p99 {:.1} ms",
+            self.per_second, self.concurrency, self.issued, self.errors, self.seconds, self.p50_ms, self.p99_ms
+        )
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Tls(e.to_string())
+}
+
+/// One account's connection, key, URL and the nonce the last answer carried.
+struct Session {
+    http: reqwest::Client,
+    key: AccountSigner,
+    kid: Option<String>,
+    nonce: String,
+}
+
+impl Session {
+    async fn post(
+        &mut self,
+        url: &str,
+        payload: Option<&Value>,
+    ) -> Result<(u16, Option<String>, String), ClientError> {
+        let jws = self
+            .key
+            .request(url, &self.nonce, self.kid.as_deref(), payload);
+        let r = self
+            .http
+            .post(url)
+            .header("content-type", "application/jose+json")
+            .body(jws.to_string())
+            .send()
+            .await
+            .map_err(other)?;
+        let status = r.status().as_u16();
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if let Some(n) = header("replay-nonce") {
+            self.nonce = n;
+        }
+        let location = header("location");
+        Ok((status, location, r.text().await.map_err(other)?))
+    }
+}
+
+fn refused(status: u16, body: String) -> ClientError {
+    ClientError::Refused {
+        status,
+        message: body,
+    }
+}
+
+/// One order to the end: the certificate chain is downloaded.
+async fn one(s: &mut Session, dir: &Value, name: &str, csr_b64: &str) -> Result<(), ClientError> {
+    let order_payload = json!({"identifiers": [{"type": "dns", "value": name}]});
+    let (st, _, body) = s
+        .post(
+            dir["newOrder"].as_str().unwrap_or_default(),
+            Some(&order_payload),
+        )
+        .await?;
+    if st != 201 {
+        return Err(refused(st, body));
+    }
+    let order: Value = serde_json::from_str(&body).map_err(other)?;
+    let finalize = order["finalize"].as_str().unwrap_or_default().to_string();
+    let (st, _, body) = s.post(&finalize, Some(&json!({"csr": csr_b64}))).await?;
+    if st != 200 {
+        return Err(refused(st, body));
+    }
+    let done: Value = serde_json::from_str(&body).map_err(other)?;
+    let cert = done["certificate"].as_str().unwrap_or_default().to_string();
+    let (st, _, body) = s.post(&cert, None).await?;
+    if st != 200 || !body.starts_with("-----BEGIN CERTIFICATE-----") {
+        return Err(refused(st, body));
+    }
+    Ok(())
+}
+
+/// Registers a pre-authorized integration, opens `concurrency` accounts (one EAB key each)
+/// and runs orders on all of them for `duration`.
+pub async fn acme(
+    operator: &OperatorClient,
+    ca_pem: &[u8],
+    concurrency: usize,
+    duration: Duration,
+) -> Result<AcmeFigure, ClientError> {
+    let name = format!(
+        "bench-acme-{}-{}",
+        std::process::id(),
+        rand::random::<u16>()
+    );
+    let dns = format!("{name}.bench.internal");
+    let review_by = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let registration = Registration {
+        name: Some(name.clone()),
+        business_owner: Some("bench".into()),
+        technical_owner: Some("bench".into()),
+        purpose: Some("ACME throughput benchmark".into()),
+        environment: Some("bench".into()),
+        scopes: Some(vec!["bench".into()]),
+        privilege_class: Some("routine".into()),
+        max_ttl_secs: Some(900),
+        review_by: Some(review_by.date().to_string()),
+        approval_ref: Some("bench".into()),
+        dns_names: vec![dns.clone()],
+        acme_preauthorized: true,
+        ..Registration::default()
+    };
+    operator
+        .post("/v1/admin/integrations", &registration)
+        .await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(other)?;
+    let csr = rcgen::CertificateParams::new(vec![dns.clone()])
+        .map_err(other)?
+        .serialize_request(&key)
+        .map_err(other)?;
+    let csr_b64 = Arc::new(URL_SAFE_NO_PAD.encode(csr.der()));
+    let directory: Value = build(ca_pem, None)?
+        .get(format!("{}/acme/directory", operator.base))
+        .send()
+        .await
+        .map_err(other)?
+        .json()
+        .await
+        .map_err(other)?;
+    let directory = Arc::new(directory);
+    let mut sessions = Vec::new();
+    for _ in 0..concurrency {
+        let eab: EabKey = operator
+            .post_as(
+                &format!("/v1/admin/integrations/{name}/acme-eab"),
+                &EabRequest::default(),
+            )
+            .await?;
+        let http = build(ca_pem, None)?;
+        let nonce_url = directory["newNonce"].as_str().unwrap_or_default();
+        let nonce = http
+            .head(nonce_url)
+            .send()
+            .await
+            .map_err(other)?
+            .headers()
+            .get("replay-nonce")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut s = Session {
+            http,
+            key: AccountSigner::generate(),
+            kid: None,
+            nonce,
+        };
+        let url = directory["newAccount"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let binding = eab_binding(&eab.kid, &eab.hmac_key, &url, &s.key.jwk()).map_err(other)?;
+        let (st, location, body) = s
+            .post(
+                &url,
+                Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding})),
+            )
+            .await?;
+        if st != 201 {
+            return Err(refused(st, body));
+        }
+        s.kid = location;
+        sessions.push(s);
+    }
+    let issued = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for mut s in sessions {
+        let (dir, dns, csr, issued, errors, latencies) = (
+            directory.clone(),
+            dns.clone(),
+            csr_b64.clone(),
+            issued.clone(),
+            errors.clone(),
+            latencies.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match one(&mut s, &dir, &dns, &csr).await {
+                    Ok(()) => {
+                        issued.fetch_add(1, Ordering::Relaxed);
+                        mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(mine);
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    let (p50_ms, p99_ms) = (
+        super::issue::percentile(&mut lat, 0.50),
+        super::issue::percentile(&mut lat, 0.99),
+    );
+    let issued = issued.load(Ordering::Relaxed);
+    Ok(AcmeFigure {
+        concurrency,
+        seconds,
+        issued,
+        errors: errors.load(Ordering::Relaxed),
+        per_second: issued as f64 / seconds,
+        p50_ms,
+        p99_ms,
+    })
+}
