@@ -263,8 +263,8 @@ pub struct AcmeConfig {
     /// client cannot bind 80 changes it. Nothing else about the validation changes.
     #[serde(default = "default_http01_port")]
     pub http01_port: u16,
-    /// Most orders (pending or ready) kept in memory at once; beyond it newOrder answers
-    /// 503 rateLimited with Retry-After.
+    /// Most orders and authorizations kept in memory at once; beyond it newOrder answers
+    /// 429 rateLimited with Retry-After.
     #[serde(default = "default_max_orders")]
     pub max_orders: usize,
 }

@@ -53,6 +53,8 @@ pub enum ServeError {
     },
     #[error("server task failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Acme(String),
 }
 
 /// Opens everything the handlers need. Blocking (PKCS#11 login, redb open, projection
@@ -161,7 +163,8 @@ pub fn open_state(
         cfg.server.ledger_queue,
     );
     let checkpoint = checkpoint.and_then(|note| CheckpointView::parse(note, clock.unix()));
-    let acme = Arc::new(crate::acme::Acme::new(cfg.acme.clone(), &public_url));
+    let acme =
+        Arc::new(crate::acme::Acme::new(cfg.acme.clone(), &public_url).map_err(ServeError::Acme)?);
     let state = AppState {
         acme,
         public_url: public_url.into(),

@@ -5,16 +5,15 @@
 //! owners and the console, never by e-mail, and a contact list would be personal data in
 //! an append-only ledger. Account objects therefore list no contact.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use credmint_ledger::event::{AcmeAccountChange, AcmeAccountChanged, AcmeAccountCreated};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::jws::{AccountKey, Jws};
-use super::request::{account_of, by_account, by_key, envelope};
+use super::request::{account_of, by_account, by_key, envelope, Posted};
 use super::{answer, Problem, Reply};
 use crate::app::AppState;
 use crate::registry::{AcmeAccountRow, Registry};
@@ -56,23 +55,13 @@ fn object(state: &AppState, row: &AcmeAccountRow) -> Value {
     })
 }
 
-pub async fn new_account(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let result = create(&state, &headers, &uri, &body).await;
+pub async fn new_account(State(state): State<AppState>, p: Posted) -> Response {
+    let result = create(&state, &p).await;
     answer(&state, result)
 }
 
-async fn create(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<Reply, Problem> {
-    let jws = envelope(state, headers, uri, body)?;
+async fn create(state: &AppState, p: &Posted) -> Result<Reply, Problem> {
+    let jws = envelope(state, p)?;
     let key = by_key(&jws)?;
     let req: NewAccount = jws.payload_json()?;
     let _ = (req.contact.as_ref(), req.terms_of_service_agreed);
@@ -88,6 +77,12 @@ async fn create(
                 "the account of this key is deactivated",
             ));
         }
+        if row.jwk != key.canonical.as_bytes() {
+            // A key rolled over away from: it must not even find its old account.
+            return Err(Problem::unauthorized(
+                "this key was replaced by a key change; it belongs to no account now",
+            ));
+        }
         return Ok(Reply::json(StatusCode::OK, &object(state, &row))
             .location(state.acme.url(&format!("/acct/{}", row.id))));
     }
@@ -101,10 +96,7 @@ async fn create(
             "this server requires External Account Binding: ask an operator for `credmint acme eab INTEGRATION`",
         )
     })?;
-    let kid = check_binding(state, &jws, &key, &binding).await?;
-    let eab = reg
-        .acme_eab(&kid)?
-        .ok_or_else(|| Problem::unauthorized("unknown EAB key id"))?;
+    let (kid, eab) = check_binding(state, &reg, &jws, &key, &binding).await?;
     drop(reg);
     let account = AcmeAccountCreated {
         account: id.clone(),
@@ -115,6 +107,7 @@ async fn create(
     let command = Command::new(
         Actor::Acme {
             account: id.clone(),
+            key: id.clone(),
         },
         Op::CreateAcmeAccount(account),
     );
@@ -133,17 +126,36 @@ async fn create(
 }
 
 /// Checks the EAB inner JWS: HMAC by the key derived for its kid, over exactly the
-/// account's key, for this URL. Returns the kid.
+/// account's key, for this URL. Returns the kid and its row. The kid must be one the
+/// ledger knows, unspent and unexpired, before the HSM derives anything: a stranger's
+/// made-up kid costs no HSM time (and is told the same as a wrong HMAC key).
 async fn check_binding(
     state: &AppState,
+    reg: &Registry,
     outer: &Jws,
     key: &AccountKey,
     binding: &Value,
-) -> Result<String, Problem> {
+) -> Result<(String, crate::registry::AcmeEabRow), Problem> {
+    let fails = || {
+        Problem::unauthorized(
+            "the External Account Binding does not verify (wrong kid or HMAC key)",
+        )
+    };
     let inner = Jws::parse(binding.to_string().as_bytes())?;
     let kid = inner.eab_kid(&outer.header.url)?;
-    if kid.len() > 255 {
-        return Err(Problem::unauthorized("unknown EAB key id"));
+    let eab = if kid.len() > 255 {
+        None
+    } else {
+        reg.acme_eab(&kid)?
+    };
+    let eab = eab.ok_or_else(fails)?;
+    if eab.bound_index.is_some() {
+        return Err(Problem::unauthorized(
+            "this EAB key already bound an account",
+        ));
+    }
+    if state.clock.unix() > eab.expires_at {
+        return Err(Problem::unauthorized("this EAB key has expired"));
     }
     let (hsm, label, k) = (
         state.hsm.clone(),
@@ -153,11 +165,7 @@ async fn check_binding(
     let secret = tokio::task::spawn_blocking(move || super::eab::derive(&hsm, &label, &k))
         .await
         .map_err(|e| Problem::server(e.to_string()))??;
-    inner.verify_mac(secret.as_slice()).map_err(|_| {
-        Problem::unauthorized(
-            "the External Account Binding does not verify (wrong kid or HMAC key)",
-        )
-    })?;
+    inner.verify_mac(secret.as_slice()).map_err(|_| fails())?;
     let bound: Value = inner.payload_json()?;
     let bound = AccountKey::from_jwk(&bound)?;
     if bound.canonical != key.canonical {
@@ -165,19 +173,13 @@ async fn check_binding(
             "the External Account Binding signs another key than the account's",
         ));
     }
-    Ok(kid)
+    Ok((kid, eab))
 }
 
 /// POST to an account URL: POST-as-GET reads it; `{"status":"deactivated"}` ends it.
-pub async fn account(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+pub async fn account(State(state): State<AppState>, Path(id): Path<String>, p: Posted) -> Response {
     let result = async {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         if req.account.id != id {
             return Err(Problem::unauthorized("this is not the signing account's URL"));
         }
@@ -190,6 +192,8 @@ pub async fn account(
             None => Ok(Reply::json(StatusCode::OK, &object(&state, &req.account))),
             Some("deactivated") => {
                 change(&state, &req.account, AcmeAccountChange::Deactivated).await?;
+                // §7.3.6: its pending authorizations (and orders) go with it.
+                state.acme.orders.forget_account(&req.account.id);
                 let mut row = req.account;
                 row.deactivated = true;
                 tracing::info!(account = %row.id, integration = %row.integration, "ACME account deactivated");
@@ -213,6 +217,7 @@ async fn change(
     let command = Command::new(
         Actor::Acme {
             account: row.id.clone(),
+            key: credmint_ledger::event::account_id(&row.jwk),
         },
         Op::ChangeAcmeAccount(AcmeAccountChanged {
             account: row.id.clone(),
@@ -232,14 +237,9 @@ struct KeyChange {
 
 /// §7.3.5 key rollover: the outer JWS by the account's current key, the inner by the new
 /// key, naming the account and the old key.
-pub async fn key_change(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+pub async fn key_change(State(state): State<AppState>, p: Posted) -> Response {
     let result = async {
-        let outer = envelope(&state, &headers, &uri, &body)?;
+        let outer = envelope(&state, &p)?;
         let row = account_of(&state, &outer)?;
         let inner = Jws::parse(&outer.payload)?;
         if inner.header.url != outer.header.url {

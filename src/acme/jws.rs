@@ -29,6 +29,9 @@ pub enum JwsError {
 
 type Result<T> = std::result::Result<T, JwsError>;
 
+/// The account-key algorithms accepted (listed in badSignatureAlgorithm problems).
+pub const ALGORITHMS: [&str; 5] = ["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+
 fn malformed(what: impl Into<String>) -> JwsError {
     JwsError::Malformed(what.into())
 }

@@ -54,21 +54,17 @@ pub struct Acme {
 }
 
 impl Acme {
-    pub fn new(config: AcmeConfig, public_url: &str) -> Acme {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
-        Acme {
+    /// Fails only if the validation HTTP client cannot be built (no TLS backend).
+    pub fn new(config: AcmeConfig, public_url: &str) -> Result<Acme, String> {
+        let http = validate::client(config.http01_port)
+            .map_err(|e| format!("ACME validation client: {e}"))?;
+        Ok(Acme {
             orders: order::Orders::new(config.max_orders),
             config,
             nonces: nonce::Nonces::new(MAX_NONCES),
             base: format!("{}/acme", public_url.trim_end_matches('/')),
             http,
-        }
+        })
     }
 
     /// The absolute URL of an ACME path (`/new-order`, `/acct/<id>`, ...).

@@ -15,9 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -25,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::problem::Subproblem;
-use super::request::{by_account, AccountRequest};
+use super::request::{by_account, AccountRequest, Posted};
 use super::{answer, Identifier, Problem, Reply, PROFILES};
 use crate::app::AppState;
 use crate::clock::rfc3339;
@@ -33,13 +32,19 @@ use crate::issuance::issue_certificate;
 use crate::issue::parse_csr;
 use crate::policy::{check_standing, decide_certificate, decide_ttl, CertGrant};
 use crate::registry::Registry;
-use crate::sequencer::Actor;
 use crate::signals::current_peer;
 
 /// Most identifiers one order may name.
 const MAX_IDENTIFIERS: usize = 100;
 /// How long a client is told to wait before polling a processing challenge again.
 const POLL_SECS: u64 = 1;
+/// Most orders one account may have in memory (pending, ready, processing or recent):
+/// one account cannot fill the server's `max_orders` for everyone else.
+pub const MAX_ORDERS_PER_ACCOUNT: usize = 300;
+/// Most http-01 validations in flight at once (each holds a socket up to 10 s).
+pub const MAX_VALIDATIONS: usize = 64;
+/// How often expired state is swept out (at the next new order after this long).
+const PURGE_SECS: u64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -48,6 +53,10 @@ pub enum Status {
     Processing,
     Valid,
     Invalid,
+    /// Authorizations only: the client gave it up (§7.5.2).
+    Deactivated,
+    /// Authorizations only: its lifetime passed before it was used.
+    Expired,
 }
 
 impl Status {
@@ -58,6 +67,8 @@ impl Status {
             Status::Processing => "processing",
             Status::Valid => "valid",
             Status::Invalid => "invalid",
+            Status::Deactivated => "deactivated",
+            Status::Expired => "expired",
         }
     }
 }
@@ -102,12 +113,16 @@ struct Inner {
     authzs: HashMap<String, Authz>,
     /// Issued chains by hex serial, with the account that ordered them, for download.
     certs: HashMap<String, (String, String, u64)>,
+    /// When expired state was last swept out.
+    purged_at: u64,
 }
 
 /// The server's orders, authorizations and issued chains.
 pub struct Orders {
     inner: Mutex<Inner>,
     capacity: usize,
+    /// Bounds validations in flight.
+    validations: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn random_id() -> String {
@@ -121,7 +136,15 @@ impl Orders {
         Orders {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
+            validations: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_VALIDATIONS)),
         }
+    }
+
+    /// Forgets the account's orders and authorizations (it was deactivated, §7.3.6).
+    pub fn forget_account(&self, account: &str) {
+        let mut inner = self.lock();
+        inner.orders.retain(|_, o| o.account != account);
+        inner.authzs.retain(|_, a| a.account != account);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -133,9 +156,21 @@ impl Inner {
     /// Forgets everything expired at `now` (kept one lifetime longer for certificates,
     /// so a slow client can still download).
     fn purge(&mut self, now: u64) {
-        self.orders.retain(|_, o| o.expires >= now);
+        // An order being finalized stays: its certificate may already be in the ledger.
+        self.orders
+            .retain(|_, o| o.expires >= now || o.status == Status::Processing);
         self.authzs.retain(|_, a| a.expires >= now);
         self.certs.retain(|_, c| c.2 >= now);
+        self.purged_at = now;
+    }
+
+    /// The authorization's status as of now: one not used within its lifetime expires.
+    fn authz_status(&mut self, id: &str, now: u64) -> Option<Status> {
+        let a = self.authzs.get_mut(id)?;
+        if now > a.expires && matches!(a.status, Status::Pending | Status::Valid) {
+            a.status = Status::Expired;
+        }
+        Some(a.status)
     }
 
     /// The order's status as of now: pending turns ready once every authorization is
@@ -144,16 +179,23 @@ impl Inner {
         let Some(order) = self.orders.get(id) else {
             return;
         };
-        let (status, expires) = (order.status, order.expires);
-        let authz: Vec<Status> = order
-            .authzs
+        let (status, expires, ids) = (order.status, order.expires, order.authzs.clone());
+        let authz: Vec<Status> = ids
             .iter()
-            .map(|a| self.authzs.get(a).map_or(Status::Invalid, |a| a.status))
+            .map(|a| self.authz_status(a, now).unwrap_or(Status::Invalid))
             .collect();
+        let all_valid = authz.iter().all(|s| *s == Status::Valid);
         let next = match status {
             Status::Pending | Status::Ready if now > expires => Status::Invalid,
-            Status::Pending if authz.contains(&Status::Invalid) => Status::Invalid,
-            Status::Pending if authz.iter().all(|s| *s == Status::Valid) => Status::Ready,
+            // A deactivated, failed or expired authorization ends a ready order too.
+            Status::Pending | Status::Ready
+                if authz.iter().any(|s| {
+                    matches!(s, Status::Invalid | Status::Deactivated | Status::Expired)
+                }) =>
+            {
+                Status::Invalid
+            }
+            Status::Pending if all_valid => Status::Ready,
             s => s,
         };
         if let Some(order) = self.orders.get_mut(id) {
@@ -234,14 +276,9 @@ fn parse_time(what: &str, s: &str) -> Result<u64, Problem> {
         .map_err(|_| Problem::malformed(format!("{what} is before 1970")))
 }
 
-pub async fn new_order(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+pub async fn new_order(State(state): State<AppState>, p: Posted) -> Response {
     let result = async {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         let order: NewOrder = req.jws.payload_json()?;
         create(&state, &req, order)
     }
@@ -338,17 +375,26 @@ fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, 
     let preauthorized = spec.policy.acme_preauthorized();
     let expires = now + state.acme.config.order_lifetime_secs;
     let mut inner = state.acme.orders.lock();
-    if inner.orders.len() >= state.acme.orders.capacity {
+    // Orders and authorizations both count against `max_orders`.
+    let held = |inner: &Inner| inner.orders.len() + inner.authzs.len() + identifiers.len();
+    if held(&inner) > state.acme.orders.capacity || now >= inner.purged_at + PURGE_SECS {
         inner.purge(now);
-        if inner.orders.len() >= state.acme.orders.capacity {
-            let mut p = Problem::new(
-                "rateLimited",
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many orders in progress; retry later",
-            );
-            p.retry_after = Some(60);
-            return Err(p);
-        }
+    }
+    let mine = inner
+        .orders
+        .values()
+        .filter(|o| o.account == req.account.id)
+        .count();
+    if held(&inner) > state.acme.orders.capacity || mine >= MAX_ORDERS_PER_ACCOUNT {
+        let mut p = Problem::new(
+            "rateLimited",
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many orders in progress (at most {MAX_ORDERS_PER_ACCOUNT} per account); retry later"
+            ),
+        );
+        p.retry_after = Some(60);
+        return Err(p);
     }
     let mut authzs = Vec::new();
     for identifier in &identifiers {
@@ -414,15 +460,9 @@ fn owned<'a, T>(
         .ok_or_else(|| Problem::not_found("no such resource for this account"))
 }
 
-pub async fn order(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+pub async fn order(State(state): State<AppState>, Path(id): Path<String>, p: Posted) -> Response {
     let result = (|| {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         let mut inner = state.acme.orders.lock();
         inner.refresh(&id, state.clock.unix());
         let o = owned(&inner.orders, &id, &req.account.id, |o| &o.account)?;
@@ -439,12 +479,10 @@ pub async fn order(
 pub async fn orders_of(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    p: Posted,
 ) -> Response {
     let result = (|| {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         if req.account.id != id {
             return Err(Problem::unauthorized(
                 "this is not the signing account's URL",
@@ -462,17 +500,13 @@ pub async fn orders_of(
     answer(&state, result)
 }
 
-pub async fn authz(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+pub async fn authz(State(state): State<AppState>, Path(id): Path<String>, p: Posted) -> Response {
     let result = (|| {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         let mut inner = state.acme.orders.lock();
-        let a = owned(&inner.authzs, &id, &req.account.id, |a| &a.account)?;
+        owned(&inner.authzs, &id, &req.account.id, |a| &a.account)?;
+        inner.authz_status(&id, state.clock.unix());
+        let a = &inner.authzs[&id];
         if !req.jws.is_post_as_get() {
             // §7.5.2: the client may deactivate an authorization.
             #[derive(Deserialize)]
@@ -485,14 +519,11 @@ pub async fn authz(
                     "an authorization can only be deactivated",
                 ));
             }
-            let _ = a;
             if let Some(a) = inner.authzs.get_mut(&id) {
-                a.status = Status::Invalid;
+                a.status = Status::Deactivated;
             }
             let a = &inner.authzs[&id];
-            let mut v = authz_json(&state, &id, a);
-            v["status"] = json!("deactivated");
-            return Ok(Reply::json(StatusCode::OK, &v));
+            return Ok(Reply::json(StatusCode::OK, &authz_json(&state, &id, a)));
         }
         let mut reply = Reply::json(StatusCode::OK, &authz_json(&state, &id, a));
         if a.status == Status::Pending {
@@ -507,16 +538,16 @@ pub async fn authz(
 pub async fn challenge(
     State(state): State<AppState>,
     Path((id, kind)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    p: Posted,
 ) -> Response {
     let result = (|| {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         let key_authorization_suffix =
             super::jws::AccountKey::from_canonical(&req.account.jwk)?.thumbprint();
         let mut inner = state.acme.orders.lock();
-        let a = owned(&inner.authzs, &id, &req.account.id, |a| &a.account)?;
+        owned(&inner.authzs, &id, &req.account.id, |a| &a.account)?;
+        inner.authz_status(&id, state.clock.unix());
+        let a = &inner.authzs[&id];
         let c = a
             .challenges
             .iter()
@@ -567,13 +598,24 @@ fn spawn_validation(
     key_authorization: String,
 ) {
     let st = state.clone();
+    let slots = state.acme.orders.validations.clone();
     tokio::spawn(async move {
+        // At most MAX_VALIDATIONS fetches at once; the rest wait their turn (their number
+        // is bounded by the authorizations `max_orders` allows).
+        let Ok(_slot) = slots.acquire_owned().await else {
+            return;
+        };
         let port = st.acme.config.http01_port;
         let outcome =
             super::validate::http01(&st.acme.http, &domain, port, &token, &key_authorization).await;
         let now = st.clock.unix();
         let mut inner = st.acme.orders.lock();
-        let Some(a) = inner.authzs.get_mut(&authz) else {
+        // Deactivated, expired or forgotten meanwhile: the outcome changes nothing.
+        let Some(a) = inner
+            .authzs
+            .get_mut(&authz)
+            .filter(|a| a.status == Status::Pending && now <= a.expires)
+        else {
             return;
         };
         for c in a.challenges.iter_mut().filter(|c| c.kind == kind) {
@@ -582,12 +624,12 @@ fn spawn_validation(
                     c.status = Status::Valid;
                     c.validated = Some(now);
                 }
-                Err(detail) => {
+                Err(failure) => {
                     c.status = Status::Invalid;
                     c.error = Some(Problem::new(
-                        "incorrectResponse",
+                        failure.kind,
                         StatusCode::FORBIDDEN,
-                        detail.clone(),
+                        failure.detail.clone(),
                     ));
                 }
             }
@@ -609,12 +651,10 @@ struct Finalize {
 pub async fn finalize(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    p: Posted,
 ) -> Response {
     let result = async {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         let f: Finalize = req.jws.payload_json()?;
         // Claim the order (ready -> processing) so a concurrent finalize gets orderNotReady.
         let order = {
@@ -635,18 +675,22 @@ pub async fn finalize(
         };
         let issued = issue_for(&state, &req, &order, &f.csr).await;
         let mut inner = state.acme.orders.lock();
+        if let Ok((serial, chain)) = &issued {
+            // Kept first: the certificate is durable whatever happens to the order now.
+            let keep = order.expires + state.acme.config.order_lifetime_secs;
+            let entry = (req.account.id.clone(), chain.clone(), keep);
+            inner.certs.insert(serial.clone(), entry);
+        }
         let Some(o) = inner.orders.get_mut(&id) else {
-            return Err(Problem::not_found("the order expired"));
+            return Err(Problem::not_found(
+                "the order was withdrawn (account deactivated)",
+            ));
         };
         match issued {
-            Ok((serial, chain)) => {
+            Ok((serial, _)) => {
                 o.status = Status::Valid;
-                o.certificate = Some(serial.clone());
-                let keep = o.expires + state.acme.config.order_lifetime_secs;
+                o.certificate = Some(serial);
                 let body = order_json(&state, &id, o);
-                inner
-                    .certs
-                    .insert(serial, (req.account.id.clone(), chain, keep));
                 Ok(Reply::json(StatusCode::OK, &body)
                     .location(state.acme.url(&format!("/order/{id}"))))
             }
@@ -710,9 +754,7 @@ async fn issue_for(
         &state.issuer(),
         &grant,
         &csr,
-        Actor::Acme {
-            account: req.account.id.clone(),
-        },
+        req.actor(),
         None,
         current_peer(),
     )
@@ -725,12 +767,10 @@ async fn issue_for(
 pub async fn certificate(
     State(state): State<AppState>,
     Path(serial): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    p: Posted,
 ) -> Response {
     let result = (|| {
-        let req = by_account(&state, &headers, &uri, &body)?;
+        let req = by_account(&state, &p)?;
         let inner = state.acme.orders.lock();
         let (_, chain, _) = owned(&inner.certs, &serial, &req.account.id, |c| &c.0)?;
         Ok(Reply::pem_chain(chain.clone()))

@@ -12,18 +12,22 @@ use crate::api::ApiError;
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(serialize_with = "with_namespace")]
+    pub kind: &'static str,
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subproblems: Vec<Subproblem>,
+    /// badSignatureAlgorithm: what the server accepts (RFC 8555 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<&'static [&'static str]>,
     #[serde(skip)]
     pub status: StatusCode,
     /// Seconds a client should wait (rateLimited, HSM or ledger unavailable).
     #[serde(skip)]
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
     /// `Location` of the conflicting resource (key change to a taken key, §7.3.5).
     #[serde(skip)]
-    pub location: Option<String>,
+    pub location: Option<Box<str>>,
 }
 
 /// A problem with one identifier of an order (§6.7.1).
@@ -37,19 +41,26 @@ pub struct Subproblem {
 
 pub const NS: &str = "urn:ietf:params:acme:error:";
 
+/// The wire `type`: the ACME namespace and the error type.
+fn with_namespace<S: serde::Serializer>(kind: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{NS}{kind}"))
+}
+
 impl Problem {
-    pub fn new(kind: &str, status: StatusCode, detail: impl Into<String>) -> Problem {
+    /// `kind` is the ACME error type without its namespace (`badNonce`, ...).
+    pub fn new(kind: &'static str, status: StatusCode, detail: impl Into<String>) -> Problem {
         Problem {
-            kind: format!("{NS}{kind}"),
+            kind,
             detail: detail.into(),
             subproblems: Vec::new(),
+            algorithms: None,
             status,
             retry_after: None,
             location: None,
         }
     }
     pub fn location(mut self, url: String) -> Problem {
-        self.location = Some(url);
+        self.location = Some(url.into());
         self
     }
     pub fn malformed(detail: impl Into<String>) -> Problem {
@@ -126,12 +137,19 @@ impl From<ApiError> for Problem {
             StatusCode::PAYLOAD_TOO_LARGE => {
                 Problem::malformed(detail).with_status(StatusCode::PAYLOAD_TOO_LARGE)
             }
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-                Problem::new("rateLimited", StatusCode::SERVICE_UNAVAILABLE, detail)
+            StatusCode::TOO_MANY_REQUESTS => {
+                Problem::new("rateLimited", StatusCode::TOO_MANY_REQUESTS, detail)
+            }
+            // Overload and outages (HSM, ledger): the server's state, not the client's rate.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Problem::new("serverInternal", StatusCode::SERVICE_UNAVAILABLE, detail)
             }
             _ => Problem::server(detail),
         };
-        Problem { retry_after, ..p }
+        Problem {
+            retry_after: retry_after.map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+            ..p
+        }
     }
 }
 

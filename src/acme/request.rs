@@ -3,7 +3,10 @@
 //! of the request, and a signature by the account's key (`kid`) or by the key the request
 //! carries (`jwk`, only where the protocol allows it).
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 
 use super::jws::{AccountKey, Jws, JwsError};
 use super::Problem;
@@ -14,11 +17,16 @@ impl From<JwsError> for Problem {
     fn from(e: JwsError) -> Problem {
         match e {
             JwsError::Malformed(_) => Problem::malformed(e.to_string()),
-            JwsError::BadAlgorithm(_) => Problem::new(
-                "badSignatureAlgorithm",
-                StatusCode::BAD_REQUEST,
-                e.to_string(),
-            ),
+            JwsError::BadAlgorithm(_) => {
+                let mut p = Problem::new(
+                    "badSignatureAlgorithm",
+                    StatusCode::BAD_REQUEST,
+                    e.to_string(),
+                );
+                // RFC 8555 §6.2: the problem lists the algorithms the server accepts.
+                p.algorithms = Some(&super::jws::ALGORITHMS);
+                p
+            }
             JwsError::BadSignature => Problem::unauthorized(e.to_string()),
             JwsError::BadKey(_) => {
                 Problem::new("badPublicKey", StatusCode::BAD_REQUEST, e.to_string())
@@ -33,13 +41,48 @@ pub struct AccountRequest {
     pub account: AcmeAccountRow,
 }
 
+impl AccountRequest {
+    /// The sequencer actor of this request: the account, and the key it signed with, so a
+    /// request signed just before a key rollover commits nothing after it.
+    pub fn actor(&self) -> crate::sequencer::Actor {
+        crate::sequencer::Actor::Acme {
+            account: self.account.id.clone(),
+            key: credmint_ledger::event::account_id(&self.account.jwk),
+        }
+    }
+}
+
+/// The parts of an ACME POST every check needs. Extracted last (it takes the body); a
+/// body that cannot be read is answered as an ACME problem, with a nonce.
+pub struct Posted {
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let (headers, uri) = (parts.headers.clone(), parts.uri.clone());
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| {
+                let p = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::malformed("request body too large").with_status(e.status())
+                } else {
+                    Problem::malformed(format!("request body unreadable: {}", e.body_text()))
+                };
+                super::answer(state, Err(p))
+            })?;
+        Ok(Posted { headers, uri, body })
+    }
+}
+
 /// Content type, structure, nonce and URL: everything but the signature.
-pub fn envelope(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<Jws, Problem> {
+pub fn envelope(state: &AppState, p: &Posted) -> Result<Jws, Problem> {
+    let (headers, uri, body) = (&p.headers, &p.uri, &p.body);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -66,13 +109,8 @@ pub fn envelope(
 }
 
 /// A request signed by the account its `kid` names.
-pub fn by_account(
-    state: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<AccountRequest, Problem> {
-    let jws = envelope(state, headers, uri, body)?;
+pub fn by_account(state: &AppState, p: &Posted) -> Result<AccountRequest, Problem> {
+    let jws = envelope(state, p)?;
     let account = account_of(state, &jws)?;
     Ok(AccountRequest { jws, account })
 }

@@ -2,16 +2,15 @@
 //! integration) or by the certificate's own key. Either way it is the same sequencer
 //! command as `POST /v1/revoke`, so the ledger, OCSP, CRL and status answers follow.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 
 use super::jws::AccountKey;
-use super::request::{account_of, by_key, envelope};
+use super::request::{account_of, by_key, envelope, Posted};
 use super::{answer, Problem, Reply};
 use crate::app::AppState;
 use crate::registry::{CredentialKind, Registry};
@@ -21,21 +20,25 @@ use crate::sequencer::{Actor, Command, Op, Outcome, Target};
 struct RevokeCert {
     certificate: String,
     #[serde(default)]
-    reason: Option<u8>,
+    reason: Option<u32>,
 }
 
-/// RFC 5280 reasons a subscriber may give (§7.6 leaves the set to the server):
-/// unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation.
-const SUBSCRIBER_REASONS: [u8; 5] = [0, 1, 3, 4, 5];
-
-pub async fn revoke_cert(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+/// §7.6. The reasons a subscriber may give (RFC 8555 leaves the set to the server) are
+/// unspecified, keyCompromise, affiliationChanged, superseded and cessationOfOperation.
+pub async fn revoke_cert(State(state): State<AppState>, p: Posted) -> Response {
     let result = async {
-        let jws = envelope(&state, &headers, &uri, &body)?;
+        let jws = envelope(&state, &p)?;
+        // Who asks comes first: the signature is checked before the certificate is looked
+        // at, so an unauthenticated caller learns nothing about which serials exist.
+        enum Signer {
+            Account(crate::registry::AcmeAccountRow),
+            Key(AccountKey),
+        }
+        let signer = if jws.header.kid.is_some() {
+            Signer::Account(account_of(&state, &jws)?)
+        } else {
+            Signer::Key(by_key(&jws)?)
+        };
         let req: RevokeCert = jws.payload_json()?;
         let der = URL_SAFE_NO_PAD
             .decode(&req.certificate)
@@ -46,45 +49,44 @@ pub async fn revoke_cert(
             return Err(Problem::malformed("trailing bytes after the certificate"));
         }
         let serial = cert.tbs_certificate.raw_serial().to_vec();
-        let reason = req.reason.unwrap_or(0);
-        if !SUBSCRIBER_REASONS.contains(&reason) {
-            return Err(Problem::new(
-                "badRevocationReason",
-                StatusCode::BAD_REQUEST,
-                format!("reason {reason} is not one a subscriber may give (0, 1, 3, 4, 5)"),
-            ));
-        }
+        let reason = match req.reason.unwrap_or(0) {
+            r @ (0 | 1 | 3 | 4 | 5) => r as u8,
+            r => {
+                return Err(Problem::new(
+                    "badRevocationReason",
+                    StatusCode::BAD_REQUEST,
+                    format!("reason {r} is not one a subscriber may give (0, 1, 3, 4, 5)"),
+                ))
+            }
+        };
+        // A forged certificate with our serial and the requester's key must not revoke
+        // ours: it must be exactly a certificate this CA signed.
         let row = Registry::open(&state.ledger)?
             .certificate(&serial)?
-            .filter(|r| r.kind == CredentialKind::Workload)
-            .ok_or_else(|| Problem::not_found("this server did not issue this certificate"))?;
-        // The serial is ours, but is this exactly the certificate we issued? A forged
-        // certificate with our serial and the requester's key must not revoke ours.
-        if !issued_by_us(&state, &cert) {
-            return Err(Problem::unauthorized(
-                "this certificate was not issued by this CA",
-            ));
-        }
-        let actor = if jws.header.kid.is_some() {
-            let account = account_of(&state, &jws)?;
-            if account.integration != row.owner {
-                return Err(Problem::unauthorized(
-                    "the certificate belongs to another integration than this account's",
-                ));
+            .filter(|r| r.kind == CredentialKind::Workload && issued_by_us(&state, &cert))
+            .ok_or_else(|| Problem::not_found("this CA issued no such certificate"))?;
+        let actor = match signer {
+            Signer::Account(account) => {
+                if account.integration != row.owner {
+                    return Err(Problem::unauthorized(
+                        "the certificate belongs to another integration than this account's",
+                    ));
+                }
+                let key = credmint_ledger::event::account_id(&account.jwk);
+                Actor::Acme {
+                    account: account.id,
+                    key,
+                }
             }
-            Actor::Acme {
-                account: account.id,
-            }
-        } else {
-            let key = by_key(&jws)?;
-            let spki = cert.tbs_certificate.subject_pki.raw;
-            if !same_key(&key, spki) {
-                return Err(Problem::unauthorized(
-                    "the JWS key is not the certificate's key",
-                ));
-            }
-            Actor::AcmeKey {
-                serial: serial.clone(),
+            Signer::Key(key) => {
+                if !same_key(&key, cert.tbs_certificate.subject_pki.raw) {
+                    return Err(Problem::unauthorized(
+                        "the JWS key is not the certificate's key",
+                    ));
+                }
+                Actor::AcmeKey {
+                    serial: serial.clone(),
+                }
             }
         };
         let receipt = state

@@ -287,7 +287,7 @@ impl From<Refusal> for ApiError {
             | Refusal::UnknownCredential(_)
             | Refusal::UnknownMonitor(_) => ApiError::NotFound(r.to_string()),
             Refusal::SelfApproval(message) => ApiError::Forbidden(message),
-            Refusal::AcmeEab(_) | Refusal::AcmeAccountGone(_) => {
+            Refusal::AcmeEab(_) | Refusal::AcmeAccountGone(_) | Refusal::AcmeKeyChanged => {
                 ApiError::Unauthenticated(r.to_string())
             }
             Refusal::AcmeKeyTaken => ApiError::Conflict(r.to_string()),

@@ -31,7 +31,12 @@ pub enum Actor {
     Enrollment { integration: String },
     /// An ACME account (RFC 8555), by its id; it is bound to one integration for life, and
     /// the sequencer re-checks at commit time that it is still valid.
-    Acme { account: String },
+    Acme {
+        account: String,
+        /// RFC 7638 thumbprint of the key the request was signed with: it must still be
+        /// the account's key at commit time (a rollover in between wins).
+        key: String,
+    },
     /// Whoever proved possession of a certificate's private key (RFC 8555 §7.6 revocation
     /// signed with the certificate's key), by the certificate's serial.
     AcmeKey { serial: Vec<u8> },
@@ -46,7 +51,7 @@ impl Actor {
             Actor::Operator { name, .. } => format!("operator:{name}"),
             Actor::Workload { integration, .. } => format!("workload:{integration}"),
             Actor::Enrollment { integration } => format!("enrollment:{integration}"),
-            Actor::Acme { account } => format!("acme:{account}"),
+            Actor::Acme { account, .. } => format!("acme:{account}"),
             Actor::AcmeKey { serial } => format!("acme-key:{}", hex::encode(serial)),
             Actor::System(role) => format!("system:{role}"),
         }
@@ -276,6 +281,9 @@ pub enum Refusal {
     AcmeAccountGone(String),
     #[error("this key already belongs to an ACME account")]
     AcmeKeyTaken,
+    /// The account's key changed (or the account changed) while the request was in flight.
+    #[error("the ACME account's key changed while the request was in flight")]
+    AcmeKeyChanged,
     /// The command would write a field the ledger format does not allow (length, text).
     #[error("invalid: {0}")]
     Invalid(String),

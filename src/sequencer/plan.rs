@@ -207,8 +207,8 @@ pub fn plan(ctx: &Context<'_>, command: &mut Command) -> Result<Plan> {
                     return Err(Refusal::ActorUnknown.into());
                 }
             }
-            if let Actor::Acme { account } = &command.actor {
-                let row = acme_account_valid(ctx, account)?;
+            if let Actor::Acme { account, key } = &command.actor {
+                let row = acme_account_valid(ctx, account, key)?;
                 if row.integration != cert.integration {
                     return Err(Refusal::ActorUnknown.into());
                 }
@@ -506,11 +506,20 @@ fn check_actor(ctx: &Context<'_>, actor: &Actor) -> Result<()> {
 /// The ACME account `id` exists, is not deactivated (also not earlier in this batch) and
 /// has not changed earlier in this batch (a key change and an order signed with the old key
 /// must not both commit).
-fn acme_account_valid(ctx: &Context<'_>, id: &str) -> Result<crate::registry::AcmeAccountRow> {
+/// `key` is the thumbprint the request was signed with: it must still be the account's.
+fn acme_account_valid(
+    ctx: &Context<'_>,
+    id: &str,
+    key: &str,
+) -> Result<crate::registry::AcmeAccountRow> {
     let gone = || Refusal::AcmeAccountGone(id.to_string());
     let row = ctx.registry.acme_account(id)?.ok_or_else(gone)?;
-    if row.deactivated || ctx.claims.acme_accounts.contains(id) {
+    if row.deactivated {
         return Err(gone().into());
+    }
+    if ctx.claims.acme_accounts.contains(id) || credmint_ledger::event::account_id(&row.jwk) != key
+    {
+        return Err(Refusal::AcmeKeyChanged.into());
     }
     Ok(row)
 }
@@ -523,8 +532,8 @@ fn acme_may_revoke(ctx: &Context<'_>, actor: &Actor, target: &Target) -> Result<
         Target::Token(_) => return Ok(()),
     };
     match actor {
-        Actor::Acme { account } => {
-            let row = acme_account_valid(ctx, account)?;
+        Actor::Acme { account, key } => {
+            let row = acme_account_valid(ctx, account, key)?;
             let owner = ctx.registry.certificate(serial)?.map(|c| c.owner);
             if owner.as_deref() != Some(row.integration.as_str()) {
                 return Err(Refusal::UnknownCredential(target.to_string()).into());
@@ -546,7 +555,7 @@ fn acme_account_plan(
     actor_name: &str,
     a: &credmint_ledger::event::AcmeAccountCreated,
 ) -> Result<Plan> {
-    if !matches!(actor, Actor::Acme { account } if *account == a.account) {
+    if !matches!(actor, Actor::Acme { account, .. } if *account == a.account) {
         return Err(Refusal::Invalid("an account is created by itself".into()).into());
     }
     let eab = ctx
@@ -596,7 +605,7 @@ fn acme_change_plan(
     c: &credmint_ledger::event::AcmeAccountChanged,
 ) -> Result<Plan> {
     use credmint_ledger::event::AcmeAccountChange;
-    let by_itself = matches!(actor, Actor::Acme { account } if *account == c.account);
+    let by_itself = matches!(actor, Actor::Acme { account, .. } if *account == c.account);
     let by_operator = matches!(actor, Actor::Operator { .. });
     let allowed = match &c.change {
         AcmeAccountChange::KeyChanged { .. } => by_itself,
@@ -605,7 +614,18 @@ fn acme_change_plan(
     if !allowed {
         return Err(Refusal::Invalid("not this account's change to make".into()).into());
     }
-    acme_account_valid(ctx, &c.account)?;
+    match actor {
+        Actor::Acme { key, .. } => drop(acme_account_valid(ctx, &c.account, key)?),
+        _ => {
+            let live = ctx
+                .registry
+                .acme_account(&c.account)?
+                .is_some_and(|r| !r.deactivated);
+            if !live || ctx.claims.acme_accounts.contains(&c.account) {
+                return Err(Refusal::AcmeAccountGone(c.account.clone()).into());
+            }
+        }
+    }
     let mut p = Plan::new(Outcome::Appended);
     if let AcmeAccountChange::KeyChanged { jwk } = &c.change {
         let thumbprint = credmint_ledger::event::account_id(jwk);

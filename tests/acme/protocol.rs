@@ -210,9 +210,41 @@ async fn account_order_finalize_ari_revoke_rollover_deactivate() {
         "old key: {}",
         r.text
     );
+    let old_key = c.key().clone();
     c.set_key(new);
     let r = c.post(&account_url, None).await;
     assert_eq!(r.status, 200, "new key: {}", r.text);
+    // The replaced key does not even find the account any more.
+    let mut stale = Client::new(&s).await;
+    stale.set_key(old_key);
+    let url = stale.url("newAccount");
+    let r = stale
+        .post(&url, Some(&json!({"onlyReturnExisting": true})))
+        .await;
+    assert_eq!((r.status, r.problem()), (403, "unauthorized"), "{}", r.text);
+    assert!(r.location.is_none(), "{:?}", r.location);
+
+    // Deactivating an authorization of a ready order makes the order invalid.
+    let spare = c.new_order(&["pre.acme.test"], json!({})).await;
+    assert_eq!(spare.body["status"], "ready", "{}", spare.text);
+    let spare_authz = spare.body["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = c
+        .post(&spare_authz, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.body["status"], "deactivated", "{}", r.text);
+    let spare_url = spare.location.clone().unwrap();
+    let r = c.post(&spare_url, None).await;
+    assert_eq!(r.body["status"], "invalid", "{}", r.text);
+    let (r, _) = c.finalize(&spare, &["pre.acme.test"]).await;
+    assert_eq!(
+        (r.status, r.problem()),
+        (403, "orderNotReady"),
+        "{}",
+        r.text
+    );
 
     // Deactivation is final.
     let r = c

@@ -138,6 +138,26 @@ async fn refusals_name_the_acme_problem_and_write_nothing() {
         r.text
     );
 
+    // An algorithm the key does not have: badSignatureAlgorithm, listing what is accepted.
+    let nonce = c.fresh_nonce().await;
+    let header = json!({"alg": "RS256", "kid": c.kid.clone().unwrap(), "nonce": nonce, "url": url});
+    let r = c
+        .post_raw(&url, &sign(c.key(), &header, Some(&json!({}))))
+        .await;
+    assert_eq!(
+        (r.status, r.problem()),
+        (400, "badSignatureAlgorithm"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.body["algorithms"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("ES256"))),
+        "{}",
+        r.text
+    );
+
     // A replayed nonce: badNonce, and the answer carries a fresh one.
     let nonce = c.fresh_nonce().await;
     let header = json!({"alg": "ES256", "kid": c.kid.clone().unwrap(), "nonce": nonce, "url": url});
@@ -232,7 +252,7 @@ async fn refusals_name_the_acme_problem_and_write_nothing() {
         if status != "pending" {
             let err = &a.body["challenges"][0]["error"];
             assert_eq!(
-                err["type"], "urn:ietf:params:acme:error:incorrectResponse",
+                err["type"], "urn:ietf:params:acme:error:connection",
                 "{}",
                 a.text
             );
