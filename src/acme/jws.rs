@@ -386,6 +386,29 @@ mod tests {
     }
 
     #[test]
+    fn eddsa_account_keys_verify() {
+        use ed25519_dalek::Signer as _;
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes())});
+        let header = serde_json::json!({"alg": "EdDSA", "jwk": jwk, "nonce": "n", "url": "u"});
+        let protected = URL_SAFE_NO_PAD.encode(header.to_string());
+        let payload = URL_SAFE_NO_PAD.encode("{}");
+        let sig = sk.sign(format!("{protected}.{payload}").as_bytes());
+        let body = serde_json::json!({"protected": protected, "payload": payload, "signature": URL_SAFE_NO_PAD.encode(sig.to_bytes())});
+        let jws = Jws::parse(body.to_string().as_bytes()).unwrap();
+        let key = AccountKey::from_jwk(jws.header.jwk.as_ref().unwrap()).unwrap();
+        assert!(key
+            .canonical
+            .starts_with(r#"{"crv":"Ed25519","kty":"OKP","x":"#));
+        jws.verify(&key).unwrap();
+        let mut bad = jws.clone();
+        bad.signature[0] ^= 1;
+        assert_eq!(bad.verify(&key), Err(JwsError::BadSignature));
+    }
+
+    #[test]
     fn structure_rules() {
         let (sk, jwk) = p256_key();
         let both =

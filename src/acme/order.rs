@@ -45,6 +45,11 @@ pub const MAX_ORDERS_PER_ACCOUNT: usize = 300;
 pub const MAX_VALIDATIONS: usize = 64;
 /// How often expired state is swept out (at the next new order after this long).
 const PURGE_SECS: u64 = 60;
+/// How long a finished (valid or invalid) order and its authorizations stay readable: the
+/// client reads it once more and downloads the chain right after finalizing.
+const DONE_KEEP_SECS: u64 = 120;
+/// Most issued chains kept for download (oldest forgotten first; ~2 KB each).
+const MAX_CHAINS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -113,6 +118,11 @@ struct Inner {
     authzs: HashMap<String, Authz>,
     /// Issued chains by hex serial, with the account that ordered them, for download.
     certs: HashMap<String, (String, String, u64)>,
+    /// Ids of each account's orders in progress (pending, ready, processing): the
+    /// per-account bound and the orders list (§7.1.2.1) read only these.
+    by_account: HashMap<String, Vec<String>>,
+    /// Serials of `certs`, oldest first, for its bound.
+    cert_order: std::collections::VecDeque<String>,
     /// When expired state was last swept out.
     purged_at: u64,
 }
@@ -145,6 +155,7 @@ impl Orders {
         let mut inner = self.lock();
         inner.orders.retain(|_, o| o.account != account);
         inner.authzs.retain(|_, a| a.account != account);
+        inner.by_account.remove(account);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -159,9 +170,57 @@ impl Inner {
         // An order being finalized stays: its certificate may already be in the ledger.
         self.orders
             .retain(|_, o| o.expires >= now || o.status == Status::Processing);
-        self.authzs.retain(|_, a| a.expires >= now);
+        self.drop_orphan_authzs(now);
         self.certs.retain(|_, c| c.2 >= now);
+        let certs = &self.certs;
+        self.cert_order.retain(|s| certs.contains_key(s));
         self.purged_at = now;
+    }
+
+    /// At capacity: finished orders go first, whatever their age.
+    fn evict_finished(&mut self, now: u64) {
+        self.orders
+            .retain(|_, o| !matches!(o.status, Status::Valid | Status::Invalid));
+        self.drop_orphan_authzs(now);
+    }
+
+    /// `account`'s orders in progress.
+    fn orders_of(&self, account: &str) -> impl Iterator<Item = (&String, &Order)> {
+        self.by_account
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.orders.get_key_value(id))
+    }
+
+    /// Authorizations belong to one order each: they go with it (or when they expire).
+    /// Also brings the per-account index in line after orders were dropped.
+    fn drop_orphan_authzs(&mut self, now: u64) {
+        let orders = &self.orders;
+        self.by_account.retain(|_, ids| {
+            ids.retain(|id| orders.contains_key(id));
+            !ids.is_empty()
+        });
+        let live: std::collections::HashSet<&String> =
+            self.orders.values().flat_map(|o| o.authzs.iter()).collect();
+        let keep: std::collections::HashSet<String> = self
+            .authzs
+            .iter()
+            .filter(|(id, a)| a.expires >= now && live.contains(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.authzs.retain(|id, _| keep.contains(id));
+    }
+
+    /// Keeps an issued chain for download, within [`MAX_CHAINS`].
+    fn keep_chain(&mut self, serial: String, account: String, chain: String, until: u64) {
+        while self.cert_order.len() >= MAX_CHAINS {
+            if let Some(old) = self.cert_order.pop_front() {
+                self.certs.remove(&old);
+            }
+        }
+        self.cert_order.push_back(serial.clone());
+        self.certs.insert(serial, (account, chain, until));
     }
 
     /// The authorization's status as of now: one not used within its lifetime expires.
@@ -198,8 +257,23 @@ impl Inner {
             Status::Pending if all_valid => Status::Ready,
             s => s,
         };
+        let mut finished = None;
         if let Some(order) = self.orders.get_mut(id) {
+            if next == Status::Invalid && order.status != Status::Invalid {
+                order.expires = order.expires.min(now + DONE_KEEP_SECS);
+                finished = Some(order.account.clone());
+            }
             order.status = next;
+        }
+        if let Some(account) = finished {
+            self.finished(&account, id);
+        }
+    }
+
+    /// `id` of `account` is valid or invalid now: no longer in progress.
+    fn finished(&mut self, account: &str, id: &str) {
+        if let Some(ids) = self.by_account.get_mut(account) {
+            ids.retain(|i| i != id);
         }
     }
 }
@@ -380,10 +454,17 @@ fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, 
     if held(&inner) > state.acme.orders.capacity || now >= inner.purged_at + PURGE_SECS {
         inner.purge(now);
     }
+    if held(&inner) > state.acme.orders.capacity {
+        inner.evict_finished(now);
+    }
     let mine = inner
-        .orders
-        .values()
-        .filter(|o| o.account == req.account.id)
+        .orders_of(&req.account.id)
+        .filter(|(_, o)| {
+            matches!(
+                o.status,
+                Status::Pending | Status::Ready | Status::Processing
+            )
+        })
         .count();
     if held(&inner) > state.acme.orders.capacity || mine >= MAX_ORDERS_PER_ACCOUNT {
         let mut p = Problem::new(
@@ -441,6 +522,11 @@ fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, 
         error: None,
     };
     inner.orders.insert(id.clone(), order);
+    inner
+        .by_account
+        .entry(req.account.id.clone())
+        .or_default()
+        .push(id.clone());
     inner.refresh(&id, now);
     let body = order_json(state, &id, &inner.orders[&id]);
     drop(inner);
@@ -490,9 +576,7 @@ pub async fn orders_of(
         }
         let inner = state.acme.orders.lock();
         let urls: Vec<String> = inner
-            .orders
-            .iter()
-            .filter(|(_, o)| o.account == id)
+            .orders_of(&id)
             .map(|(k, _)| state.acme.url(&format!("/order/{k}")))
             .collect();
         Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
@@ -675,11 +759,11 @@ pub async fn finalize(
         };
         let issued = issue_for(&state, &req, &order, &f.csr).await;
         let mut inner = state.acme.orders.lock();
+        let now = state.clock.unix();
         if let Ok((serial, chain)) = &issued {
             // Kept first: the certificate is durable whatever happens to the order now.
-            let keep = order.expires + state.acme.config.order_lifetime_secs;
-            let entry = (req.account.id.clone(), chain.clone(), keep);
-            inner.certs.insert(serial.clone(), entry);
+            let until = now + state.acme.config.order_lifetime_secs;
+            inner.keep_chain(serial.clone(), req.account.id.clone(), chain.clone(), until);
         }
         let Some(o) = inner.orders.get_mut(&id) else {
             return Err(Problem::not_found(
@@ -689,8 +773,10 @@ pub async fn finalize(
         match issued {
             Ok((serial, _)) => {
                 o.status = Status::Valid;
+                o.expires = o.expires.min(now + DONE_KEEP_SECS);
                 o.certificate = Some(serial);
                 let body = order_json(&state, &id, o);
+                inner.finished(&req.account.id, &id);
                 Ok(Reply::json(StatusCode::OK, &body)
                     .location(state.acme.url(&format!("/order/{id}"))))
             }
@@ -776,4 +862,72 @@ pub async fn certificate(
         Ok(Reply::pem_chain(chain.clone()))
     })();
     answer(&state, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(account: &str, status: Status, expires: u64) -> Order {
+        Order {
+            account: account.into(),
+            identifiers: Vec::new(),
+            authzs: Vec::new(),
+            status,
+            expires,
+            ttl_secs: None,
+            not_after: None,
+            profile: None,
+            certificate: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn finished_orders_leave_the_account_bound_and_go_first_at_capacity() {
+        let mut inner = Inner::default();
+        for (id, status) in [
+            ("a", Status::Pending),
+            ("b", Status::Valid),
+            ("c", Status::Ready),
+        ] {
+            inner.orders.insert(id.into(), order("acct", status, 100));
+            inner
+                .by_account
+                .entry("acct".into())
+                .or_default()
+                .push(id.into());
+        }
+        inner.finished("acct", "b");
+        let mine: Vec<&String> = inner.orders_of("acct").map(|(id, _)| id).collect();
+        assert_eq!(
+            mine,
+            ["a", "c"],
+            "a valid order no longer counts as in progress"
+        );
+        inner.evict_finished(50);
+        assert!(!inner.orders.contains_key("b") && inner.orders.len() == 2);
+        // Expiry purges all but an order being finalized.
+        inner
+            .orders
+            .insert("p".into(), order("acct", Status::Processing, 10));
+        inner.purge(200);
+        assert_eq!(inner.orders.keys().collect::<Vec<_>>(), ["p"]);
+        assert!(
+            inner.orders_of("acct").next().is_none(),
+            "index follows the purge"
+        );
+    }
+
+    #[test]
+    fn issued_chains_are_bounded_oldest_first() {
+        let mut inner = Inner::default();
+        for i in 0..=MAX_CHAINS {
+            inner.keep_chain(format!("{i}"), "acct".into(), "pem".into(), 100);
+        }
+        assert_eq!(inner.certs.len(), MAX_CHAINS);
+        assert!(
+            !inner.certs.contains_key("0") && inner.certs.contains_key(&MAX_CHAINS.to_string())
+        );
+    }
 }
