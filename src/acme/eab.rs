@@ -18,6 +18,7 @@ use credmint_ledger::event::AcmeEabCreated;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::api::admin::{optional_body, ttl_within};
 use crate::api::extract::{ApiBytes, ApiPath, Operator};
 use crate::api::{echo, ApiError};
 use crate::app::AppState;
@@ -81,19 +82,12 @@ pub async fn create_eab(
     ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse, ApiError> {
     check_identifier("name", &name)?;
-    let req: EabRequest = if body.is_empty() {
-        EabRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
-    let ttl = req.ttl_secs.unwrap_or(state.acme.config.eab_ttl_secs);
-    if ttl == 0 || ttl > MAX_EAB_TTL_SECS {
-        return Err(ApiError::Field(crate::registry::FieldError {
-            field: "ttl_secs",
-            message: format!("must be between 1 and {MAX_EAB_TTL_SECS}"),
-        }));
-    }
+    let req: EabRequest = optional_body(&body)?;
+    let ttl = ttl_within(
+        req.ttl_secs,
+        state.acme.config.eab_ttl_secs,
+        MAX_EAB_TTL_SECS,
+    )?;
     let spec = Registry::open(&state.ledger)?
         .integration(&name)?
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(&name))))?;

@@ -138,20 +138,12 @@ pub async fn create_enrollment(
     ApiBytes(body): ApiBytes,
 ) -> Result<impl IntoResponse, ApiError> {
     check_identifier("name", &name)?;
-    // The body is optional: empty means the default lifetime.
-    let req: EnrollmentRequest = if body.is_empty() {
-        EnrollmentRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
-    let ttl = req.ttl_secs.unwrap_or(DEFAULT_ENROLLMENT_TTL_SECS);
-    if ttl == 0 || ttl > MAX_ENROLLMENT_TTL_SECS {
-        return Err(ApiError::Field(crate::registry::FieldError {
-            field: "ttl_secs",
-            message: format!("must be between 1 and {MAX_ENROLLMENT_TTL_SECS}"),
-        }));
-    }
+    let req: EnrollmentRequest = optional_body(&body)?;
+    let ttl = ttl_within(
+        req.ttl_secs,
+        DEFAULT_ENROLLMENT_TTL_SECS,
+        MAX_ENROLLMENT_TTL_SECS,
+    )?;
     let spec = Registry::open(&state.ledger)?
         .integration(&name)?
         .ok_or_else(|| ApiError::NotFound(format!("no integration named {}", echo(&name))))?;
@@ -177,4 +169,25 @@ pub async fn create_enrollment(
             ledger_index: receipt.first_index(),
         }),
     ))
+}
+
+/// An optional JSON body: empty means every default.
+pub fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// A requested lifetime (`ttl_secs`), `default` when absent, refused outside 1..=`max`.
+pub fn ttl_within(requested: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
+    let ttl = requested.unwrap_or(default);
+    if ttl == 0 || ttl > max {
+        return Err(ApiError::Field(crate::registry::FieldError {
+            field: "ttl_secs",
+            message: format!("must be between 1 and {max}"),
+        }));
+    }
+    Ok(ttl)
 }

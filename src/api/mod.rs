@@ -1,7 +1,7 @@
 //! HTTP routes, merged in one place. `error.rs` is the only module that picks status codes.
 
 mod access_log;
-mod admin;
+pub mod admin;
 mod console;
 mod error;
 mod export;

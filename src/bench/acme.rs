@@ -4,40 +4,18 @@
 //! The integration is pre-authorized, so no challenge is timed (validation is the client's
 //! web server, not credmint).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::load::{drive, LoadFigure};
 use crate::acme::client::{eab_binding, AccountSigner};
 use crate::acme::eab::{EabKey, EabRequest};
 use crate::client::{build, ClientError, OperatorClient};
 use crate::wire::Registration;
-
-#[derive(Debug, Serialize)]
-pub struct AcmeFigure {
-    pub concurrency: usize,
-    pub seconds: f64,
-    pub issued: u64,
-    pub errors: u64,
-    pub per_second: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-impl std::fmt::Display for AcmeFigure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "certificates issued over ACME (newOrder + finalize + download, durable ledger): {:.0}/s with {} accounts; {} issued, {} errors in {:.1}s; per certificate p50 {:.1} ms, p99 {:.1} ms",
-            self.per_second, self.concurrency, self.issued, self.errors, self.seconds, self.p50_ms, self.p99_ms
-        )
-    }
-}
 
 fn other(e: impl std::fmt::Display) -> ClientError {
     ClientError::Tls(e.to_string())
@@ -124,7 +102,7 @@ pub async fn acme(
     ca_pem: &[u8],
     concurrency: usize,
     duration: Duration,
-) -> Result<AcmeFigure, ClientError> {
+) -> Result<LoadFigure, ClientError> {
     let name = format!(
         "bench-acme-{}-{}",
         std::process::id(),
@@ -208,58 +186,13 @@ pub async fn acme(
         s.kid = location;
         sessions.push(s);
     }
-    let issued = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut tasks = Vec::new();
-    for mut s in sessions {
-        let (dir, dns, csr, issued, errors, latencies) = (
-            directory.clone(),
-            dns.clone(),
-            csr_b64.clone(),
-            issued.clone(),
-            errors.clone(),
-            latencies.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                match one(&mut s, &dir, &dns, &csr).await {
-                    Ok(()) => {
-                        issued.fetch_add(1, Ordering::Relaxed);
-                        mine.push(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            latencies
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(mine);
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
-    let (p50_ms, p99_ms) = (
-        super::issue::percentile(&mut lat, 0.50),
-        super::issue::percentile(&mut lat, 0.99),
-    );
-    let issued = issued.load(Ordering::Relaxed);
-    Ok(AcmeFigure {
-        concurrency,
-        seconds,
-        issued,
-        errors: errors.load(Ordering::Relaxed),
-        per_second: issued as f64 / seconds,
-        p50_ms,
-        p99_ms,
+    let what = "certificates issued over ACME (newOrder + finalize + download, durable ledger)";
+    Ok(drive(what, sessions, duration, move |mut s| {
+        let (dir, dns, csr) = (directory.clone(), dns.clone(), csr_b64.clone());
+        async move {
+            let ok = one(&mut s, &dir, &dns, &csr).await.is_ok();
+            (s, ok)
+        }
     })
+    .await)
 }

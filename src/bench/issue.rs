@@ -1,35 +1,13 @@
 //! `credmint bench issue`: certificates issued per second end to end over HTTPS against a
 //! running appliance (mTLS renewals: policy, HSM signature, durable ledger append each).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::wire::{CertRequest, EnrollmentRequest, EnrollmentToken, Registration};
-use serde::Serialize;
 
+use super::load::{drive, LoadFigure};
 use crate::client::{build, ClientError, OperatorClient};
-
-#[derive(Debug, Serialize)]
-pub struct IssueFigure {
-    pub concurrency: usize,
-    pub seconds: f64,
-    pub issued: u64,
-    pub errors: u64,
-    pub per_second: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-impl std::fmt::Display for IssueFigure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "certificates issued over HTTPS (renewal, durable ledger): {:.0}/s with {} connections; {} issued, {} errors in {:.1}s; latency p50 {:.1} ms, p99 {:.1} ms",
-            self.per_second, self.concurrency, self.issued, self.errors, self.seconds, self.p50_ms, self.p99_ms
-        )
-    }
-}
 
 fn other(e: impl std::fmt::Display) -> ClientError {
     ClientError::Tls(e.to_string())
@@ -41,7 +19,7 @@ pub async fn issue(
     ca_pem: &[u8],
     concurrency: usize,
     duration: Duration,
-) -> Result<IssueFigure, ClientError> {
+) -> Result<LoadFigure, ClientError> {
     let name = format!("bench-{}-{}", std::process::id(), rand::random::<u16>());
     let review_by = time::OffsetDateTime::now_utc() + time::Duration::days(30);
     let registration = Registration {
@@ -97,63 +75,20 @@ pub async fn issue(
         ttl_secs: None,
     });
     let url = Arc::new(format!("{}/v1/renew", operator.base));
-    let issued = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut tasks = Vec::new();
+    let mut clients = Vec::new();
     for _ in 0..concurrency {
-        let client = build(ca_pem, Some(identity.as_bytes()))?;
-        let (body, url, issued, errors, latencies) = (
-            body.clone(),
-            url.clone(),
-            issued.clone(),
-            errors.clone(),
-            latencies.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                match client.post(url.as_str()).json(&*body).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        issued.fetch_add(1, Ordering::Relaxed);
-                        mine.push(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            latencies
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(mine);
-        }));
+        clients.push(build(ca_pem, Some(identity.as_bytes()))?);
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
-    let (p50_ms, p99_ms) = (percentile(&mut lat, 0.50), percentile(&mut lat, 0.99));
-    let issued = issued.load(Ordering::Relaxed);
-    Ok(IssueFigure {
-        concurrency,
-        seconds,
-        issued,
-        errors: errors.load(Ordering::Relaxed),
-        per_second: issued as f64 / seconds,
-        p50_ms,
-        p99_ms,
+    let what = "certificates issued over HTTPS (renewal, durable ledger)";
+    Ok(drive(what, clients, duration, move |client| {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            let ok = match client.post(url.as_str()).json(&*body).send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                _ => false,
+            };
+            (client, ok)
+        }
     })
-}
-
-/// The `p` quantile (0..=1) of `samples` (sorted in place); 0 when there are none.
-pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let i = ((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1));
-    samples.get(i).copied().unwrap_or(0.0)
+    .await)
 }

@@ -7,6 +7,7 @@
 
 pub mod acme;
 pub mod issue;
+pub mod load;
 pub mod seed;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
