@@ -11,11 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::load::{drive, LoadFigure};
+use super::load::{drive, throwaway_integration, LoadFigure};
 use crate::acme::client::{eab_binding, AccountSigner};
 use crate::acme::eab::{EabKey, EabRequest};
 use crate::client::{build, ClientError, OperatorClient};
-use crate::wire::Registration;
 
 fn other(e: impl std::fmt::Display) -> ClientError {
     ClientError::Tls(e.to_string())
@@ -103,28 +102,10 @@ pub async fn acme(
     concurrency: usize,
     duration: Duration,
 ) -> Result<LoadFigure, ClientError> {
-    let name = format!(
-        "bench-acme-{}-{}",
-        std::process::id(),
-        rand::random::<u16>()
-    );
+    let (name, mut registration) = throwaway_integration("bench-acme", "ACME throughput benchmark");
     let dns = format!("{name}.bench.internal");
-    let review_by = time::OffsetDateTime::now_utc() + time::Duration::days(30);
-    let registration = Registration {
-        name: Some(name.clone()),
-        business_owner: Some("bench".into()),
-        technical_owner: Some("bench".into()),
-        purpose: Some("ACME throughput benchmark".into()),
-        environment: Some("bench".into()),
-        scopes: Some(vec!["bench".into()]),
-        privilege_class: Some("routine".into()),
-        max_ttl_secs: Some(900),
-        review_by: Some(review_by.date().to_string()),
-        approval_ref: Some("bench".into()),
-        dns_names: vec![dns.clone()],
-        acme_preauthorized: true,
-        ..Registration::default()
-    };
+    registration.dns_names = vec![dns.clone()];
+    registration.acme_preauthorized = true;
     operator
         .post("/v1/admin/integrations", &registration)
         .await?;

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::wire::{CertRequest, EnrollmentRequest, EnrollmentToken, Registration};
+use crate::wire::{CertRequest, EnrollmentRequest, EnrollmentToken};
 
-use super::load::{drive, LoadFigure};
+use super::load::{drive, throwaway_integration, LoadFigure};
 use crate::client::{build, ClientError, OperatorClient};
 
 fn other(e: impl std::fmt::Display) -> ClientError {
@@ -20,21 +20,7 @@ pub async fn issue(
     concurrency: usize,
     duration: Duration,
 ) -> Result<LoadFigure, ClientError> {
-    let name = format!("bench-{}-{}", std::process::id(), rand::random::<u16>());
-    let review_by = time::OffsetDateTime::now_utc() + time::Duration::days(30);
-    let registration = Registration {
-        name: Some(name.clone()),
-        business_owner: Some("bench".into()),
-        technical_owner: Some("bench".into()),
-        purpose: Some("throughput benchmark".into()),
-        environment: Some("bench".into()),
-        scopes: Some(vec!["bench".into()]),
-        privilege_class: Some("routine".into()),
-        max_ttl_secs: Some(900),
-        review_by: Some(review_by.date().to_string()),
-        approval_ref: Some("bench".into()),
-        ..Registration::default()
-    };
+    let (name, registration) = throwaway_integration("bench", "throughput benchmark");
     operator
         .post("/v1/admin/integrations", &registration)
         .await?;

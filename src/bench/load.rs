@@ -86,6 +86,27 @@ where
     }
 }
 
+/// A throwaway routine integration for a benchmark run, named `<prefix>-<pid>-<random>`
+/// (returned with its registration; the caller may add DNS names or policy).
+pub fn throwaway_integration(prefix: &str, purpose: &str) -> (String, crate::wire::Registration) {
+    let name = format!("{prefix}-{}-{}", std::process::id(), rand::random::<u16>());
+    let review_by = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let registration = crate::wire::Registration {
+        name: Some(name.clone()),
+        business_owner: Some("bench".into()),
+        technical_owner: Some("bench".into()),
+        purpose: Some(purpose.into()),
+        environment: Some("bench".into()),
+        scopes: Some(vec!["bench".into()]),
+        privilege_class: Some("routine".into()),
+        max_ttl_secs: Some(900),
+        review_by: Some(review_by.date().to_string()),
+        approval_ref: Some("bench".into()),
+        ..crate::wire::Registration::default()
+    };
+    (name, registration)
+}
+
 /// The `p` quantile (0..=1) of `samples` (sorted in place); 0 when there are none.
 pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);

@@ -31,6 +31,23 @@ fn certbot(s: &Served, dir: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `certbot certonly` against the appliance with an EAB key (kid, HMAC key).
+fn certonly(s: &Served, dir: &Path, (kid, hmac): (&str, &str), args: &[&str]) -> (bool, String) {
+    let directory = s.url("/acme/directory");
+    let common = [
+        "certonly",
+        "--agree-tos",
+        "--register-unsafely-without-email",
+        "--server",
+        &directory,
+        "--eab-kid",
+        kid,
+        "--eab-hmac-key",
+        hmac,
+    ];
+    certbot(s, dir, &[&common[..], args].concat())
+}
+
 fn verify(s: &Served, cert: &Path) {
     let ca = ca_file(s);
     let (ok, out) = openssl(&["verify", "-CAfile", &ca, cert.to_str().unwrap()]);
@@ -55,19 +72,11 @@ async fn certbot_obtains_renews_and_revokes() {
     acme_integration(&s, "cb-web", &["localhost"], false).await;
     let (kid, hmac) = eab(&s, "cb-web").await;
     let web = dir.path().join("web");
-    let (ok, out) = certbot(
+    let (ok, out) = certonly(
         &s,
         &web,
+        (&kid, &hmac),
         &[
-            "certonly",
-            "--agree-tos",
-            "--register-unsafely-without-email",
-            "--server",
-            &directory,
-            "--eab-kid",
-            &kid,
-            "--eab-hmac-key",
-            &hmac,
             "--standalone",
             "--http-01-address",
             "127.0.0.1",
@@ -126,19 +135,11 @@ async fn certbot_obtains_renews_and_revokes() {
     acme_integration(&s, "cb-pre", &["api.cb.test"], true).await;
     let (kid, hmac) = eab(&s, "cb-pre").await;
     let pre = dir.path().join("pre");
-    let (ok, out) = certbot(
+    let (ok, out) = certonly(
         &s,
         &pre,
+        (&kid, &hmac),
         &[
-            "certonly",
-            "--agree-tos",
-            "--register-unsafely-without-email",
-            "--server",
-            &directory,
-            "--eab-kid",
-            &kid,
-            "--eab-hmac-key",
-            &hmac,
             "--manual",
             "--preferred-challenges",
             "http",
