@@ -7,10 +7,10 @@
 #                   pkilint, openapi-spec-validator and py-spiffe, g++ (deploy/fuzz.sh builds
 #                   libFuzzer), prometheus (promtool and the server, for the metrics
 #                   tests), Chromium with its driver, Selenium and NSS tools (the console
-#                   test), nginx (the tlog-tiles test), certbot and lego (the ACME
-#                   tests), and the current
+#                   test), nginx (the tlog-tiles test), certbot, its RFC 2136 plugin,
+#                   lego and Knot DNS (the ACME tests), and the current
 #                   Debian versions of openssl/libssl, opensc, softhsm2, golang-go,
-#                   certbot and lego
+#                   certbot, lego and knot
 #                   (`--only-upgrade`, so CI tests what relying parties on current
 #                   Debian run).
 
@@ -25,7 +25,7 @@ OPENAPI_VALIDATOR_VERSION=0.9.0
 PY_SPIFFE_VERSION=0.3.2
 # Debian packages whose current versions the tests must run against (only the installed
 # ones are upgraded; libssl3t64 is the trixie name of libssl3).
-UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go systemd certbot lego)
+UPGRADE_PACKAGES=(openssl libssl3 libssl3t64 opensc softhsm2 golang-go systemd certbot python3-certbot-dns-rfc2136 lego knot knot-dnsutils)
 
 _credmint_apt_updated=0
 _apt_update() {
@@ -96,6 +96,11 @@ ensure_test_deps() {
     # The ACME tests run Debian's certbot and lego against the ACME server.
     command -v certbot >/dev/null || need+=(certbot)
     command -v lego >/dev/null || need+=(lego)
+    # dns-01 is proved against Debian's Knot DNS (knotd, and knsupdate for hand-made
+    # records) through the clients' RFC 2136 plugins (lego's built in, certbot's packaged).
+    command -v knotd >/dev/null || need+=(knot)
+    command -v knsupdate >/dev/null || need+=(knot-dnsutils)
+    /usr/bin/python3 -c 'import certbot_dns_rfc2136' 2>/dev/null || need+=(python3-certbot-dns-rfc2136)
     _apt_install "${need[@]}"
 
     # Test against the current Debian versions, not whatever the image happened to ship.

@@ -267,6 +267,10 @@ pub struct AcmeConfig {
     /// 429 rateLimited with Retry-After.
     #[serde(default = "default_max_orders")]
     pub max_orders: usize,
+    /// Resolvers dns-01 validation asks (`ip` or `ip:port`), typically the authoritative
+    /// server of the internal zone; empty means the system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub dns_resolvers: Vec<String>,
 }
 
 impl Default for AcmeConfig {
@@ -277,6 +281,7 @@ impl Default for AcmeConfig {
             order_lifetime_secs: default_order_lifetime(),
             http01_port: default_http01_port(),
             max_orders: default_max_orders(),
+            dns_resolvers: Vec::new(),
         }
     }
 }

@@ -51,19 +51,30 @@ pub struct Acme {
     base: String,
     /// http-01 validation client (plain HTTP, bounded redirects, short timeouts).
     http: reqwest::Client,
+    /// dns-01 resolver, or why there is none (no `dns_resolvers` and no readable
+    /// `/etc/resolv.conf`): dns-01 challenges then fail with a `dns` problem saying so.
+    dns: Result<hickory_resolver::TokioResolver, String>,
 }
 
 impl Acme {
-    /// Fails only if the validation HTTP client cannot be built (no TLS backend).
+    /// Fails if the validation HTTP client cannot be built (no TLS backend) or a
+    /// configured dns-01 resolver is not an address.
     pub fn new(config: AcmeConfig, public_url: &str) -> Result<Acme, String> {
-        let http = validate::client(config.http01_port)
+        let http = validate::http01::client(config.http01_port)
             .map_err(|e| format!("ACME validation client: {e}"))?;
+        let dns = validate::dns01::resolver(&config.dns_resolvers);
+        match &dns {
+            Err(e) if !config.dns_resolvers.is_empty() => return Err(e.clone()),
+            Err(e) => tracing::warn!(error = %e, "dns-01 validation has no resolver"),
+            Ok(_) => {}
+        }
         Ok(Acme {
             orders: order::Orders::new(config.max_orders),
             config,
             nonces: nonce::Nonces::new(MAX_NONCES),
             base: format!("{}/acme", public_url.trim_end_matches('/')),
             http,
+            dns,
         })
     }
 

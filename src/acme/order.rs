@@ -5,7 +5,7 @@
 //! `dns_names` (anything else is `rejectedIdentifier`), the lifetime is capped by its TTL
 //! limits, and a suspended, decommissioned or overdue integration gets `unauthorized`.
 //! Whether the client must also prove control of the names is the integration's ACME
-//! policy (extension 3): by default it must (http-01, validated for real); an integration
+//! policy (extension 3): by default it must (http-01 or dns-01, validated for real); an integration
 //! whose names the operator pre-approved (`acme_preauthorized`, an authority increase under
 //! dual control) gets authorizations that are valid at once, as RFC 8555 §7.1.3 permits.
 //!
@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 use super::problem::Subproblem;
 use super::request::{by_account, AccountRequest, Posted};
+use super::validate::{dns01, http01, Failure};
 use super::{answer, Identifier, Problem, Reply, PROFILES};
 use crate::app::AppState;
 use crate::clock::rfc3339;
@@ -34,6 +35,8 @@ use crate::policy::{check_standing, decide_certificate, decide_ttl, CertGrant};
 use crate::registry::Registry;
 use crate::signals::current_peer;
 
+/// The challenges a pending authorization offers; the client completes one (§7.5.1).
+const CHALLENGES: [&str; 2] = ["http-01", "dns-01"];
 /// Most identifiers one order may name.
 const MAX_IDENTIFIERS: usize = 100;
 /// How long a client is told to wait before polling a processing challenge again.
@@ -41,7 +44,7 @@ const POLL_SECS: u64 = 1;
 /// Most orders one account may have in memory (pending, ready, processing or recent):
 /// one account cannot fill the server's `max_orders` for everyone else.
 pub const MAX_ORDERS_PER_ACCOUNT: usize = 300;
-/// Most http-01 validations in flight at once (each holds a socket up to 10 s).
+/// Most validations in flight at once (each holds a socket up to 10 s).
 pub const MAX_VALIDATIONS: usize = 64;
 /// How often expired state is swept out (at the next new order after this long).
 const PURGE_SECS: u64 = 60;
@@ -488,13 +491,16 @@ fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, 
         let challenges = if preauthorized {
             Vec::new()
         } else {
-            vec![Challenge {
-                kind: "http-01",
-                token: random_id(),
-                status: Status::Pending,
-                validated: None,
-                error: None,
-            }]
+            CHALLENGES
+                .iter()
+                .map(|kind| Challenge {
+                    kind,
+                    token: random_id(),
+                    status: Status::Pending,
+                    validated: None,
+                    error: None,
+                })
+                .collect()
         };
         inner.authzs.insert(
             id.clone(),
@@ -689,9 +695,19 @@ fn spawn_validation(
         let Ok(_slot) = slots.acquire_owned().await else {
             return;
         };
-        let port = st.acme.config.http01_port;
-        let outcome =
-            super::validate::http01(&st.acme.http, &domain, port, &token, &key_authorization).await;
+        let outcome = match kind {
+            "dns-01" => match &st.acme.dns {
+                Ok(resolver) => dns01::validate(resolver, &domain, &key_authorization).await,
+                Err(why) => Err(Failure {
+                    kind: "dns",
+                    detail: format!("this server cannot resolve names: {why}"),
+                }),
+            },
+            _ => {
+                let port = st.acme.config.http01_port;
+                http01::validate(&st.acme.http, &domain, port, &token, &key_authorization).await
+            }
+        };
         let now = st.clock.unix();
         let mut inner = st.acme.orders.lock();
         // Deactivated, expired or forgotten meanwhile: the outcome changes nothing.

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{free_port, leaf_serial, openssl, require_tool, Served, TestAppliance};
-use crate::harness::{acme_integration, audit_query, ca_file, eab, with_http01_port};
+use crate::harness::{acme_integration, audit_query, ca_file, eab, with_acme};
 
 /// certbot with its own config/work/logs dirs under `dir`, trusting the appliance CA.
-fn certbot(s: &Served, dir: &Path, args: &[&str]) -> (bool, String) {
+pub fn certbot(s: &Served, dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(require_tool("certbot"))
         .args(args)
         .args([
@@ -32,7 +32,12 @@ fn certbot(s: &Served, dir: &Path, args: &[&str]) -> (bool, String) {
 }
 
 /// `certbot certonly` against the appliance with an EAB key (kid, HMAC key).
-fn certonly(s: &Served, dir: &Path, (kid, hmac): (&str, &str), args: &[&str]) -> (bool, String) {
+pub fn certonly(
+    s: &Served,
+    dir: &Path,
+    (kid, hmac): (&str, &str),
+    args: &[&str],
+) -> (bool, String) {
     let directory = s.url("/acme/directory");
     let common = [
         "certonly",
@@ -48,13 +53,13 @@ fn certonly(s: &Served, dir: &Path, (kid, hmac): (&str, &str), args: &[&str]) ->
     certbot(s, dir, &[&common[..], args].concat())
 }
 
-fn verify(s: &Served, cert: &Path) {
+pub fn verify(s: &Served, cert: &Path) {
     let ca = ca_file(s);
     let (ok, out) = openssl(&["verify", "-CAfile", &ca, cert.to_str().unwrap()]);
     assert!(ok, "openssl verify {}: {out}", cert.display());
 }
 
-fn serial_of(path: &Path) -> String {
+pub fn serial_of(path: &Path) -> String {
     leaf_serial(&std::fs::read_to_string(path).unwrap()).to_lowercase()
 }
 
@@ -62,9 +67,12 @@ fn serial_of(path: &Path) -> String {
 async fn certbot_obtains_renews_and_revokes() {
     // http-01 is validated on a port certbot can bind without root.
     let port = free_port();
-    let s = with_http01_port(TestAppliance::new("acme-certbot"), port)
-        .serve()
-        .await;
+    let s = with_acme(
+        TestAppliance::new("acme-certbot"),
+        &format!("http01_port = {}", port),
+    )
+    .serve()
+    .await;
     let directory = s.url("/acme/directory");
     let dir = tempfile::tempdir().unwrap();
 

@@ -8,14 +8,14 @@ use serde_json::{json, Value};
 use crate::common::Served;
 use crate::support::{register, registration};
 
-/// `app` with http-01 validation sent to `port` (`[acme] http01_port`; RFC 8555 says 80,
-/// which a test client cannot bind).
-pub fn with_http01_port(
+/// `app` with `settings` (TOML lines) as its `[acme]` section: `http01_port` (RFC 8555
+/// says 80, which a test client cannot bind), `dns_resolvers` (the test's Knot server).
+pub fn with_acme(
     app: crate::common::TestAppliance,
-    port: u16,
+    settings: &str,
 ) -> crate::common::TestAppliance {
     let mut text = std::fs::read_to_string(&app.config_path).unwrap();
-    text.push_str(&format!("\n[acme]\nhttp01_port = {port}\n"));
+    text.push_str(&format!("\n[acme]\n{settings}\n"));
     std::fs::write(&app.config_path, text).unwrap();
     app
 }
@@ -211,6 +211,36 @@ impl Client {
         self.post(&url, Some(&payload)).await
     }
 
+    /// The first authorization of `order` and the URL of its `kind` challenge.
+    pub async fn challenge_url(&mut self, order: &Answer, kind: &str) -> (String, String) {
+        let authz_url = order.body["authorizations"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let authz = self.post(&authz_url, None).await;
+        let url = challenge_of(&authz, kind)["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (authz_url, url)
+    }
+
+    /// Starts the `kind` challenge of `order`'s first authorization and polls the
+    /// authorization until it is no longer pending; its last answer.
+    pub async fn validate(&mut self, order: &Answer, kind: &str) -> Answer {
+        let (authz_url, chall) = self.challenge_url(order, kind).await;
+        let r = self.post(&chall, Some(&json!({}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        for _ in 0..300 {
+            let a = self.post(&authz_url, None).await;
+            if a.body["status"] != "pending" {
+                return a;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{authz_url} still pending after 30 s");
+    }
+
     /// Finalizes a ready order with a fresh P-256 CSR for `names` and downloads the chain.
     pub async fn finalize(&mut self, order: &Answer, names: &[&str]) -> (Answer, Option<String>) {
         let csr = csr_der(names);
@@ -225,6 +255,16 @@ impl Client {
         let text = chain.text.clone();
         (a, Some(text))
     }
+}
+
+/// The `kind` challenge of an authorization.
+pub fn challenge_of<'a>(authz: &'a Answer, kind: &str) -> &'a Value {
+    authz.body["challenges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no challenges in {}", authz.text))
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} challenge in {}", authz.text))
 }
 
 /// A DER CSR for `names` with a new P-256 key (rcgen).

@@ -7,9 +7,20 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{free_port, leaf_serial, openssl, require_tool, Served, TestAppliance};
-use crate::harness::{acme_integration, audit_query, ca_file, eab, with_http01_port};
+use crate::harness::{acme_integration, audit_query, ca_file, eab, with_acme};
 
-fn lego(s: &Served, path: &Path, kid: &str, hmac: &str, args: &[&str]) -> (bool, String) {
+pub fn lego(s: &Served, path: &Path, kid: &str, hmac: &str, args: &[&str]) -> (bool, String) {
+    lego_with_env(s, path, (kid, hmac), &[], args)
+}
+
+/// lego with `env` set too (a DNS provider's settings).
+pub fn lego_with_env(
+    s: &Served,
+    path: &Path,
+    (kid, hmac): (&str, &str),
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, String) {
     let out = Command::new(require_tool("lego"))
         .args([
             "--server",
@@ -28,6 +39,7 @@ fn lego(s: &Served, path: &Path, kid: &str, hmac: &str, args: &[&str]) -> (bool,
             &path.display().to_string(),
         ])
         .args(args)
+        .envs(env.iter().copied())
         .env("LEGO_CA_CERTIFICATES", ca_file(s))
         .output()
         .expect("run lego");
@@ -39,7 +51,7 @@ fn lego(s: &Served, path: &Path, kid: &str, hmac: &str, args: &[&str]) -> (bool,
     (out.status.success(), text)
 }
 
-fn verified_serial(s: &Served, cert: &Path) -> String {
+pub fn verified_serial(s: &Served, cert: &Path) -> String {
     let (ok, out) = openssl(&["verify", "-CAfile", &ca_file(s), cert.to_str().unwrap()]);
     assert!(ok, "openssl verify {}: {out}", cert.display());
     leaf_serial(&std::fs::read_to_string(cert).unwrap()).to_lowercase()
@@ -48,9 +60,12 @@ fn verified_serial(s: &Served, cert: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_obtains_renews_and_revokes() {
     let port = free_port();
-    let s = with_http01_port(TestAppliance::new("acme-lego"), port)
-        .serve()
-        .await;
+    let s = with_acme(
+        TestAppliance::new("acme-lego"),
+        &format!("http01_port = {}", port),
+    )
+    .serve()
+    .await;
     let dir = tempfile::tempdir().unwrap();
 
     acme_integration(&s, "lego-web", &["localhost"], false).await;

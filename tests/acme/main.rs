@@ -6,11 +6,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod knot;
 #[path = "../issuance/support.rs"]
 #[allow(dead_code)]
 mod support;
 
 mod certbot;
+mod dns;
 mod lego;
 mod protocol;
 mod refusals;

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::common::{free_port, Served, TestAppliance};
-use crate::harness::{acme_integration, eab, sign, with_http01_port, Client};
+use crate::harness::{acme_integration, challenge_of, eab, sign, with_acme, Client};
 
 async fn admin(s: &Served, path: &str, body: serde_json::Value) {
     let r = s
@@ -27,9 +27,12 @@ async fn admin(s: &Served, path: &str, body: serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_name_the_acme_problem_and_write_nothing() {
     // Nobody listens on this port: http-01 must fail.
-    let s = with_http01_port(TestAppliance::new("acme-refuse"), free_port())
-        .serve()
-        .await;
+    let s = with_acme(
+        TestAppliance::new("acme-refuse"),
+        &format!("http01_port = {}", free_port()),
+    )
+    .serve()
+    .await;
     acme_integration(&s, "rf-pre", &["ok.rf.test"], true).await;
     acme_integration(&s, "rf-web", &["localhost"], false).await;
     acme_integration(&s, "rf-gone", &["gone.rf.test"], true).await;
@@ -229,38 +232,14 @@ async fn refusals_name_the_acme_problem_and_write_nothing() {
         "{}",
         order.text
     );
-    let authz_url = order.body["authorizations"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let authz = w.post(&authz_url, None).await;
-    let chall = authz.body["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "http-01")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = w.post(&chall, Some(&json!({}))).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let mut status = String::new();
-    for _ in 0..100 {
-        let a = w.post(&authz_url, None).await;
-        status = a.body["status"].as_str().unwrap().to_string();
-        if status != "pending" {
-            let err = &a.body["challenges"][0]["error"];
-            assert_eq!(
-                err["type"], "urn:ietf:params:acme:error:connection",
-                "{}",
-                a.text
-            );
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "invalid");
+    let a = w.validate(&order, "http-01").await;
+    assert_eq!(a.body["status"], "invalid", "{}", a.text);
+    assert_eq!(
+        challenge_of(&a, "http-01")["error"]["type"],
+        "urn:ietf:params:acme:error:connection",
+        "{}",
+        a.text
+    );
     let (r, _) = w.finalize(&order, &["localhost"]).await;
     assert_eq!(
         (r.status, r.problem()),

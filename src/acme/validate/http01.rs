@@ -9,21 +9,12 @@
 
 use std::time::Duration;
 
+use super::{failure, Failure};
+
 /// Largest response body read (a key authorization is ~90 bytes).
 const MAX_BODY: usize = 4096;
 /// Most redirects followed.
 const MAX_REDIRECTS: usize = 10;
-
-/// Why a validation failed: the ACME error type for the challenge and what was seen.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub kind: &'static str,
-    pub detail: String,
-}
-
-fn failure(kind: &'static str, detail: String) -> Failure {
-    Failure { kind, detail }
-}
 
 /// The validation client: short timeouts, no proxy, redirects confined as above.
 pub fn client(http01_port: u16) -> Result<reqwest::Client, reqwest::Error> {
@@ -52,7 +43,7 @@ pub fn client(http01_port: u16) -> Result<reqwest::Client, reqwest::Error> {
 }
 
 /// Ok when the domain serves the key authorization.
-pub async fn http01(
+pub async fn validate(
     client: &reqwest::Client,
     domain: &str,
     port: u16,
@@ -142,15 +133,15 @@ mod tests {
     async fn the_key_authorization_passes_and_anything_else_fails() {
         let port = serve(ok("tok.thumb\n")).await;
         let c = client(port).unwrap();
-        http01(&c, "127.0.0.1", port, "tok", "tok.thumb")
+        validate(&c, "127.0.0.1", port, "tok", "tok.thumb")
             .await
             .unwrap();
-        let e = http01(&c, "127.0.0.1", port, "tok", "tok.other")
+        let e = validate(&c, "127.0.0.1", port, "tok", "tok.other")
             .await
             .unwrap_err();
         assert_eq!(e.kind, "incorrectResponse");
         let big = serve(ok(&"x".repeat(MAX_BODY + 1))).await;
-        let e = http01(&client(big).unwrap(), "127.0.0.1", big, "t", "t.k")
+        let e = validate(&client(big).unwrap(), "127.0.0.1", big, "t", "t.k")
             .await
             .unwrap_err();
         assert!(e.detail.contains("more than"), "{e:?}");
@@ -159,7 +150,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let e = http01(&c, "127.0.0.1", closed, "t", "t.k")
+        let e = validate(&c, "127.0.0.1", closed, "t", "t.k")
             .await
             .unwrap_err();
         assert_eq!(e.kind, "connection");
@@ -171,7 +162,7 @@ mod tests {
         let target = serve(ok("tok.thumb")).await;
         let away = format!("HTTP/1.1 302 Found\r\nlocation: http://localhost:{target}/x\r\ncontent-length: 0\r\n\r\n");
         let port = serve(away).await;
-        let e = http01(
+        let e = validate(
             &client(port).unwrap(),
             "127.0.0.1",
             port,
@@ -184,7 +175,7 @@ mod tests {
         // Same host, an arbitrary port: refused too.
         let same_host = format!("HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{target}/x\r\ncontent-length: 0\r\n\r\n");
         let port = serve(same_host).await;
-        let e = http01(
+        let e = validate(
             &client(port).unwrap(),
             "127.0.0.1",
             port,
