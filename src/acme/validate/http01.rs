@@ -156,34 +156,33 @@ mod tests {
         assert_eq!(e.kind, "connection");
     }
 
+    /// Validates "tok" at a server on 127.0.0.1 that redirects to `location`.
+    async fn through_redirect(location: String) -> Result<(), Failure> {
+        let redirect =
+            format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n");
+        let port = serve(redirect).await;
+        validate(
+            &client(port).unwrap(),
+            "127.0.0.1",
+            port,
+            "tok",
+            "tok.thumb",
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn redirects_never_leave_the_identifier() {
         // The target answers correctly, but on another host name of the same machine.
         let target = serve(ok("tok.thumb")).await;
-        let away = format!("HTTP/1.1 302 Found\r\nlocation: http://localhost:{target}/x\r\ncontent-length: 0\r\n\r\n");
-        let port = serve(away).await;
-        let e = validate(
-            &client(port).unwrap(),
-            "127.0.0.1",
-            port,
-            "tok",
-            "tok.thumb",
-        )
-        .await
-        .unwrap_err();
+        let e = through_redirect(format!("http://localhost:{target}/x"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, "unauthorized", "{e:?}");
         // Same host, an arbitrary port: refused too.
-        let same_host = format!("HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{target}/x\r\ncontent-length: 0\r\n\r\n");
-        let port = serve(same_host).await;
-        let e = validate(
-            &client(port).unwrap(),
-            "127.0.0.1",
-            port,
-            "tok",
-            "tok.thumb",
-        )
-        .await
-        .unwrap_err();
+        let e = through_redirect(format!("http://127.0.0.1:{target}/x"))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, "unauthorized", "{e:?}");
     }
 }
