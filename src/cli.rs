@@ -334,6 +334,14 @@ pub enum AcmeCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Deactivate an ACME account for good (lost or compromised client): a ledger event;
+    /// its certificates stay valid until revoked.
+    Deactivate {
+        /// Account id: the last segment of its URL, the `acme:` actor in the ledger.
+        account: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -655,6 +663,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 "binds one ACME account to {} until {}",
                 v.integration, v.expires_at
             );
+            Ok(())
+        }),
+        Command::Acme(AcmeCommand::Deactivate { account, conn }) => block_on(async {
+            let op = OperatorClient::new(&conn.target(&cfg))?;
+            let v = op
+                .post(
+                    &format!("/v1/admin/acme/accounts/{account}/deactivate"),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            print_json(&v);
             Ok(())
         }),
         Command::Enroll { name, ttl, conn } => block_on(async {

@@ -8,16 +8,20 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
 use credmint_ledger::event::{AcmeAccountChange, AcmeAccountChanged, AcmeAccountCreated};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::jws::{AccountKey, Jws};
 use super::request::{account_of, by_account, by_key, envelope, Posted};
 use super::{answer, Problem, Reply};
+use crate::api::extract::{ApiPath, Operator};
+use crate::api::{echo, ApiError};
 use crate::app::AppState;
 use crate::registry::{AcmeAccountRow, Registry};
-use crate::sequencer::{Actor, Command, Op};
+use crate::sequencer::{Actor, Command, Op, Receipt, SequenceError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,9 +195,8 @@ pub async fn account(State(state): State<AppState>, Path(id): Path<String>, p: P
         match update.status.as_deref() {
             None => Ok(Reply::json(StatusCode::OK, &object(&state, &req.account))),
             Some("deactivated") => {
-                change(&state, &req.account, AcmeAccountChange::Deactivated).await?;
-                // §7.3.6: its pending authorizations (and orders) go with it.
-                state.acme.orders.forget_account(&req.account.id);
+                let actor = req.actor();
+                deactivate(&state, actor, &req.account.id).await?;
                 let mut row = req.account;
                 row.deactivated = true;
                 tracing::info!(account = %row.id, integration = %row.integration, "ACME account deactivated");
@@ -209,23 +212,80 @@ pub async fn account(State(state): State<AppState>, Path(id): Path<String>, p: P
     answer(&state, result)
 }
 
+/// Deactivates account `id` (§7.3.6) as `actor`, the account itself or an operator:
+/// a ledger event, after which its orders and authorizations are forgotten.
+async fn deactivate(state: &AppState, actor: Actor, id: &str) -> Result<Receipt, SequenceError> {
+    let receipt = change(state, actor, id, AcmeAccountChange::Deactivated).await?;
+    state.acme.orders.forget_account(id);
+    Ok(receipt)
+}
+
 async fn change(
     state: &AppState,
-    row: &AcmeAccountRow,
+    actor: Actor,
+    account: &str,
     change: AcmeAccountChange,
-) -> Result<(), Problem> {
+) -> Result<Receipt, SequenceError> {
+    let account = account.to_string();
     let command = Command::new(
-        Actor::Acme {
-            account: row.id.clone(),
-            key: credmint_ledger::event::account_id(&row.jwk),
-        },
-        Op::ChangeAcmeAccount(AcmeAccountChanged {
-            account: row.id.clone(),
-            change,
-        }),
+        actor,
+        Op::ChangeAcmeAccount(AcmeAccountChanged { account, change }),
     );
-    state.sequencer.submit(command).await?;
-    Ok(())
+    state.sequencer.submit(command).await
+}
+
+pub fn admin_router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/admin/acme/accounts/{id}/deactivate",
+        post(deactivate_by_operator),
+    )
+}
+
+/// An ACME account an operator deactivated.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AccountDeactivated {
+    pub account: String,
+    pub integration: String,
+    /// The EAB key id the account was opened with.
+    pub eab_kid: String,
+    pub ledger_index: Option<u64>,
+}
+
+/// Deactivates an ACME account for good (a lost or compromised client): its key can no
+/// longer order, revoke or roll over, its orders are dropped. Certificates it obtained
+/// stay valid; revoke them separately if the key that held them is suspect.
+#[utoipa::path(
+    post, path = "/v1/admin/acme/accounts/{id}/deactivate", tag = "integrations",
+    security(("operator_mtls" = [])),
+    params(("id" = String, Path, description = "Account id, the last segment of its URL (the `acme:` actor in the ledger)")),
+    responses(
+        (status = 200, description = "Deactivated (a ledger event)", body = AccountDeactivated),
+        (status = 404, description = "No such account"),
+        (status = 409, description = "Already deactivated"),
+    )
+)]
+pub async fn deactivate_by_operator(
+    State(state): State<AppState>,
+    operator: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<AccountDeactivated>, ApiError> {
+    let row = Registry::open(&state.ledger)?
+        .acme_account(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no ACME account {}", echo(&id))))?;
+    if row.deactivated {
+        return Err(ApiError::Conflict(format!(
+            "ACME account {} is already deactivated",
+            echo(&id)
+        )));
+    }
+    let receipt = deactivate(&state, operator.actor(), &id).await?;
+    tracing::info!(account = %id, integration = %row.integration, operator = %operator.name, "ACME account deactivated by an operator");
+    Ok(Json(AccountDeactivated {
+        account: row.id,
+        integration: row.integration,
+        eab_kid: row.eab_kid,
+        ledger_index: receipt.first_index(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,9 +328,14 @@ pub async fn key_change(State(state): State<AppState>, p: Posted) -> Response {
             )
             .location(state.acme.url(&format!("/acct/{holder}"))));
         }
+        let actor = Actor::Acme {
+            account: row.id.clone(),
+            key: credmint_ledger::event::account_id(&row.jwk),
+        };
         change(
             &state,
-            &row,
+            actor,
+            &row.id,
             AcmeAccountChange::KeyChanged {
                 jwk: new_key.canonical.clone().into_bytes(),
             },

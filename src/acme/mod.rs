@@ -14,7 +14,7 @@
 //! finalization, certificate download), `validate` (http-01), `revoke`, `renewal` (ARI),
 //! `eab` (the operator's side).
 
-mod account;
+pub mod account;
 pub mod client;
 pub mod eab;
 pub mod jws;
@@ -125,6 +125,7 @@ pub fn router() -> Router<AppState> {
         .route("/acme/revoke-cert", post(revoke::revoke_cert))
         .route("/acme/renewal-info/{id}", get(renewal::renewal_info))
         .merge(eab::router())
+        .merge(account::admin_router())
 }
 
 /// One successful ACME answer; [`Reply::send`] adds what every answer carries.

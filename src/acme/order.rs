@@ -32,7 +32,7 @@ use crate::clock::rfc3339;
 use crate::issuance::issue_certificate;
 use crate::issue::parse_csr;
 use crate::policy::{check_standing, decide_certificate, decide_ttl, CertGrant};
-use crate::registry::Registry;
+use crate::registry::{CredentialKind, Registry};
 use crate::signals::current_peer;
 
 /// The challenges a pending authorization offers; the client completes one (§7.5.1).
@@ -115,6 +115,16 @@ struct Order {
     error: Option<Problem>,
 }
 
+/// A certificate an order said it replaces (RFC 9773 §5).
+#[derive(Debug, Clone)]
+struct Replacement {
+    order: String,
+    /// The replaced certificate's notAfter: after it, the mark serves no purpose.
+    until: u64,
+    /// The order was finalized: the mark outlives the order.
+    done: bool,
+}
+
 #[derive(Default)]
 struct Inner {
     orders: HashMap<String, Order>,
@@ -126,6 +136,8 @@ struct Inner {
     by_account: HashMap<String, Vec<String>>,
     /// Serials of `certs`, oldest first, for its bound.
     cert_order: std::collections::VecDeque<String>,
+    /// Certificates marked as replaced, by hex serial.
+    replaced: HashMap<String, Replacement>,
     /// When expired state was last swept out.
     purged_at: u64,
 }
@@ -177,13 +189,37 @@ impl Inner {
         self.certs.retain(|_, c| c.2 >= now);
         let certs = &self.certs;
         self.cert_order.retain(|s| certs.contains_key(s));
+        self.purge_replaced(now);
         self.purged_at = now;
+    }
+
+    /// A mark lasts while its order is alive or once it succeeded, until the replaced
+    /// certificate expires (or, at capacity, [`Inner::evict_finished`] runs).
+    fn purge_replaced(&mut self, now: u64) {
+        let orders = &self.orders;
+        self.replaced
+            .retain(|_, r| r.until >= now && (r.done || orders.contains_key(&r.order)));
+    }
+
+    /// Whether `serial` is already replaced by an order that has not failed as of `now`.
+    fn is_replaced(&mut self, serial: &str, now: u64) -> bool {
+        let Some(r) = self.replaced.get(serial).cloned() else {
+            return false;
+        };
+        if r.done {
+            return true;
+        }
+        self.refresh(&r.order, now);
+        self.orders
+            .get(&r.order)
+            .is_some_and(|o| o.status != Status::Invalid)
     }
 
     /// At capacity: finished orders go first, whatever their age.
     fn evict_finished(&mut self, now: u64) {
         self.orders
             .retain(|_, o| !matches!(o.status, Status::Valid | Status::Invalid));
+        self.replaced.retain(|_, r| !r.done);
         self.drop_orphan_authzs(now);
     }
 
@@ -340,9 +376,8 @@ struct NewOrder {
     not_after: Option<String>,
     #[serde(default)]
     profile: Option<String>,
-    /// ARI (RFC 9773 §5): the certificate this order replaces; accepted, recorded nowhere.
+    /// ARI (RFC 9773 §5): the certificate this order replaces, as a renewalInfo id.
     #[serde(default)]
-    #[allow(dead_code)]
     replaces: Option<String>,
 }
 
@@ -449,11 +484,26 @@ fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, 
             )));
         }
     }
+    let replaces = match &o.replaces {
+        Some(id) => Some(predecessor(state, req, id)?),
+        None => None,
+    };
     let preauthorized = spec.policy.acme_preauthorized();
     let expires = now + state.acme.config.order_lifetime_secs;
     let mut inner = state.acme.orders.lock();
-    // Orders and authorizations both count against `max_orders`.
-    let held = |inner: &Inner| inner.orders.len() + inner.authzs.len() + identifiers.len();
+    if let Some((serial, _)) = &replaces {
+        if inner.is_replaced(serial, now) {
+            return Err(Problem::new(
+                "alreadyReplaced",
+                StatusCode::CONFLICT,
+                format!("certificate {serial} is already replaced by another order"),
+            ));
+        }
+    }
+    // Orders, authorizations and replacement marks all count against `max_orders`.
+    let held = |inner: &Inner| {
+        inner.orders.len() + inner.authzs.len() + inner.replaced.len() + identifiers.len()
+    };
     if held(&inner) > state.acme.orders.capacity || now >= inner.purged_at + PURGE_SECS {
         inner.purge(now);
     }
@@ -528,6 +578,14 @@ fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, 
         error: None,
     };
     inner.orders.insert(id.clone(), order);
+    if let Some((serial, until)) = replaces {
+        let mark = Replacement {
+            order: id.clone(),
+            until,
+            done: false,
+        };
+        inner.replaced.insert(serial, mark);
+    }
     inner
         .by_account
         .entry(req.account.id.clone())
@@ -538,6 +596,36 @@ fn create(state: &AppState, req: &AccountRequest, o: NewOrder) -> Result<Reply, 
     drop(inner);
     tracing::info!(account = %req.account.id, integration = %spec.name, order = %id, preauthorized, "ACME order created");
     Ok(Reply::json(StatusCode::CREATED, &body).location(state.acme.url(&format!("/order/{id}"))))
+}
+
+/// The certificate an order replaces (RFC 9773 §5), as (hex serial, notAfter): one the
+/// CA issued to the account's integration and, if it was issued over ACME, to this
+/// account. Sharing an identifier is implied: both sides are within the integration's
+/// `dns_names`.
+fn predecessor(state: &AppState, req: &AccountRequest, id: &str) -> Result<(String, u64), Problem> {
+    let (_, serial) = super::renewal::parse_cert_id(id)?;
+    let row = Registry::open(&state.ledger)?
+        .certificate(&serial)?
+        .filter(|r| r.kind == CredentialKind::Workload)
+        .ok_or_else(|| Problem::malformed("replaces names no certificate of this CA"))?;
+    let hex = hex::encode(&serial);
+    if row.owner != req.account.integration {
+        return Err(Problem::unauthorized(format!(
+            "certificate {hex} belongs to another integration"
+        )));
+    }
+    let by_acme = state
+        .ledger
+        .record(row.issued_index)
+        .map_err(|e| Problem::server(e.to_string()))?
+        .map(|rec| rec.actor)
+        .filter(|actor| actor.starts_with("acme:"));
+    if by_acme.is_some_and(|actor| actor != format!("acme:{}", req.account.id)) {
+        return Err(Problem::unauthorized(format!(
+            "certificate {hex} was ordered by another ACME account"
+        )));
+    }
+    Ok((hex, row.not_after))
 }
 
 /// Looks up `id` for `account`: another account's order is "not found" too.
@@ -792,6 +880,9 @@ pub async fn finalize(
                 o.expires = o.expires.min(now + DONE_KEEP_SECS);
                 o.certificate = Some(serial);
                 let body = order_json(&state, &id, o);
+                if let Some(r) = inner.replaced.values_mut().find(|r| r.order == id) {
+                    r.done = true;
+                }
                 inner.finished(&req.account.id, &id);
                 Ok(Reply::json(StatusCode::OK, &body)
                     .location(state.acme.url(&format!("/order/{id}"))))

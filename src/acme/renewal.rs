@@ -80,7 +80,9 @@ pub async fn renewal_info(State(state): State<AppState>, Path(id): Path<String>)
     }
 }
 
-fn window(state: &AppState, id: &str) -> Result<(u64, u64, u64), Problem> {
+/// An ARI certificate id (RFC 9773 §4.1), `base64url(AKI keyIdentifier).base64url(serial)`,
+/// as (AKI, serial bytes).
+pub fn parse_cert_id(id: &str) -> Result<(Vec<u8>, Vec<u8>), Problem> {
     let (aki, serial) = id.split_once('.').ok_or_else(|| {
         Problem::malformed("a certificate id is base64url(AKI).base64url(serial)")
     })?;
@@ -89,7 +91,11 @@ fn window(state: &AppState, id: &str) -> Result<(u64, u64, u64), Problem> {
             .decode(s.trim_end_matches('='))
             .map_err(|_| Problem::malformed("the certificate id is not base64url"))
     };
-    let (aki, serial) = (decode(aki)?, decode(serial)?);
+    Ok((decode(aki)?, decode(serial)?))
+}
+
+fn window(state: &AppState, id: &str) -> Result<(u64, u64, u64), Problem> {
+    let (aki, serial) = parse_cert_id(id)?;
     let row = Registry::open(&state.ledger)?
         .certificate(&serial)?
         .filter(|r| r.kind == CredentialKind::Workload)

@@ -35,6 +35,7 @@ use crate::wire::ErrorBody;
         public::healthz, public::checkpoint, public::ca_pem, public::jwks, document,
         admin::register, inventory::list, admin::show_integration, admin::create_enrollment,
         crate::acme::eab::create_eab,
+        crate::acme::account::deactivate_by_operator,
         lifecycle::suspend, lifecycle::resume,
         governance::change, governance::recertify, governance::decommission,
         governance::list_changes, governance::show_change, governance::approve,

@@ -281,3 +281,107 @@ async fn account_order_finalize_ari_revoke_rollover_deactivate() {
     s.assert_ledger_verifies(key).await;
     s.stop().await;
 }
+
+/// RFC 9773 §5: `replaces` must name a certificate of the account (within its
+/// integration), and one certificate is replaced once: a second order naming it gets
+/// 409 alreadyReplaced until the first order fails, and for good once it succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaces_names_an_own_certificate_once() {
+    let s = TestAppliance::new("acme-replaces").serve().await;
+    acme_integration(&s, "acme-rep", &["rep.acme.test"], true).await;
+    acme_integration(&s, "acme-else", &["else.acme.test"], true).await;
+    let (mut accounts, mut urls) = (Vec::new(), Vec::new());
+    for integration in ["acme-rep", "acme-rep", "acme-else"] {
+        let (kid, hmac) = eab(&s, integration).await;
+        let mut c = Client::new(&s).await;
+        let a = c.register(&kid, &hmac).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        accounts.push(c);
+        urls.push(a.location.unwrap());
+    }
+    let [mut a, mut sibling, mut stranger] = <[Client; 3]>::try_from(accounts).ok().unwrap();
+    let names = ["rep.acme.test"];
+    let order = a.new_order(&names, json!({})).await;
+    let (_, chain) = a.finalize(&order, &names).await;
+    let id = ari_id(&pem_to_der(&chain.unwrap()));
+    let replacing = json!({ "replaces": id });
+
+    for (c, own, who) in [
+        (&mut sibling, "rep.acme.test", "another account"),
+        (&mut stranger, "else.acme.test", "another integration"),
+    ] {
+        let r = c.new_order(&[own], replacing.clone()).await;
+        assert_eq!(
+            (r.status, r.problem()),
+            (403, "unauthorized"),
+            "{who}: {}",
+            r.text
+        );
+    }
+    let unknown = format!("{}.{}", id.split('.').next().unwrap(), b64(&[0x7f; 16]));
+    for bad in ["no-dot", unknown.as_str()] {
+        let r = a.new_order(&names, json!({ "replaces": bad })).await;
+        assert_eq!(
+            (r.status, r.problem()),
+            (400, "malformed"),
+            "{bad}: {}",
+            r.text
+        );
+    }
+
+    let first = a.new_order(&names, replacing.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = a.new_order(&names, replacing.clone()).await;
+    assert_eq!(
+        (again.status, again.problem()),
+        (409, "alreadyReplaced"),
+        "{}",
+        again.text
+    );
+    // The first order fails (its authorization is given up): the certificate is free again.
+    let authz = first.body["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = a
+        .post(&authz, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.body["status"], "deactivated", "{}", r.text);
+    let second = a.new_order(&names, replacing.clone()).await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    let (fin, _) = a.finalize(&second, &names).await;
+    assert_eq!(fin.body["status"], "valid", "{}", fin.text);
+    let after = a.new_order(&names, replacing).await;
+    assert_eq!(
+        (after.status, after.problem()),
+        (409, "alreadyReplaced"),
+        "{}",
+        after.text
+    );
+    // An order without `replaces` is unaffected.
+    let plain = a.new_order(&names, json!({})).await;
+    assert_eq!(plain.status, 201, "{}", plain.text);
+
+    // An operator deactivates the sibling account with the CLI: a ledger event by the
+    // operator, after which the account's key is refused; a second time is a conflict.
+    let sibling_id = urls[1].rsplit('/').next().unwrap().to_string();
+    let deactivate = || {
+        let out = s
+            .app
+            .cli(&["acme", "deactivate", &sibling_id, "--url", &s.base]);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = deactivate();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\"integration\": \"acme-rep\""), "{out}");
+    let r = sibling.new_order(&names, json!({})).await;
+    assert_eq!((r.status, r.problem()), (403, "unauthorized"), "{}", r.text);
+    let (code, _, err) = deactivate();
+    assert_ne!(code, Some(0));
+    assert!(err.contains("already deactivated"), "{err}");
+    let records = s.records();
+    assert!(records.iter().any(|r| r.actor.starts_with("operator:")
+        && matches!(&r.event, Event::AcmeAccountChanged(c)
+            if c.account == sibling_id && c.change == AcmeAccountChange::Deactivated)));
+}
