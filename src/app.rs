@@ -40,6 +40,8 @@ pub struct AppState {
     pub checkpoints: Arc<CheckpointSignal>,
     /// The ACME server's nonces, orders and authorizations (`acme`).
     pub acme: Arc<crate::acme::Acme>,
+    /// The newest checkpoint with witness cosignatures (`witness`).
+    pub cosigned: crate::witness::CosignedSlot,
 }
 
 impl AppState {

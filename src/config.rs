@@ -73,6 +73,10 @@ pub struct Config {
     /// The ACME server (`[acme]`, optional; README "ACME").
     #[serde(default)]
     pub acme: AcmeConfig,
+    /// Witnesses every checkpoint is submitted to (`[[witness]]`, optional; README
+    /// "Witness cosignatures").
+    #[serde(default, rename = "witness")]
+    pub witnesses: Vec<crate::witness::WitnessConfig>,
     /// SHA-256 of the config file bytes; recorded in the genesis event.
     #[serde(skip)]
     pub digest: [u8; 32],
@@ -470,6 +474,12 @@ impl Config {
         if self.hsm.sessions == 0 || self.hsm.sessions > 64 {
             return invalid("hsm.sessions", "must be between 1 and 64");
         }
+        if let Err(message) = crate::witness::parse(&self.witnesses) {
+            return Err(ConfigError::Invalid {
+                key: "witness",
+                message,
+            });
+        }
         if self.keys.ledger.algorithm != Algorithm::Ed25519 {
             return invalid(
                 "keys.ledger.algorithm",
@@ -763,6 +773,37 @@ mod tests {
             );
             let err = Config::load(&write(dir.path(), &text)).unwrap_err();
             assert!(err.to_string().contains(key), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn witnesses_parse_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = credmint_ledger::DalekSigner::from_seed([5; 32]);
+        let key = credmint_ledger::cosignature::WitnessKey::new(
+            "w.example/1",
+            credmint_ledger::Signer::public_key(&signer),
+        )
+        .unwrap();
+        let vkey = key.to_key_string();
+        let table =
+            |vkey: &str, url: &str| format!("\n[[witness]]\nvkey = \"{vkey}\"\nurl = \"{url}\"\n");
+        let text = default_text() + &table(&vkey, "https://w.example/1");
+        let cfg = Config::load(&write(dir.path(), &text)).unwrap();
+        let parsed = crate::witness::parse(&cfg.witnesses).unwrap();
+        assert_eq!(parsed[0].key, key);
+        let log_key = credmint_ledger::note::verifier_key_string("w.example/1", &key.public_key);
+        for (text, why) in [
+            (table(&log_key, "https://w.example/1"), "0x04"),
+            (table(&vkey, "w.example/1"), "http(s) URL"),
+            (
+                table(&vkey, "https://a") + &table(&vkey, "https://b"),
+                "listed twice",
+            ),
+        ] {
+            let err = Config::load(&write(dir.path(), &(default_text() + &text))).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("`witness`") && msg.contains(why), "{msg}");
         }
     }
 

@@ -45,3 +45,4 @@ pub mod tiles;
 pub mod tls;
 pub mod token;
 pub mod wire;
+pub mod witness;

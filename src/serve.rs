@@ -167,6 +167,7 @@ pub fn open_state(
         Arc::new(crate::acme::Acme::new(cfg.acme.clone(), &public_url).map_err(ServeError::Acme)?);
     let state = AppState {
         acme,
+        cosigned: Default::default(),
         public_url: public_url.into(),
         status_url: status_url.into(),
         admission: Admission::for_sessions(cfg.hsm.sessions),
@@ -199,6 +200,8 @@ pub struct Running {
     checkpointer: JoinHandle<()>,
     /// The tiles publisher and its stop switch (flipped after the checkpointer ended).
     tiles: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// The witness submitter, when `[[witness]]` entries exist.
+    witness: Option<JoinHandle<()>>,
     refresher: JoinHandle<()>,
     renewer: JoinHandle<()>,
     prober: JoinHandle<()>,
@@ -292,6 +295,16 @@ pub async fn start_with_clock(
         ));
         (stop, task)
     });
+    // Validated at config load; the task holds nothing durable, so shutdown aborts it.
+    let witnesses = crate::witness::parse(&state.config.witnesses).unwrap_or_default();
+    let witness = (!witnesses.is_empty()).then(|| {
+        tokio::spawn(crate::witness::run(
+            state.clone(),
+            witnesses,
+            state.cosigned.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let prober = tokio::spawn(crate::hsm::run_health_probe(
         state.hsm.clone(),
         crate::hsm::HEALTH_PROBE_INTERVAL,
@@ -323,6 +336,7 @@ pub async fn start_with_clock(
         status_server,
         checkpointer,
         tiles,
+        witness,
         refresher,
         renewer,
         prober,
@@ -403,6 +417,9 @@ impl Running {
         self.checkpointer
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
+        if let Some(task) = self.witness {
+            task.abort();
+        }
         // The final checkpoint exists now: publish it, then stop publishing.
         if let Some((stop, task)) = self.tiles {
             let _ = stop.send(true);

@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod checkpoint;
 pub mod codec;
+pub mod cosignature;
 pub mod error;
 pub mod event;
 pub mod export;

@@ -57,39 +57,7 @@ impl NoteVerifier {
     /// Parses `name+hex8+base64(0x01 || key)`. The base64 may contain '+', so
     /// only the first two '+' split.
     pub fn parse(vkey: &str) -> Result<Self, NoteError> {
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NoteError::MalformedKey("expected name+hex8+base64"));
-        };
-        if !is_valid_key_name(name) {
-            return Err(NoteError::InvalidName(name.to_owned()));
-        }
-        if id_hex.len() != 8
-            || !id_hex
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(NoteError::MalformedKey(
-                "key id must be 8 lowercase hex digits",
-            ));
-        }
-        let found =
-            u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::MalformedKey("key id"))?;
-        let raw = B64
-            .decode(b64)
-            .map_err(|_| NoteError::MalformedKey("key is not standard base64"))?;
-        let Some((&alg, key)) = raw.split_first() else {
-            return Err(NoteError::MalformedKey("empty key"));
-        };
-        if alg != ALG_ED25519 {
-            return Err(NoteError::MalformedKey(
-                "unsupported key type (only Ed25519, 0x01)",
-            ));
-        }
-        let public_key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| NoteError::MalformedKey("Ed25519 key must be 32 bytes"))?;
+        let (name, found, public_key) = parse_vkey(vkey, ALG_ED25519)?;
         let v = NoteVerifier::new(name, public_key)?;
         if v.key_id != found {
             return Err(NoteError::KeyIdMismatch {
@@ -104,6 +72,46 @@ impl NoteVerifier {
     pub fn to_key_string(&self) -> String {
         verifier_key_string(&self.name, &self.public_key)
     }
+}
+
+/// Splits a verifier key `name+hex8+base64(alg || key)` of signature type `alg` with a
+/// 32-byte key into (name, the key ID as written, key). The caller checks the key ID,
+/// whose derivation depends on the type.
+pub fn parse_vkey(vkey: &str, alg: u8) -> Result<(&str, u32, [u8; 32]), NoteError> {
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(NoteError::MalformedKey("expected name+hex8+base64"));
+    };
+    if !is_valid_key_name(name) {
+        return Err(NoteError::InvalidName(name.to_owned()));
+    }
+    if id_hex.len() != 8
+        || !id_hex
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(NoteError::MalformedKey(
+            "key id must be 8 lowercase hex digits",
+        ));
+    }
+    let found = u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::MalformedKey("key id"))?;
+    let raw = B64
+        .decode(b64)
+        .map_err(|_| NoteError::MalformedKey("key is not standard base64"))?;
+    let Some((&found_alg, key)) = raw.split_first() else {
+        return Err(NoteError::MalformedKey("empty key"));
+    };
+    if found_alg != alg {
+        return Err(NoteError::MalformedKey(if alg == ALG_ED25519 {
+            "unsupported key type (only Ed25519, 0x01)"
+        } else {
+            "unsupported key type (only Ed25519 cosignature/v1, 0x04)"
+        }));
+    }
+    let public_key: [u8; 32] = key
+        .try_into()
+        .map_err(|_| NoteError::MalformedKey("Ed25519 key must be 32 bytes"))?;
+    Ok((name, found, public_key))
 }
 
 /// The verifier key string `name+hex8+base64(0x01 || key)` (lowercase, zero-padded hex).

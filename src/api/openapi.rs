@@ -32,7 +32,7 @@ use crate::wire::ErrorBody;
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        public::healthz, public::checkpoint, public::ca_pem, public::jwks, document,
+        public::healthz, public::checkpoint, public::cosigned_checkpoint, public::ca_pem, public::jwks, document,
         admin::register, inventory::list, admin::show_integration, admin::create_enrollment,
         crate::acme::eab::create_eab,
         crate::acme::account::deactivate_by_operator,

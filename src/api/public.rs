@@ -13,6 +13,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/ledger/checkpoint", get(checkpoint))
+        .route("/v1/ledger/checkpoint/cosigned", get(cosigned_checkpoint))
         .route("/v1/ca.pem", get(ca_pem))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/openapi.json", get(super::openapi::document))
@@ -60,6 +61,48 @@ pub async fn checkpoint(State(state): State<AppState>) -> Result<impl IntoRespon
         detail: "no checkpoint signed yet".into(),
     })?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note))
+}
+
+/// The newest checkpoint witnesses cosigned: the signed note followed by their
+/// cosignature lines (C2SP tlog-cosignature). It may be older than `/v1/ledger/checkpoint`
+/// while witnesses catch up.
+#[utoipa::path(
+    get, path = "/v1/ledger/checkpoint/cosigned", tag = "public",
+    responses(
+        (status = 200, description = "Signed note with the log's signature and the witnesses' cosignatures; `X-Credmint-Witnesses` counts them", content_type = "text/plain", body = String),
+        (status = 404, description = "No `[[witness]]` is configured", body = ErrorBody),
+        (status = 503, description = "No checkpoint cosigned yet", body = ErrorBody),
+    )
+)]
+pub async fn cosigned_checkpoint(
+    State(state): State<AppState>,
+) -> Result<impl IntoResponse, ApiError> {
+    if state.config.witnesses.is_empty() {
+        return Err(ApiError::NotFound("no witness is configured".into()));
+    }
+    let cosigned =
+        state
+            .cosigned
+            .read()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or(ApiError::Unavailable {
+                what: "cosigned checkpoint",
+                detail: "no checkpoint cosigned yet".into(),
+            })?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-credmint-witnesses"),
+                cosigned.witnesses.len().to_string(),
+            ),
+        ],
+        cosigned.note,
+    ))
 }
 
 /// The CA roots relying parties should trust: one before any CA rotation, every CA

@@ -292,6 +292,27 @@ impl Served {
         client(&self.ca_pem, Some(pem.as_bytes()))
     }
 
+    /// Stops the appliance and serves the same data directory again (no init).
+    pub async fn restart(mut self) -> Served {
+        let running = self.running.take().unwrap();
+        running
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        capture_logs();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let running = credmint::serve::start_with_clock(
+            self.app.config(),
+            Some(listener),
+            self.clock.clone(),
+        )
+        .await
+        .expect("serve again");
+        self.base = format!("https://localhost:{}", running.addr.port());
+        self.running = Some(running);
+        self
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown(std::time::Duration::from_secs(5)).await.unwrap();

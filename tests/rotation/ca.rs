@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::common::{client, openssl, openssl_csr, Served, TestAppliance};
 use crate::support::{registered_workload, Enrolled};
-use crate::util::{assert_custodial, leaf_pem, restart, rotate, write};
+use crate::util::{assert_custodial, leaf_pem, rotate, write};
 
 fn ocsp(s: &Served, issuer: &str, bundle: &str, cert: &str) -> String {
     let url = format!(
@@ -261,7 +261,7 @@ async fn ca_rotation_keeps_both_generations_verifying_and_answering_status() {
 
     // Restart: the new CA is the one in use; old-root clients still reach the appliance
     // (its reissued server certificate chains to the old root through the cross-cert).
-    let s = restart(s).await;
+    let s = s.restart().await;
     assert_eq!(s.state().keys.current().ca_generation, 1);
     assert_eq!(s.state().keys.current().keys.ca.label(), "ca-r1");
     let resp = s

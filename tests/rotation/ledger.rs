@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::common::{assert_verifies, audit, TestAppliance};
 use crate::support::{assert_error, registered_workload};
-use crate::util::{assert_custodial, restart, rotate};
+use crate::util::{assert_custodial, rotate};
 
 /// Waits until the served checkpoint covers the whole ledger; returns its note.
 async fn covered_checkpoint(s: &crate::common::Served) -> String {
@@ -75,7 +75,7 @@ async fn ledger_rotation_is_followed_from_the_genesis_key_and_survives_restart()
     credmint_ledger::checkpoint::open(&note, &origin, &new_key).expect("new key signs");
 
     // Restart: the appliance picks the rotated key from the ledger history.
-    let s = restart(s).await;
+    let s = s.restart().await;
     assert_eq!(s.state().keys.current().keys.ledger.label(), "ledger-r1");
     let tok = w
         .client(&s)

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::common::{text, Served, TestAppliance};
 use crate::support::{registered_workload, Enrolled};
-use crate::util::{assert_custodial, restart};
+use crate::util::assert_custodial;
 
 async fn token(s: &Served, w: &Enrolled) -> String {
     let resp = w
@@ -99,7 +99,7 @@ async fn token_rotation_keeps_old_tokens_verifiable_during_overlap() {
     );
 
     // Restart: the new key keeps signing, the old one is still published.
-    let s = restart(s).await;
+    let s = s.restart().await;
     assert_eq!(s.state().keys.current().keys.token.label(), "token-r1");
     let set = jwks(&s).await;
     assert_eq!(set.keys.len(), 2);

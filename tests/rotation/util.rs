@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{capture_logs, process_softhsm_conf, Served, SOFTHSM_MODULE};
+use crate::common::{process_softhsm_conf, Served, SOFTHSM_MODULE};
 
 /// `POST /v1/admin/keys/{role}/rotate` as the init operator; asserts 200.
 pub async fn rotate(s: &Served, role: &str) -> Value {
@@ -15,24 +15,6 @@ pub async fn rotate(s: &Served, role: &str) -> Value {
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     resp.json().await.unwrap()
-}
-
-/// Stops the appliance and serves the same data directory again (no init).
-pub async fn restart(mut s: Served) -> Served {
-    let running = s.running.take().unwrap();
-    running
-        .shutdown(std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
-    capture_logs();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let running =
-        credmint::serve::start_with_clock(s.app.config(), Some(listener), s.clock.clone())
-            .await
-            .expect("serve again");
-    s.base = format!("https://localhost:{}", running.addr.port());
-    s.running = Some(running);
-    s
 }
 
 pub fn leaf_pem(chain: &str) -> String {

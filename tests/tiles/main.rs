@@ -11,6 +11,7 @@ mod retry;
 #[allow(dead_code)]
 mod support;
 mod tamper;
+mod witness;
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use super::bench::{generate_bundle, GenOptions};
 use super::query::{render_table, QueryCollector, QueryFilter};
 use super::{
     parse_ledger_key, render_human, time, verify_bundle, AuditOptions, AuditReport,
-    EarlierCheckpoint, Outcome, EXIT_USAGE,
+    EarlierCheckpoint, Outcome, EXIT_UNWITNESSED, EXIT_USAGE,
 };
 use crate::governance::ReviewCaps;
 
@@ -68,6 +68,14 @@ struct VerifyArgs {
     /// A signed checkpoint seen earlier: the bundle must extend it (detects forks and rollbacks).
     #[arg(long, value_name = "FILE")]
     since_checkpoint: Option<PathBuf>,
+    /// A witness whose cosignature (C2SP tlog-cosignature) the `--since-checkpoint` note
+    /// must carry: a verifier key `name+hex8+base64(0x04 || key)` or a file holding one.
+    /// Repeat for several.
+    #[arg(long, value_name = "VKEY", requires = "since_checkpoint")]
+    witness: Vec<String>,
+    /// How many of the `--witness` keys must have cosigned (default: all of them).
+    #[arg(long, value_name = "N", requires = "witness")]
+    min_witnesses: Option<usize>,
     /// After a successful verification, write the bundle's last checkpoint here
     /// (keep it for the next `--since-checkpoint`).
     #[arg(long, value_name = "FILE")]
@@ -221,14 +229,71 @@ fn print_json(v: &impl serde::Serialize) {
     }
 }
 
+/// Checks the earlier checkpoint's cosignatures against `--witness` / `--min-witnesses`:
+/// `Ok(None)` when satisfied, `Ok(Some(message))` when not (exit 6), `Err` on bad usage.
+fn witnessed(a: &VerifyArgs, note: &str) -> Result<Option<String>, String> {
+    if a.witness.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for w in &a.witness {
+        let text = if Path::new(w).is_file() {
+            std::fs::read_to_string(w).map_err(|e| format!("--witness {w}: {e}"))?
+        } else {
+            w.clone()
+        };
+        keys.push(
+            crate::cosignature::WitnessKey::parse(text.trim())
+                .map_err(|e| format!("--witness {w}: {e}"))?,
+        );
+    }
+    let need = a.min_witnesses.unwrap_or(keys.len());
+    if need == 0 || need > keys.len() {
+        return Err(format!(
+            "--min-witnesses must be 1 to {} (the --witness keys given)",
+            keys.len()
+        ));
+    }
+    match crate::cosignature::verify(note, &keys) {
+        Ok(found) if found.len() >= need => Ok(None),
+        Ok(found) => Ok(Some(format!(
+            "the earlier checkpoint carries {} of the {need} witness cosignatures required{}",
+            found.len(),
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (by {})",
+                    found
+                        .iter()
+                        .map(|c| c.witness.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ))),
+        Err(e) => Ok(Some(format!("the earlier checkpoint's cosignatures: {e}"))),
+    }
+}
+
 fn verify(a: VerifyArgs) -> u8 {
     let since = match &a.since_checkpoint {
         None => None,
-        Some(p) => match std::fs::read_to_string(p)
-            .map_err(|e| e.to_string())
-            .and_then(|t| EarlierCheckpoint::parse(&t).map_err(|e| e.to_string()))
-        {
-            Ok(c) => Some(c),
+        Some(p) => match std::fs::read_to_string(p).map_err(|e| e.to_string()) {
+            Ok(text) => {
+                match witnessed(&a, &text) {
+                    Ok(None) => {}
+                    Ok(Some(why)) => {
+                        eprintln!("credmint-audit: unwitnessed: {why}");
+                        return EXIT_UNWITNESSED;
+                    }
+                    Err(e) => return usage(e),
+                }
+                match EarlierCheckpoint::parse(&text) {
+                    Ok(c) => Some(c),
+                    Err(e) => return usage(format!("--since-checkpoint {}: {e}", p.display())),
+                }
+            }
             Err(e) => return usage(format!("--since-checkpoint {}: {e}", p.display())),
         },
     };

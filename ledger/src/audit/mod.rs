@@ -50,6 +50,8 @@ pub enum Outcome {
 
 /// Exit code for command-line usage errors.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the earlier checkpoint lacks the cosignatures `--witness` requires.
+pub const EXIT_UNWITNESSED: u8 = 6;
 
 impl Outcome {
     /// The process exit code.

@@ -392,3 +392,104 @@ fn review_caps_are_options_of_the_auditor() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// `--witness` / `--min-witnesses`: the `--since-checkpoint` note must carry valid
+/// cosignature/v1 lines by enough of the given witnesses, else exit 6 before anything else.
+#[test]
+fn witness_cosignatures_are_required_when_asked() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine as _;
+    use credmint_ledger::cosignature::{cosign, WitnessKey};
+    let dir = tempfile::tempdir().unwrap();
+    let mut fx = Fx::new();
+    let now = fx.now_s();
+    fx.push("workload:billing", cert(&[0x21, 1], "billing", now, 3600));
+    let cp = fx.ledger.sign_checkpoint(&fx.signer).unwrap();
+    let good = write(dir.path(), "good.bundle", &fx.bundle());
+    let vkey = verifier_key_string(ORIGIN, &ledger_signer().public_key());
+    let body = &cp[..cp.rfind("\n\n").unwrap() + 1];
+    let witnesses: Vec<(credmint_ledger::DalekSigner, WitnessKey)> = (1..=3u8)
+        .map(|i| {
+            let s = credmint_ledger::DalekSigner::from_seed([0x40 + i; 32]);
+            let k = WitnessKey::new(&format!("witness.example/w{i}"), s.public_key()).unwrap();
+            (s, k)
+        })
+        .collect();
+    let line = |i: usize| cosign(body, &witnesses[i].1.name, &witnesses[i].0, now).unwrap();
+    // w1 and w2 cosigned; w3 did not.
+    let cosigned = write(
+        dir.path(),
+        "cosigned.cp",
+        format!("{cp}{}{}", line(0), line(1)).as_bytes(),
+    );
+    let vk = |i: usize| witnesses[i].1.to_key_string();
+    let key_file = write(dir.path(), "w1.vkey", format!("{}\n", vk(0)).as_bytes());
+    let run = |cp_file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            &good,
+            "--ledger-key",
+            &vkey,
+            "--since-checkpoint",
+            cp_file,
+        ];
+        args.extend_from_slice(extra);
+        audit(&args)
+    };
+    let (w1, w2, w3) = (vk(0), vk(1), vk(2));
+    for extra in [
+        vec!["--witness", w1.as_str()],
+        vec!["--witness", key_file.as_str(), "--witness", w2.as_str()],
+        vec![
+            "--witness",
+            &w1,
+            "--witness",
+            &w2,
+            "--witness",
+            &w3,
+            "--min-witnesses",
+            "2",
+        ],
+    ] {
+        let (code, out, err) = run(&cosigned, &extra);
+        assert_eq!(code, 0, "{extra:?}: {out}{err}");
+    }
+    // All three required (the default), two present: unwitnessed.
+    let (code, _, err) = run(
+        &cosigned,
+        &["--witness", &w1, "--witness", &w2, "--witness", &w3],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("2 of the 3"), "{err}");
+    // The plain checkpoint, no cosignature at all.
+    let plain = write(dir.path(), "plain.cp", cp.as_bytes());
+    assert_eq!(run(&plain, &["--witness", &w1]).0, 6);
+    // A cosignature line altered by one byte of its signature.
+    let l0 = line(0);
+    let mut blob = B64
+        .decode(l0.trim_end().rsplit(' ').next().unwrap())
+        .unwrap();
+    blob[40] ^= 1;
+    let forged = format!(
+        "{cp}\u{2014} {} {}\n",
+        witnesses[0].1.name,
+        B64.encode(blob)
+    );
+    let forged = write(dir.path(), "forged.cp", forged.as_bytes());
+    let (code, _, err) = run(&forged, &["--witness", &w1]);
+    assert_eq!(code, 6, "{err}");
+    // Usage: a log key given as a witness key, N out of range, --witness alone.
+    assert_eq!(run(&cosigned, &["--witness", &vkey]).0, 2);
+    assert_eq!(
+        run(&cosigned, &["--witness", &w1, "--min-witnesses", "2"]).0,
+        2
+    );
+    assert_eq!(
+        run(&cosigned, &["--witness", &w1, "--min-witnesses", "0"]).0,
+        2
+    );
+    assert_eq!(
+        audit(&["verify", &good, "--ledger-key", &vkey, "--witness", &w1]).0,
+        2
+    );
+}
