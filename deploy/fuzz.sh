@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(csr ocsp_request record signed_note bundle workload_api_stream acme_jws)
+ALL_TARGETS=(csr ocsp_request record signed_note bundle workload_api_stream acme_jws receipt)
 SECONDS_PER_TARGET="${CREDMINT_FUZZ_SECONDS:-45}"
 JOBS="${CREDMINT_FUZZ_JOBS:-2}"
 TARGETS=("$@")

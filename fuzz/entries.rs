@@ -29,7 +29,24 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("bundle", bundle),
     ("workload_api_stream", workload_api_stream),
     ("acme_jws", acme_jws),
+    ("receipt", receipt),
 ];
+
+/// Receipts (c2sp.org/tlog-proof, `credmint-audit verify-proof`) reach auditors from
+/// anyone. Accepted: it parses. Verification runs too, under the checkpoint's own origin
+/// and a fixed key, so the note, record-decoding and inclusion paths see mutated input.
+pub fn receipt(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let Ok(r) = credmint_ledger::receipt::Receipt::parse(text) else {
+        return false;
+    };
+    let origin = r.checkpoint.lines().next().unwrap_or("");
+    let _ = r.verify(origin, &[7u8; 32], &[], 0);
+    let _ = r.format();
+    true
+}
 
 /// ACME request bodies come from anyone (`/acme/*`, flattened JWS JSON). Accepted: it
 /// parses and, when it carries its key (`jwk`), the key is valid, its canonical form reads

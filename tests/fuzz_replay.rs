@@ -241,6 +241,16 @@ async fn regenerate_fuzz_seeds() {
     let bundle = s.export_bundle().await;
     let checkpoint = common::fetch(&s.anonymous(), &s.url("/v1/ledger/checkpoint")).await;
     write_seed("signed_note", "served.note", &checkpoint);
+    // Receipts of the workload's certificate: its issuance, and (the default once
+    // revoked) its revocation.
+    let serial = common::leaf_serial(&chain);
+    for (name, query) in [
+        ("issued.tlog-proof", "?event=issued"),
+        ("revoked.tlog-proof", ""),
+    ] {
+        let url = s.url(&format!("/v1/status/{serial}/receipt{query}"));
+        write_seed("receipt", name, &common::fetch(&s.anonymous(), &url).await);
+    }
     write_seed("bundle", "appliance.bundle", &bundle);
     let small = Path::new(env!("CARGO_MANIFEST_DIR")).join("ledger/testdata/small.bundle");
     write_seed("bundle", "small.bundle", &std::fs::read(small).unwrap());

@@ -31,6 +31,7 @@ pub mod governance;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+pub mod receipt;
 pub mod record;
 pub mod signer;
 pub mod store;

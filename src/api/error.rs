@@ -349,10 +349,11 @@ impl From<crate::status::json::LookupError> for ApiError {
         use crate::status::json::LookupError;
         match e {
             LookupError::Unknown(doc) => ApiError::UnknownCredential(doc),
-            LookupError::NoCheckpoint => ApiError::Unavailable {
+            LookupError::NoCheckpoint | LookupError::ProofPending(_) => ApiError::Unavailable {
                 what: "checkpoint",
                 detail: e.to_string(),
             },
+            LookupError::NotRevoked => ApiError::NotFound(e.to_string()),
             LookupError::Registry(e) => e.into(),
             LookupError::Ledger(detail) => ApiError::Internal(detail),
         }

@@ -43,7 +43,7 @@ use crate::wire::ErrorBody;
         workload::enroll, workload::renew, workload::token, workload::whoami,
         revocation::admin_certificate, revocation::admin_token, revocation::admin_integration,
         revocation::self_revoke,
-        status::certificate, status::token,
+        status::certificate, status::token, status::certificate_receipt, status::token_receipt,
         ocsp::ocsp_post, ocsp::ocsp_get, ocsp::crl, ocsp::crl_of_generation,
         rotation::rotate_key, export::export, inventory::metrics,
         monitors::grant, monitors::list, monitors::withdraw,

@@ -26,6 +26,12 @@ pub enum LookupError {
     Unknown(Value),
     #[error("no checkpoint signed yet")]
     NoCheckpoint,
+    /// No checkpoint covers the record yet (a receipt needs one).
+    #[error("no checkpoint covers record {0} yet")]
+    ProofPending(u64),
+    /// A revocation receipt was asked of a credential that is not revoked.
+    #[error("the credential is not revoked")]
+    NotRevoked,
     #[error(transparent)]
     Registry(#[from] ProjectionError),
     #[error("ledger: {0}")]
@@ -37,7 +43,7 @@ fn ledger_err(e: impl std::fmt::Display) -> LookupError {
 }
 
 /// How long a status answer waits for a checkpoint covering a brand-new record.
-const COVER_WAIT: Duration = Duration::from_secs(3);
+pub const COVER_WAIT: Duration = Duration::from_secs(3);
 
 /// Ledger evidence for record `index`: the record, its inclusion proof and the checkpoint.
 /// The proof is checked with the ledger crate's verifier before it is handed out.
@@ -84,7 +90,7 @@ pub async fn evidence(state: &AppState, index: u64) -> Result<Evidence, LookupEr
     .map_err(ledger_err)?
 }
 
-fn unknown(kind: &str, id: &str) -> LookupError {
+pub fn unknown(kind: &str, id: &str) -> LookupError {
     LookupError::Unknown(json!({ kind: id, "status": "unknown" }))
 }
 

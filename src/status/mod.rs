@@ -6,3 +6,4 @@ pub mod cache;
 pub mod crl;
 pub mod json;
 pub mod ocsp;
+pub mod receipt;

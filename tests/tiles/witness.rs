@@ -348,6 +348,41 @@ async fn witnesses_cosign_resync_after_409_and_a_forked_view_gets_nothing() {
         .unwrap();
     assert!(!plain.text().await.unwrap().contains("witness.test"));
 
+    // Receipts: the certificate's issuance against the cosigned checkpoint, checked
+    // offline with the ledger key and w1's key; a fresh token's against the latest.
+    let serial = crate::common::leaf_serial(&w.chain_pem);
+    let get = |path: String| {
+        let (http, url) = (s.anonymous(), s.url(&path));
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let r = get(format!("/v1/status/{serial}/receipt")).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let receipt = credmint_ledger::receipt::Receipt::parse(&text).unwrap();
+    let proven = receipt.verify(&origin, &log_key, &[w1.key()], 1).unwrap();
+    assert_eq!(proven.record.event.kind(), "certificate_issued");
+    assert_eq!(proven.cosignatures.len(), 1);
+    let minted: serde_json::Value = w.mint_token(&s).await.json().await.unwrap();
+    let jti = minted["jti"].as_str().unwrap();
+    let r = get(format!("/v1/status/token/{jti}/receipt?event=issued")).await;
+    assert_eq!(r.status(), 200);
+    let receipt = credmint_ledger::receipt::Receipt::parse(&r.text().await.unwrap()).unwrap();
+    let proven = receipt.verify(&origin, &log_key, &[], 0).unwrap();
+    assert_eq!(proven.record.event.kind(), "token_issued");
+    assert_eq!(
+        get(format!("/v1/status/{serial}/receipt?event=revoked"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        get(format!("/v1/status/{serial}/receipt?x=1"))
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(get("/v1/status/00ff/receipt".into()).await.status(), 404);
+
     // A restarted appliance knows nothing of w1's state: its "old 0" gets 409 with the
     // size w1 holds, and it resends with a consistency proof from there.
     let s = s.restart().await;

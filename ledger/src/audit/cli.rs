@@ -33,6 +33,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Verify a bundle, then list credentials matching the filters with their status.
     Query(QueryArgs),
+    /// Verify a receipt (a c2sp.org/tlog-proof from `/v1/status/.../receipt`) offline:
+    /// the checkpoint's signature, the record's inclusion, and witness cosignatures.
+    VerifyProof(ProofArgs),
     /// Write a synthetic, semantically valid bundle (benchmarks).
     #[command(hide = true)]
     GenBench(GenArgs),
@@ -80,6 +83,25 @@ struct VerifyArgs {
     /// (keep it for the next `--since-checkpoint`).
     #[arg(long, value_name = "FILE")]
     save_checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ProofArgs {
+    /// The receipt file.
+    receipt: PathBuf,
+    /// The ledger key in force when the checkpoint was signed (the genesis key unless
+    /// the ledger key was rotated): `origin+hex8+base64`, 64 hex digits, base64, or a file.
+    #[arg(long, value_name = "KEY")]
+    ledger_key: String,
+    /// A witness whose cosignature the checkpoint must carry (repeatable).
+    #[arg(long, value_name = "VKEY")]
+    witness: Vec<String>,
+    /// How many of the `--witness` keys must have cosigned (default: all of them).
+    #[arg(long, value_name = "N", requires = "witness")]
+    min_witnesses: Option<usize>,
+    /// Print JSON on stdout instead of the human summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +158,7 @@ pub fn main() -> u8 {
     match cli.command {
         Command::Verify(a) => verify(a),
         Command::Query(a) => query(a),
+        Command::VerifyProof(a) => verify_proof(a),
         Command::GenBench(a) => gen_bench(a),
     }
 }
@@ -229,14 +252,13 @@ fn print_json(v: &impl serde::Serialize) {
     }
 }
 
-/// Checks the earlier checkpoint's cosignatures against `--witness` / `--min-witnesses`:
-/// `Ok(None)` when satisfied, `Ok(Some(message))` when not (exit 6), `Err` on bad usage.
-fn witnessed(a: &VerifyArgs, note: &str) -> Result<Option<String>, String> {
-    if a.witness.is_empty() {
-        return Ok(None);
-    }
+/// The `--witness` keys (values or files) and the number required of them.
+fn witness_policy(
+    given: &[String],
+    min: Option<usize>,
+) -> Result<(Vec<crate::cosignature::WitnessKey>, usize), String> {
     let mut keys = Vec::new();
-    for w in &a.witness {
+    for w in given {
         let text = if Path::new(w).is_file() {
             std::fs::read_to_string(w).map_err(|e| format!("--witness {w}: {e}"))?
         } else {
@@ -247,13 +269,98 @@ fn witnessed(a: &VerifyArgs, note: &str) -> Result<Option<String>, String> {
                 .map_err(|e| format!("--witness {w}: {e}"))?,
         );
     }
-    let need = a.min_witnesses.unwrap_or(keys.len());
-    if need == 0 || need > keys.len() {
+    let need = min.unwrap_or(keys.len());
+    if !keys.is_empty() && (need == 0 || need > keys.len()) {
         return Err(format!(
             "--min-witnesses must be 1 to {} (the --witness keys given)",
             keys.len()
         ));
     }
+    Ok((keys, need))
+}
+
+/// `verify-proof`: 0 proven, 2 usage, 3 the receipt does not prove its record, 5
+/// unreadable, 6 too few cosignatures.
+fn verify_proof(a: ProofArgs) -> u8 {
+    use crate::receipt::{Receipt, ReceiptError};
+    let (keys, need) = match witness_policy(&a.witness, a.min_witnesses) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    let key_text = if Path::new(&a.ledger_key).is_file() {
+        match std::fs::read_to_string(&a.ledger_key) {
+            Ok(t) => t,
+            Err(e) => return usage(format!("--ledger-key {}: {e}", a.ledger_key)),
+        }
+    } else {
+        a.ledger_key.clone()
+    };
+    let (ledger_key, key_name) = match parse_ledger_key(&key_text) {
+        Ok(k) => k,
+        Err(e) => return usage(format!("--ledger-key: {e}")),
+    };
+    let text = match std::fs::read_to_string(&a.receipt) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("credmint-audit: {}: {e}", a.receipt.display());
+            return Outcome::Unreadable.exit_code();
+        }
+    };
+    let receipt = match Receipt::parse(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("credmint-audit: {}: {e}", a.receipt.display());
+            return Outcome::Unreadable.exit_code();
+        }
+    };
+    // The checkpoint's origin names the key; a vkey must agree with it.
+    let origin =
+        key_name.unwrap_or_else(|| receipt.checkpoint.lines().next().unwrap_or("").to_string());
+    match receipt.verify(&origin, &ledger_key, &keys, need) {
+        Ok(p) => {
+            let witnesses: Vec<&str> = p.cosignatures.iter().map(|c| c.witness.as_str()).collect();
+            if a.json {
+                print_json(&serde_json::json!({
+                    "outcome": "proven",
+                    "index": p.record.index,
+                    "event": p.record.event.kind(),
+                    "actor": p.record.actor,
+                    "timestamp_ms": p.record.timestamp_ms,
+                    "checkpoint_size": p.checkpoint.size,
+                    "root": hex::encode(p.checkpoint.root),
+                    "witnesses": witnesses,
+                }));
+            } else {
+                emit(&format!(
+                    "PROVEN record {} ({}, by {}) is in the checkpoint of size {} of {}\nwitnessed by: {}\n",
+                    p.record.index,
+                    p.record.event.kind(),
+                    p.record.actor,
+                    p.checkpoint.size,
+                    origin,
+                    if witnesses.is_empty() { "-".to_string() } else { witnesses.join(", ") }
+                ));
+            }
+            0
+        }
+        Err(e @ (ReceiptError::Unwitnessed { .. } | ReceiptError::Cosignature(_))) => {
+            eprintln!("credmint-audit: unwitnessed: {e}");
+            EXIT_UNWITNESSED
+        }
+        Err(e) => {
+            eprintln!("credmint-audit: the receipt does not prove its record: {e}");
+            Outcome::Tampered.exit_code()
+        }
+    }
+}
+
+/// Checks the earlier checkpoint's cosignatures against `--witness` / `--min-witnesses`:
+/// `Ok(None)` when satisfied, `Ok(Some(message))` when not (exit 6), `Err` on bad usage.
+fn witnessed(a: &VerifyArgs, note: &str) -> Result<Option<String>, String> {
+    if a.witness.is_empty() {
+        return Ok(None);
+    }
+    let (keys, need) = witness_policy(&a.witness, a.min_witnesses)?;
     match crate::cosignature::verify(note, &keys) {
         Ok(found) if found.len() >= need => Ok(None),
         Ok(found) => Ok(Some(format!(

@@ -493,3 +493,94 @@ fn witness_cosignatures_are_required_when_asked() {
         2
     );
 }
+
+/// `verify-proof`: a receipt (c2sp.org/tlog-proof with the record as `extra`) proves its
+/// record offline; any changed byte, the wrong key or missing cosignatures do not.
+#[test]
+fn verify_proof_checks_the_record_the_checkpoint_and_the_witnesses() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine as _;
+    use credmint_ledger::cosignature::{cosign, WitnessKey};
+    use credmint_ledger::receipt::Receipt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut fx = Fx::new();
+    let now = fx.now_s();
+    let index = fx.push("workload:billing", cert(&[0x22, 1], "billing", now, 3600));
+    fx.push("workload:billing", token("proof-1", "billing", now, 600));
+    let cp = fx.ledger.sign_checkpoint(&fx.signer).unwrap();
+    let size = fx.ledger.size();
+    let witness = credmint_ledger::DalekSigner::from_seed([0x51; 32]);
+    let wkey = WitnessKey::new("witness.example/p1", witness.public_key()).unwrap();
+    let body = &cp[..cp.rfind("\n\n").unwrap() + 1];
+    let receipt = |checkpoint: String| Receipt {
+        index,
+        record: Some(fx.ledger.record_bytes(index).unwrap().unwrap()),
+        proof: fx.ledger.inclusion_proof(index, size).unwrap(),
+        checkpoint,
+    };
+    let plain = receipt(cp.clone()).format();
+    let cosigned = receipt(format!(
+        "{cp}{}",
+        cosign(body, &wkey.name, &witness, now).unwrap()
+    ))
+    .format();
+    let vkey = verifier_key_string(ORIGIN, &ledger_signer().public_key());
+    let w = wkey.to_key_string();
+    let run = |name: &str, text: &str, extra: &[&str]| {
+        let file = write(dir.path(), name, text.as_bytes());
+        let mut args = vec!["verify-proof", &file, "--ledger-key", &vkey];
+        args.extend_from_slice(extra);
+        audit(&args)
+    };
+    let (code, out, err) = run("plain.tlog-proof", &plain, &["--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            j["index"].as_u64(),
+            j["event"].as_str(),
+            j["checkpoint_size"].as_u64()
+        ),
+        (Some(index), Some("certificate_issued"), Some(size))
+    );
+    let (code, out, _) = run("cosigned.tlog-proof", &cosigned, &["--witness", &w]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("PROVEN record") && out.contains("witness.example/p1"),
+        "{out}"
+    );
+    // Without the cosignature the witness policy fails.
+    assert_eq!(run("plain2.tlog-proof", &plain, &["--witness", &w]).0, 6);
+    // One byte of the record changed (still decodable or not, the leaf changes).
+    let extra = plain
+        .lines()
+        .nth(1)
+        .unwrap()
+        .strip_prefix("extra ")
+        .unwrap();
+    let mut rec = B64.decode(extra).unwrap();
+    let last = rec.len() - 1;
+    rec[last] ^= 1;
+    let edited = plain.replacen(extra, &B64.encode(rec), 1);
+    assert_eq!(run("edited.tlog-proof", &edited, &[]).0, 3);
+    // Another ledger key, or another log's name for the key.
+    let stranger = hex::encode(credmint_ledger::DalekSigner::from_seed([0x78; 32]).public_key());
+    let file = write(dir.path(), "p.tlog-proof", plain.as_bytes());
+    assert_eq!(
+        audit(&["verify-proof", &file, "--ledger-key", &stranger]).0,
+        3
+    );
+    // Not a receipt; a missing file; a bad key.
+    assert_eq!(run("junk.tlog-proof", "hello\n", &[]).0, 5);
+    assert_eq!(
+        audit(&[
+            "verify-proof",
+            "/nonexistent.tlog-proof",
+            "--ledger-key",
+            &vkey
+        ])
+        .0,
+        5
+    );
+    assert_eq!(audit(&["verify-proof", &file, "--ledger-key", "nope"]).0, 2);
+}
