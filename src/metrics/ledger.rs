@@ -22,12 +22,27 @@ struct TilesFailure {
     kind: &'static str,
 }
 
+/// A configured witness (names come from `[[witness]]`, so the label set is bounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabel {
+    witness: String,
+}
+
+/// Why a witness gave no cosignature (`witness::submit::SubmitError::kind`, a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessFailure {
+    witness: String,
+    kind: &'static str,
+}
+
 #[derive(Clone)]
 pub struct LedgerMetrics {
     commit: Histogram,
     batch: Histogram,
     tiles_records: Gauge,
     tiles_failures: Family<TilesFailure, Counter>,
+    witness_records: Family<WitnessLabel, Gauge>,
+    witness_failures: Family<WitnessFailure, Counter>,
 }
 
 impl LedgerMetrics {
@@ -37,7 +52,19 @@ impl LedgerMetrics {
             batch: histogram(BATCH_BUCKETS),
             tiles_records: Gauge::default(),
             tiles_failures: Family::default(),
+            witness_records: Family::default(),
+            witness_failures: Family::default(),
         };
+        registry.register(
+            "witness_cosigned_records",
+            "Tree size of the newest checkpoint each witness cosigned (lag: credmint_ledger_checkpoint_records minus this)",
+            m.witness_records.clone(),
+        );
+        registry.register(
+            "witness_failures",
+            "Submissions to a witness that got no cosignature, by witness and kind (each is retried)",
+            m.witness_failures.clone(),
+        );
         registry.register(
             "tiles_published_records",
             "Records covered by the checkpoint in the tlog-tiles directory (0 while tiles are off)",
@@ -73,6 +100,25 @@ impl LedgerMetrics {
         self.tiles_failures
             .get_or_create(&TilesFailure { kind })
             .inc();
+    }
+
+    /// `witness` cosigned the checkpoint of `size` records.
+    pub fn witness_cosigned(&self, witness: &str, size: u64) {
+        let label = WitnessLabel {
+            witness: witness.to_string(),
+        };
+        self.witness_records
+            .get_or_create(&label)
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+    }
+
+    /// A submission to `witness` failed with `kind`.
+    pub fn witness_failed(&self, witness: &str, kind: &'static str) {
+        let label = WitnessFailure {
+            witness: witness.to_string(),
+            kind,
+        };
+        self.witness_failures.get_or_create(&label).inc();
     }
 
     /// Records one committed transaction of `commands` commands.

@@ -154,12 +154,15 @@ pub async fn run(
                     if matches!(&k.lines, Some((s, _)) if *s == size) {
                         return true;
                     }
+                    let metrics = &state.metrics.ledger;
                     match submit_one(state, http, w, k, note, size).await {
                         Ok(()) => {
+                            metrics.witness_cosigned(&w.key.name, size);
                             tracing::info!(witness = %w.key.name, size, "checkpoint cosigned");
                             true
                         }
                         Err(SubmitError::Conflict(theirs)) if theirs > size => {
+                            metrics.witness_failed(&w.key.name, "ahead");
                             tracing::error!(
                                 witness = %w.key.name, size, theirs,
                                 "witness holds a larger tree than this ledger: fork or rollback seen from outside"
@@ -167,6 +170,7 @@ pub async fn run(
                             true
                         }
                         Err(e) => {
+                            metrics.witness_failed(&w.key.name, e.kind());
                             tracing::warn!(witness = %w.key.name, size, error = %e, "witness did not cosign; retrying");
                             false
                         }

@@ -25,6 +25,18 @@ pub enum SubmitError {
     BadAnswer(String),
 }
 
+impl SubmitError {
+    /// The `kind` label of `credmint_witness_failures_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SubmitError::Unreachable(_) => "unreachable",
+            SubmitError::Conflict(_) => "conflict",
+            SubmitError::Refused { .. } => "refused",
+            SubmitError::BadAnswer(_) => "bad_answer",
+        }
+    }
+}
+
 /// The request body: `old <size>`, the proof's hashes in base64, an empty line, the
 /// signed checkpoint.
 pub fn body(old: u64, proof: &[Hash], checkpoint: &str) -> String {

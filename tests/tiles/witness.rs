@@ -339,6 +339,18 @@ async fn witnesses_cosign_resync_after_409_and_a_forked_view_gets_nothing() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].witness, "witness.test/w1");
     assert_eq!(w1.state.lock().unwrap().0, ledger_cp.size);
+    // Each witness's progress and failures are on /metrics.
+    let metrics = s.scrape_metrics().await;
+    let cosigned_records = crate::common::metric_value(
+        &metrics,
+        "credmint_witness_cosigned_records{witness=\"witness.test/w1\"}",
+    );
+    assert!(cosigned_records >= ledger_cp.size as f64, "{metrics}");
+    let down_failures = crate::common::metric_value(
+        &metrics,
+        "credmint_witness_failures_total{witness=\"witness.test/w2\",kind=\"unreachable\"}",
+    );
+    assert!(down_failures >= 1.0, "{metrics}");
     // The plain checkpoint route is unchanged: no cosignature lines.
     let plain = s
         .anonymous()
@@ -425,6 +437,12 @@ async fn witnesses_cosign_resync_after_409_and_a_forked_view_gets_nothing() {
         "a forked witness view must not advance the cosigned checkpoint"
     );
     assert_eq!(w1.cosigned.load(Ordering::SeqCst), cosigned_before);
+    let metrics = s.scrape_metrics().await;
+    let ahead = crate::common::metric_value(
+        &metrics,
+        "credmint_witness_failures_total{witness=\"witness.test/w1\",kind=\"ahead\"}",
+    );
+    assert!(ahead >= 1.0, "{metrics}");
     s.stop().await;
 }
 
