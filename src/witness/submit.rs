@@ -104,11 +104,22 @@ pub async fn add_checkpoint(
         .await
         .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
     let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
+    // Read at most MAX_ANSWER bytes: a witness is a remote party, not a trusted one.
+    let mut response = response;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
-    let answer = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ANSWER)]).into_owned();
+        .map_err(|e| SubmitError::Unreachable(e.to_string()))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_ANSWER {
+            return Err(SubmitError::BadAnswer(format!(
+                "answer longer than {MAX_ANSWER} bytes"
+            )));
+        }
+    }
+    let answer = String::from_utf8_lossy(&bytes).into_owned();
     match status {
         200 => cosignatures(witness, checkpoint, &answer),
         409 => Err(conflict_size(&answer)

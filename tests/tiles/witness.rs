@@ -94,6 +94,8 @@ pub struct SpecWitness {
     pub conflicts: AtomicUsize,
     pub proofs_checked: AtomicUsize,
     pub cosigned: AtomicUsize,
+    /// Answer every request with 100 KB of signature lines (a hostile witness).
+    pub flood: std::sync::atomic::AtomicBool,
 }
 
 fn answer(status: StatusCode, content_type: &'static str, body: String) -> Response {
@@ -111,6 +113,7 @@ impl SpecWitness {
             conflicts: AtomicUsize::new(0),
             proofs_checked: AtomicUsize::new(0),
             cosigned: AtomicUsize::new(0),
+            flood: Default::default(),
         })
     }
 
@@ -170,6 +173,14 @@ impl SpecWitness {
     }
 
     fn handle(&self, body: &str) -> Response {
+        if self.flood.load(Ordering::SeqCst) {
+            let line = format!("\u{2014} {} {}\n", self.name, B64.encode([0u8; 76]));
+            return answer(
+                StatusCode::OK,
+                "text/plain",
+                line.repeat(100_000 / line.len() + 1),
+            );
+        }
         let bad = |m: &str| answer(StatusCode::BAD_REQUEST, "text/plain", m.to_string());
         let Some((head, note)) = body.split_once("\n\n") else {
             return bad("no empty line");
@@ -414,6 +425,27 @@ async fn witnesses_cosign_resync_after_409_and_a_forked_view_gets_nothing() {
     let before = credmint_ledger::checkpoint::open(&note, &origin, &log_key)
         .unwrap()
         .size;
+
+    // A witness that answers with an endless body is cut off (64 KiB), counted, retried.
+    w1.flood.store(true, Ordering::SeqCst);
+    assert_eq!(w.mint_token(&s).await.status(), 201);
+    s.await_covered().await;
+    let series = "credmint_witness_failures_total{witness=\"witness.test/w1\",kind=\"bad_answer\"}";
+    let mut seen = 0.0;
+    for _ in 0..100 {
+        seen = crate::common::metric_value(&s.scrape_metrics().await, series);
+        if seen >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen >= 1.0, "no bad_answer failure counted");
+    let logs = crate::common::captured_logs();
+    assert!(
+        logs.contains("answer longer than 65536 bytes"),
+        "the flood was not cut off"
+    );
+    w1.flood.store(false, Ordering::SeqCst);
 
     // w1 now claims a larger tree than the ledger has (it saw a fork): the appliance gets
     // no cosignature and keeps serving the last one it had.
