@@ -686,6 +686,11 @@ impl Config {
     pub fn token_recovery_dir(&self) -> PathBuf {
         self.data_dir.join("token-recovery")
     }
+    /// The newest witness-cosigned checkpoint, kept across restarts (`witness`).
+    pub fn cosigned_checkpoint_path(&self) -> PathBuf {
+        self.data_dir.join("checkpoint.cosigned")
+    }
+
     pub fn server_cert_path(&self) -> PathBuf {
         self.data_dir.join("server.pem")
     }

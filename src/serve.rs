@@ -297,6 +297,13 @@ pub async fn start_with_clock(
     });
     // Validated at config load; the task holds nothing durable, so shutdown aborts it.
     let witnesses = crate::witness::parse(&state.config.witnesses).unwrap_or_default();
+    if !witnesses.is_empty() {
+        let kept =
+            crate::witness::load(&state.config.cosigned_checkpoint_path(), &state, &witnesses);
+        if let (Some(kept), Ok(mut slot)) = (kept, state.cosigned.write()) {
+            *slot = Some(kept);
+        }
+    }
     let witness = (!witnesses.is_empty()).then(|| {
         tokio::spawn(crate::witness::run(
             state.clone(),

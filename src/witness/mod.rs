@@ -78,6 +78,45 @@ pub struct Cosigned {
 /// Shared between the task and the read route.
 pub type CosignedSlot = Arc<RwLock<Option<Cosigned>>>;
 
+/// The cosigned checkpoint kept in `path` by an earlier run, if it still holds: signed by
+/// this ledger's key in force, its root equal to the ledger's at its size, and carrying
+/// cosignatures by configured witnesses (only those lines are kept). Anything else is
+/// ignored with a warning: the next checkpoint is cosigned anew anyway.
+pub fn load(path: &std::path::Path, state: &AppState, witnesses: &[Witness]) -> Option<Cosigned> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let keys: Vec<WitnessKey> = witnesses.iter().map(|w| w.key.clone()).collect();
+    let checked = (|| -> Result<Cosigned, String> {
+        let origin = state.ledger.origin().to_string();
+        let key = credmint_ledger::Signer::public_key(&state.keys.current().keys.ledger);
+        let cp =
+            credmint_ledger::checkpoint::open(&text, &origin, &key).map_err(|e| e.to_string())?;
+        let root = state.ledger.root_at(cp.size).map_err(|e| e.to_string())?;
+        if root != cp.root {
+            return Err(format!(
+                "its root differs from the ledger's at size {}",
+                cp.size
+            ));
+        }
+        let found =
+            credmint_ledger::cosignature::verify(&text, &keys).map_err(|e| e.to_string())?;
+        if found.is_empty() {
+            return Err("no cosignature by a configured witness".into());
+        }
+        Ok(Cosigned {
+            note: text.clone(),
+            size: cp.size,
+            witnesses: found.into_iter().map(|c| c.witness).collect(),
+        })
+    })();
+    match checked {
+        Ok(c) => Some(c),
+        Err(why) => {
+            tracing::warn!(path = %path.display(), %why, "kept cosigned checkpoint ignored");
+            None
+        }
+    }
+}
+
 /// What the task knows about one witness.
 #[derive(Debug, Default, Clone)]
 struct Known {
@@ -194,7 +233,18 @@ pub async fn run(
                     }
                 }
             }
-            if !cosigned.witnesses.is_empty() {
+            let newer = slot
+                .read()
+                .map(|s| s.as_ref().is_none_or(|c| c != &cosigned))
+                .unwrap_or(false);
+            if !cosigned.witnesses.is_empty() && newer {
+                // Kept for the next start; a failed write costs only that.
+                let path = state.config.cosigned_checkpoint_path();
+                if let Err(e) =
+                    crate::fsutil::write_atomically(&path, cosigned.note.as_bytes(), 0o644)
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "cosigned checkpoint not kept");
+                }
                 if let Ok(mut s) = slot.write() {
                     *s = Some(cosigned);
                 }

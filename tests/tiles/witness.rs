@@ -408,7 +408,21 @@ async fn witnesses_cosign_resync_after_409_and_a_forked_view_gets_nothing() {
 
     // A restarted appliance knows nothing of w1's state: its "old 0" gets 409 with the
     // size w1 holds, and it resends with a consistency proof from there.
+    // The cosigned checkpoint survives a restart (data_dir/checkpoint.cosigned): with w1
+    // refusing meanwhile, the restarted appliance still serves the one it had.
+    let size = s.await_covered().await;
+    let (kept, _) = cosigned_at_least(&s, size).await;
+    w1.flood.store(true, Ordering::SeqCst);
     let s = s.restart().await;
+    let r = s
+        .anonymous()
+        .get(s.url("/v1/ledger/checkpoint/cosigned"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), kept);
+    w1.flood.store(false, Ordering::SeqCst);
     for _ in 0..5 {
         assert_eq!(w.mint_token(&s).await.status(), 201);
     }
