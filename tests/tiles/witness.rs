@@ -286,15 +286,16 @@ async fn add_checkpoint(State(w): State<Arc<SpecWitness>>, body: Bytes) -> Respo
     }
 }
 
+/// `GET /v1/ledger/checkpoint/cosigned`, as it answers now.
+async fn cosigned_now(s: &common::Served) -> reqwest::Response {
+    let url = s.url("/v1/ledger/checkpoint/cosigned");
+    s.anonymous().get(url).send().await.unwrap()
+}
+
 /// The cosigned checkpoint once it covers `size`: (note, witness count).
 async fn cosigned_at_least(s: &common::Served, size: u64) -> (String, String) {
-    let http = s.anonymous();
     for _ in 0..200 {
-        let r = http
-            .get(s.url("/v1/ledger/checkpoint/cosigned"))
-            .send()
-            .await
-            .unwrap();
+        let r = cosigned_now(s).await;
         if r.status() == 200 {
             let count = r.headers()["x-credmint-witnesses"]
                 .to_str()
@@ -414,12 +415,7 @@ async fn witnesses_cosign_resync_after_409_and_a_forked_view_gets_nothing() {
     let (kept, _) = cosigned_at_least(&s, size).await;
     w1.flood.store(true, Ordering::SeqCst);
     let s = s.restart().await;
-    let r = s
-        .anonymous()
-        .get(s.url("/v1/ledger/checkpoint/cosigned"))
-        .send()
-        .await
-        .unwrap();
+    let r = cosigned_now(&s).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), kept);
     w1.flood.store(false, Ordering::SeqCst);
@@ -471,12 +467,7 @@ async fn witnesses_cosign_resync_after_409_and_a_forked_view_gets_nothing() {
     let newer = s.await_covered().await;
     assert!(newer > before);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let r = s
-        .anonymous()
-        .get(s.url("/v1/ledger/checkpoint/cosigned"))
-        .send()
-        .await
-        .unwrap();
+    let r = cosigned_now(&s).await;
     let still = r.text().await.unwrap();
     assert_eq!(
         still, note,
