@@ -78,7 +78,11 @@ pub async fn receipt(state: &AppState, index: u64) -> Result<String, LookupError
         let proof = ledger
             .inclusion_proof(index, size)
             .map_err(|e| ledger_err(&e))?;
-        let root = ledger.root_at(size).map_err(|e| ledger_err(&e))?;
+        // The root the receipt itself states, so the self-check is of what is handed out.
+        let root = credmint_ledger::note::Note::parse(&checkpoint)
+            .and_then(|n| credmint_ledger::Checkpoint::parse_body(&n.text))
+            .map_err(|e| ledger_err(&e))?
+            .root;
         merkle::verify_inclusion(index, size, &merkle::leaf_hash(&bytes), &proof, &root)
             .map_err(|e| ledger_err(&format!("self-check of inclusion proof failed: {e}")))?;
         let r = Receipt {
